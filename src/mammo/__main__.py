@@ -1,0 +1,4 @@
+"""`python -m mammo` runs the CLI."""
+from mammo.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Evaluation: metrics with bootstrap intervals by woman, temperature scaling, plots."""

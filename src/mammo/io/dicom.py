@@ -1,0 +1,131 @@
+"""DICOM reads with pydicom: headers only (fast, for ingest) and display-ready pixels (for prepare/predict).
+
+Compressed transfer syntaxes are decoded by the pylibjpeg / pyjpegls plugins that pydicom picks by itself.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mammo.errors import DataError
+
+
+@dataclass(frozen=True)
+class DicomHeader:
+    """The header fields ingest needs, read without touching the pixel data."""
+
+    path: str
+    patient_id: str
+    study_uid: str
+    series_uid: str
+    sop_uid: str
+    modality: str
+    series_description: str
+    rows: int
+    columns: int
+    bits_allocated: int
+    bits_stored: int
+    photometric: str
+    transfer_syntax: str
+    laterality: str
+    view: str
+
+    def as_dict(self) -> dict:
+        """The header as a plain dict (for DataFrames)."""
+        return asdict(self)
+
+
+def _dcmread(path: str | os.PathLike, header_only: bool):
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"{p}: file not found")
+    try:
+        return pydicom.dcmread(p, stop_before_pixels=header_only, force=False)
+    except InvalidDicomError:
+        raise DataError(f"{p}: not a DICOM file (no DICM preamble)") from None
+    except Exception as exc:  # pydicom raises many types on damaged files
+        raise DataError(f"{p}: unreadable DICOM ({type(exc).__name__}: {exc})") from None
+
+
+def read_header(path: str | os.PathLike) -> DicomHeader:
+    """Read the header only (stops before the pixel data), so 10,000 files take minutes, not hours."""
+    ds = _dcmread(path, header_only=True)
+    try:
+        return DicomHeader(
+            path=str(path),
+            patient_id=str(ds.get("PatientID", "")),
+            study_uid=str(ds.get("StudyInstanceUID", "")),
+            series_uid=str(ds.get("SeriesInstanceUID", "")),
+            sop_uid=str(ds.get("SOPInstanceUID", "")),
+            modality=str(ds.get("Modality", "")),
+            series_description=str(ds.get("SeriesDescription", "")),
+            rows=int(ds.get("Rows", 0) or 0),
+            columns=int(ds.get("Columns", 0) or 0),
+            bits_allocated=int(ds.get("BitsAllocated", 0) or 0),
+            bits_stored=int(ds.get("BitsStored", 0) or 0),
+            photometric=str(ds.get("PhotometricInterpretation", "")),
+            transfer_syntax=str(ds.file_meta.get("TransferSyntaxUID", "")) if "file_meta" in dir(ds) else "",
+            laterality=str(ds.get("ImageLaterality", "") or ds.get("Laterality", "")),
+            view=str(ds.get("ViewPosition", "")),
+        )
+    except Exception as exc:
+        raise DataError(f"{path}: DICOM header has bad values ({exc})") from None
+
+
+def _pixel_array(ds, path) -> np.ndarray:
+    try:
+        arr = ds.pixel_array
+    except Exception as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DataError(f"{path}: pixel data cannot be decoded ({reason})") from None
+    spp = int(ds.get("SamplesPerPixel", 1) or 1)
+    if spp == 1 and arr.ndim == 3:
+        arr = arr[0]  # multi-frame: first frame
+    if spp == 3:
+        raise DataError(f"{path}: colour DICOM ({ds.get('PhotometricInterpretation', '?')}); mammograms are grayscale")
+    if arr.ndim != 2:
+        raise DataError(f"{path}: expected a 2-D grayscale image, got shape {arr.shape}")
+    return arr
+
+
+def read_raw_pixels(path: str | os.PathLike) -> np.ndarray:
+    """Decode the stored pixel values as they are (no LUTs): used to tell a 0/255 mask from a 16-bit crop."""
+    ds = _dcmread(path, header_only=False)
+    return _pixel_array(ds, path)
+
+
+def read_pixels(path: str | os.PathLike) -> np.ndarray:
+    """Decode a grayscale DICOM to display-ready uint16: modality LUT, VOI LUT if present, MONOCHROME1 inverted.
+
+    Integer results are scaled losslessly from the stored bit depth to the full 16-bit range
+    (x * 65535 / (2**BitsStored - 1)); float results (rescale slope, VOI window) are mapped min..max to 0..65535.
+    """
+    from pydicom.pixels import apply_modality_lut, apply_voi_lut
+
+    ds = _dcmread(path, header_only=False)
+    arr = _pixel_array(ds, path)
+    out = apply_modality_lut(arr, ds)
+    if "WindowCenter" in ds or "VOILUTSequence" in ds:
+        out = apply_voi_lut(out, ds)
+    return _to_display_uint16(out, int(ds.get("BitsStored", 16) or 16), str(ds.get("PhotometricInterpretation", "")))
+
+
+def _to_display_uint16(arr: np.ndarray, bits_stored: int, photometric: str) -> np.ndarray:
+    """Map LUT output onto uint16 keeping every grey level, and invert MONOCHROME1 so bright means dense."""
+    if np.issubdtype(arr.dtype, np.integer) and arr.min() >= 0 and arr.max() < 2**bits_stored <= 65536:
+        top = 2**bits_stored - 1
+        out = arr.astype(np.float64) * (65535.0 / top) if top != 65535 else arr
+        out = np.rint(out).astype(np.uint16) if out is not arr else arr.astype(np.uint16)
+    else:
+        lo, hi = float(arr.min()), float(arr.max())
+        scale = 65535.0 / (hi - lo) if hi > lo else 0.0
+        out = np.rint((arr.astype(np.float64) - lo) * scale).astype(np.uint16)
+    if photometric == "MONOCHROME1":
+        out = 65535 - out
+    return out

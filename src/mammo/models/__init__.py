@@ -1,0 +1,1 @@
+"""Models: one registry (name -> builder), each model carrying its preprocessing defaults."""

@@ -1,0 +1,1 @@
+"""Preparation: breast crop, lesion crops, splits by woman, the parallel resumable driver."""

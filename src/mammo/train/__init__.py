@@ -1,0 +1,1 @@
+"""Training: dataset, augmentation, loop (single process or DDP under torchrun), checkpoints."""
