@@ -1,0 +1,288 @@
+"""`mammo evaluate`: predict one split of PREP with a RUN's best checkpoint and write honest metrics and plots.
+
+Honest means: AUC with a 95% bootstrap interval over women, the threshold and temperature chosen on validation
+(read from the checkpoint, never refitted here), the majority-class accuracy and, for CBIS-DDSM, the radiologist's
+BI-RADS assessment as reference scores on the same rows. Outputs go to RUN/eval/<split>/, every file atomic.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import yaml
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from mammo.errors import DataError, UserError
+from mammo.evaluate import plots
+from mammo.evaluate.calibration import apply_temperature
+from mammo.evaluate.metrics import (
+    auc_with_ci,
+    binary_metrics,
+    brier,
+    expected_calibration_error,
+    majority_accuracy,
+)
+from mammo.io.atomic import write_csv, write_json
+from mammo.train.dataset import PrepDataset, read_dataset_csv
+
+N_BOOT = 2000
+NEAR_CONSTANT_STD = 0.01
+PREDICTION_COLUMNS = ["sample_id", "image_id", "patient_id", "label", "logit", "probability",
+                      "probability_uncalibrated", "prediction"]
+
+
+@dataclass
+class EvalResult:
+    """What `evaluate` wrote: the metrics dict (as in metrics.json) and the output folder."""
+
+    out_dir: Path
+    metrics: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        """One line of numbers, one line saying where they are (plus any warning)."""
+        m = self.metrics
+
+        def f(key: str, src: dict[str, Any] | None = None) -> str:
+            v = (src or m).get(key)
+            return "n/a" if v is None else f"{v:.3f}"
+
+        lines = [
+            f"{m['split']}: AUC {f('auc')} [95% CI {f('auc_ci_low')}-{f('auc_ci_high')}, by woman] on {m['n']} samples "
+            f"of {m['n_women']} women ({m['n_pos']} malignant); accuracy {f('accuracy')} "
+            f"(majority baseline {f('majority_accuracy')}), sensitivity {f('sensitivity')}, specificity "
+            f"{f('specificity')} at threshold {m['threshold']:.3f}; ECE {f('ece')} (uncalibrated {f('ece_uncalibrated')})"
+        ]
+        if "birads_auc" in m:
+            lines.append(f"  BI-RADS assessment reference: AUC {f('birads_auc')} "
+                         f"[{f('birads_auc_ci_low')}-{f('birads_auc_ci_high')}]")
+        if "image_level" in m:
+            il = m["image_level"]
+            lines.append(f"  image level (max over findings): AUC {f('auc', il)} [{f('auc_ci_low', il)}-"
+                         f"{f('auc_ci_high', il)}] on {il['n']} images")
+        lines += [f"  warning: {w}" for w in self.warnings]
+        lines.append(f"  -> {self.out_dir}")
+        return "\n".join(lines)
+
+
+def resolve_device(device: str) -> torch.device:
+    """'auto' -> cuda when available, else cpu; asking for cuda without one is a UserError."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda: no CUDA device is available here; use --device cpu or auto")
+    if device not in ("cpu", "cuda"):
+        raise UserError(f"--device {device!r}: choose auto, cpu or cuda")
+    return torch.device(device)
+
+
+def find_prep(run_dir: Path, data: str | os.PathLike | None, ckpt: dict[str, Any]) -> Path:
+    """The PREP folder: `data` if given, else the one recorded in the checkpoint or RUN/config.yaml."""
+    if data is not None:
+        prep = Path(data)
+        if not (prep / "dataset.csv").is_file():
+            raise DataError(f"{prep}: no dataset.csv here; pass the folder written by `mammo prepare`")
+        return prep
+    candidates: list[Any] = []
+    config_file = run_dir / "config.yaml"
+    if config_file.is_file():
+        config = yaml.safe_load(config_file.read_text()) or {}
+        candidates.append(config.get("prep"))
+    candidates.append((ckpt.get("config") or {}).get("prep"))
+    prepare = (ckpt.get("preprocessing") or {}).get("prepare") or {}
+    candidates += [prepare.get(k) for k in ("out", "prep", "prep_dir")]
+    for c in candidates:
+        if c and (Path(c) / "dataset.csv").is_file():
+            return Path(c)
+    raise DataError(f"{run_dir}: the PREP folder this run was trained on was not found; pass it with --data PREP")
+
+
+def read_split(prep: Path, split: str) -> pd.DataFrame:
+    """Rows of PREP/dataset.csv in `split` (label as int, image_id defaulting to sample_id); DataError when none."""
+    df = read_dataset_csv(prep)
+    rows = df[df["split"] == split].reset_index(drop=True)
+    if rows.empty:
+        have = ", ".join(sorted(set(df["split"].astype(str)))) or "none"
+        raise DataError(f"{prep / 'dataset.csv'}: split '{split}' has no rows (splits present: {have}); "
+                        "choose another --split")
+    if "image_id" not in rows.columns:
+        rows["image_id"] = rows["sample_id"]
+    rows["label"] = rows["label"].astype(int)
+    return rows
+
+
+def _scalar(v: Any, default: float) -> float:
+    """Mean/std may be stored as a number or a one-element (or per-channel) list; the one-channel input uses one."""
+    return default if v is None else float(np.mean(np.asarray(v, dtype=np.float64)))
+
+
+@torch.no_grad()
+def predict_logits(model: torch.nn.Module, prep: Path, rows: pd.DataFrame, preprocessing: dict[str, Any],
+                   device: torch.device, batch_size: int = 32) -> np.ndarray:
+    """Logits (float64, one per row) of `model` on PREP images, read exactly as training reads them (no augmentation)."""
+    dataset = PrepDataset(prep, rows, size=int(preprocessing["size"]), mean=_scalar(preprocessing.get("mean"), 0.0),
+                          std=_scalar(preprocessing.get("std"), 1.0), augment=None)
+    cuda = device.type == "cuda"
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, pin_memory=cuda,
+                        num_workers=min(8, os.cpu_count() or 1) if cuda else 0)
+    model.eval()
+    out = []
+    for x, _, _ in tqdm(loader, desc="evaluate", unit="batch", leave=False):
+        out.append(model(x.to(device, non_blocking=True)).float().reshape(-1).cpu().numpy())
+    return np.concatenate(out).astype(np.float64)
+
+
+def max_assessment(value: str) -> float:
+    """The highest BI-RADS category in a cell ('4', '3;4', '' -> NaN): an image's assessment is its worst finding's."""
+    numbers = [float(x) for x in re.findall(r"\d+(?:\.\d+)?", str(value))]
+    return max(numbers) if numbers else float("nan")
+
+
+def score_metrics(labels: np.ndarray, logits: np.ndarray, groups: np.ndarray, temperature: float,
+                  threshold: float) -> dict[str, Any]:
+    """Every number of metrics.json that depends only on labels, logits and women (pure numpy)."""
+    probs_raw = apply_temperature(logits, 1.0)
+    probs = apply_temperature(logits, temperature)
+    a, lo, hi = auc_with_ci(labels, logits, groups, n_boot=N_BOOT)
+    std, std_raw = float(np.std(probs)), float(np.std(probs_raw))
+    return {
+        "auc": a, "auc_ci_low": lo, "auc_ci_high": hi,
+        **binary_metrics(labels, probs, threshold),
+        "threshold": float(threshold),
+        "brier": brier(labels, probs), "ece": expected_calibration_error(labels, probs),
+        "brier_uncalibrated": brier(labels, probs_raw), "ece_uncalibrated": expected_calibration_error(labels, probs_raw),
+        "temperature": float(temperature),
+        "n": int(len(labels)), "n_pos": int(np.sum(labels)), "n_women": int(len(np.unique(groups))),
+        "majority_accuracy": majority_accuracy(labels),
+        "prediction_spread": {
+            "std": std, "min": float(np.min(probs)), "max": float(np.max(probs)),
+            "std_uncalibrated": std_raw,
+            "near_constant": bool(min(std, std_raw) < NEAR_CONSTANT_STD),
+        },
+    }
+
+
+def birads_metrics(labels: np.ndarray, assessment: np.ndarray, groups: np.ndarray) -> dict[str, Any]:
+    """AUC (with CI by woman) of the BI-RADS assessment used as a score, on the rows where it is known."""
+    known = np.isfinite(assessment)
+    a, lo, hi = auc_with_ci(labels[known], assessment[known], groups[known], n_boot=N_BOOT)
+    return {"birads_auc": a, "birads_auc_ci_low": lo, "birads_auc_ci_high": hi, "birads_n": int(known.sum())}
+
+
+def image_level(pred: pd.DataFrame, temperature: float, threshold: float) -> dict[str, Any]:
+    """Metrics per image for the roi task: an image's score is the max over its findings, its label the max label."""
+    agg = {"label": "max", "logit": "max", "patient_id": "first"}
+    if "assessment_score" in pred.columns:
+        agg["assessment_score"] = "max"
+    img = pred.groupby("image_id", sort=False).agg(agg)
+    labels, groups = img["label"].to_numpy(int), img["patient_id"].to_numpy()
+    block = score_metrics(labels, img["logit"].to_numpy(float), groups, temperature, threshold)
+    if "assessment_score" in img.columns:
+        block.update(birads_metrics(labels, img["assessment_score"].to_numpy(float), groups))
+    return block
+
+
+def _json_safe(obj: Any) -> Any:
+    """NaN/inf -> null and numpy scalars -> Python, so metrics.json is strict JSON."""
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def _load_run(run_dir: Path, device: torch.device) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """The best checkpoint of RUN, rebuilt by mammo.train.checkpoint; DataError when there is none."""
+    if not (run_dir / "best.pt").is_file():
+        raise DataError(f"{run_dir}: no best.pt here; pass a RUN folder written by `mammo train`")
+    from mammo.train.checkpoint import load_run
+
+    return load_run(run_dir, which="best", device=device)
+
+
+def _write_plots(out: Path, pred: pd.DataFrame, metrics: dict[str, Any], temperature: float,
+                 threshold: float) -> list[str]:
+    """ROC, PR, calibration and confusion PNGs; ROC and PR need both classes and are skipped otherwise."""
+    labels = pred["label"].to_numpy(int)
+    probs = pred["probability"].to_numpy(float)
+    skipped = []
+    if len(np.unique(labels)) == 2:
+        plots.plot_roc(labels, probs, out / "roc.png", (metrics["auc"], metrics["auc_ci_low"], metrics["auc_ci_high"]),
+                       title=f"ROC ({metrics['split']}, {metrics['model']})")
+        plots.plot_pr(labels, probs, out / "pr.png", title=f"Precision-recall ({metrics['split']})")
+    else:
+        skipped.append("roc.png and pr.png: the split has one class only")
+    plots.plot_calibration(labels, pred["probability_uncalibrated"].to_numpy(float), probs, out / "calibration.png",
+                           temperature=temperature)
+    plots.plot_confusion(labels, probs, threshold, out / "confusion.png")
+    return skipped
+
+
+def evaluate(run_dir: str | os.PathLike, data: str | os.PathLike | None = None, split: str = "test",
+             device: str = "auto", batch_size: int = 32) -> EvalResult:
+    """Evaluate RUN's best checkpoint on one split of PREP; write RUN/eval/<split>/ (metrics, predictions, plots)."""
+    run_dir = Path(run_dir)
+    dev = resolve_device(device)
+    model, ckpt = _load_run(run_dir, dev)
+    prep = find_prep(run_dir, data, ckpt)
+    rows = read_split(prep, split)
+    preprocessing = dict(ckpt.get("preprocessing") or {})
+    prepare = preprocessing.get("prepare") or {}
+    task = str(preprocessing.get("task") or prepare.get("task") or "whole")
+    temperature = float(ckpt.get("temperature", 1.0))
+    threshold = float(ckpt.get("threshold", 0.5))
+    warnings: list[str] = []
+    prep_json = prep / "prepare.json"
+    if prep_json.is_file():
+        prep_task = json.loads(prep_json.read_text()).get("task")
+        if prep_task and prep_task != task:
+            warnings.append(f"the model was trained for task '{task}' but {prep} was prepared for '{prep_task}'")
+
+    logits = predict_logits(model, prep, rows, preprocessing, dev, batch_size)
+    probs = apply_temperature(logits, temperature)
+    pred = pd.DataFrame({
+        "sample_id": rows["sample_id"], "image_id": rows["image_id"], "patient_id": rows["patient_id"],
+        "label": rows["label"], "logit": logits, "probability": probs,
+        "probability_uncalibrated": apply_temperature(logits, 1.0), "prediction": (probs >= threshold).astype(int),
+    })
+    labels, groups = rows["label"].to_numpy(int), rows["patient_id"].to_numpy()
+    model_name = (ckpt.get("model") or {}).get("name", "unknown")
+    metrics: dict[str, Any] = {"model": model_name, "split": split, "task": task, "data": str(prep.resolve()),
+                               "run": str(run_dir.resolve())}
+    metrics.update(score_metrics(labels, logits, groups, temperature, threshold))
+    metrics["threshold_applies_to"] = "calibrated probability"
+    if "assessment" in rows.columns:
+        pred["assessment_score"] = rows["assessment"].map(max_assessment)
+        if task == "whole":  # one row per image, but be safe: an image's assessment is its worst finding's
+            pred["assessment_score"] = pred.groupby("image_id")["assessment_score"].transform("max")
+        if pred["assessment_score"].notna().any():
+            metrics.update(birads_metrics(labels, pred["assessment_score"].to_numpy(float), groups))
+    if task == "roi":
+        metrics["image_level"] = image_level(pred, temperature, threshold)
+    if metrics["prediction_spread"]["near_constant"]:
+        warnings.append(f"near-constant predictions (probability std {metrics['prediction_spread']['std']:.4f}): "
+                        "the model has not learned to separate the classes")
+    if metrics["accuracy"] <= metrics["majority_accuracy"]:
+        warnings.append("accuracy does not beat always predicting the majority class")
+
+    out = run_dir / "eval" / split
+    out.mkdir(parents=True, exist_ok=True)
+    warnings += _write_plots(out, pred, metrics, temperature, threshold)
+    metrics["warnings"] = warnings
+    write_csv(pred[PREDICTION_COLUMNS + (["assessment_score"] if "assessment_score" in pred.columns else [])],
+              out / "predictions.csv")
+    write_json(_json_safe(metrics), out / "metrics.json")
+    return EvalResult(out_dir=out, metrics=_json_safe(metrics), warnings=warnings)
