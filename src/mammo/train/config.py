@@ -1,0 +1,132 @@
+"""Training configuration: defaults < the model's train_defaults < YAML file < flags, saved as RUN/config.yaml."""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from mammo.errors import UserError
+from mammo.io.atomic import write_text
+
+CHOICES = {
+    "optimizer": ("adamw", "adadelta", "sgd"),
+    "scheduler": ("cosine", "constant"),
+    "device": ("auto", "cpu", "cuda"),
+    "balance": ("sampler", "loss", "none"),
+    "augment": ("mammo", "seed", "none"),
+}
+
+
+@dataclass
+class TrainConfig:
+    """Every knob of a training run; `size=None` means the model's own input size, `workers=None` means auto.
+
+    `prep` records the PREP folder the run was trained on (set by `train`, read by `mammo evaluate`).
+    """
+
+    prep: str | None = None
+    model: str = "efficientnet-lite0"
+    model_args: dict = field(default_factory=dict)
+    pretrained: bool = True
+    weights: str | None = None
+    epochs: int = 10
+    batch_size: int = 32
+    lr: float = 3e-4
+    weight_decay: float = 1e-4
+    optimizer: str = "adamw"
+    optimizer_args: dict = field(default_factory=dict)
+    scheduler: str = "cosine"
+    warmup_epochs: float = 1.0
+    grad_clip: float | None = 5.0
+    size: int | None = None
+    device: str = "auto"
+    seed: int = 0
+    workers: int | None = None
+    patience: int | None = 5
+    balance: str = "sampler"
+    augment: str = "mammo"
+    max_train_batches: int | None = None
+    amp: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict of primitives (YAML- and torch.load(weights_only=True)-safe)."""
+        return dataclasses.asdict(self)
+
+
+FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
+
+
+def _check_keys(values: Mapping[str, Any], source: str) -> None:
+    """UserError naming the first unknown key and the closest known one."""
+    for key in values:
+        if key not in FIELDS:
+            close = difflib.get_close_matches(str(key), sorted(FIELDS), n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise UserError(f"{source}: unknown config key '{key}'{hint}; known keys: {', '.join(sorted(FIELDS))}")
+
+
+def _coerce(cfg: TrainConfig) -> TrainConfig:
+    """Check choices and ranges; Path-like weights become str so the config stays primitive."""
+    for key, allowed in CHOICES.items():
+        value = getattr(cfg, key)
+        if value not in allowed:
+            raise UserError(f"config '{key}': '{value}' is not one of {', '.join(allowed)}")
+    if cfg.weights is not None:
+        cfg.weights = str(cfg.weights)
+    positive = {"epochs": cfg.epochs, "batch_size": cfg.batch_size, "lr": cfg.lr}
+    if cfg.size is not None:
+        positive["size"] = cfg.size
+    if cfg.max_train_batches is not None:
+        positive["max_train_batches"] = cfg.max_train_batches
+    for key, value in positive.items():
+        if not value > 0:
+            raise UserError(f"config '{key}': {value} must be positive")
+    for key in ("model_args", "optimizer_args"):
+        if not isinstance(getattr(cfg, key), dict):
+            raise UserError(f"config '{key}': expected a mapping, got {getattr(cfg, key)!r}")
+    return cfg
+
+
+def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
+    """A YAML config file as a dict; UserError when missing, unparsable or not a mapping."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: config file not found")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise UserError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from exc
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a mapping of config keys, got {type(data).__name__}")
+    _check_keys(data, str(path))
+    return data
+
+
+def resolve_config(
+    layers: list[Mapping[str, Any]] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> TrainConfig:
+    """Merge code defaults < model train_defaults < YAML layers (in order) < flags (None = unset)."""
+    layers = list(layers or [])
+    flags = {k: v for k, v in (overrides or {}).items() if v is not None}
+    _check_keys(flags, "flags")
+    model = TrainConfig.model
+    for layer in [*layers, flags]:
+        model = layer.get("model", model)
+    from mammo.models.registry import get_model_info
+
+    model_defaults = {k: v for k, v in dict(get_model_info(model).train_defaults or {}).items() if k in FIELDS}
+    merged: dict[str, Any] = {}
+    for layer in [model_defaults, *layers, flags]:
+        merged.update(layer)
+    return _coerce(TrainConfig(**merged))
+
+
+def save_config(cfg: TrainConfig, path: str | os.PathLike) -> None:
+    """Write the resolved config as YAML, atomically."""
+    write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), path)

@@ -1,0 +1,397 @@
+"""`mammo train`: fit a registered model on PREP, write RUN/ (config, metrics, best/last checkpoints, curves).
+
+Single process or DDP under torchrun. Every epoch reseeds Python/NumPy/torch and the sampler from (seed, epoch),
+so the same seed gives the same metrics on CPU and `--resume` from RUN/last.pt replays an uninterrupted run.
+After training, the best weights get a calibration temperature and a decision threshold fitted on validation.
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, SequentialSampler, WeightedRandomSampler
+from tqdm import tqdm
+
+from mammo.errors import UserError
+from mammo.evaluate.calibration import apply_temperature, fit_temperature
+from mammo.evaluate.threshold import choose_threshold
+from mammo.io.atomic import atomic_path, write_csv
+from mammo.train import ddp
+from mammo.train.augment import Augmenter
+from mammo.train.checkpoint import load_checkpoint, make_checkpoint, save_checkpoint
+from mammo.train.config import TrainConfig, read_yaml, resolve_config, save_config
+from mammo.train.dataset import (
+    EpochTagged,
+    PrepDataset,
+    class_weights,
+    read_dataset_csv,
+    read_prepare_json,
+    split_rows,
+)
+from mammo.train.seeding import reseed_generator, seed_everything, worker_init_fn
+
+METRIC_COLUMNS = ["epoch", "train_loss", "val_loss", "val_auc", "lr", "seconds"]
+
+
+@dataclass
+class TrainResult:
+    """What a training run produced, with a one-paragraph summary for the CLI."""
+
+    run_dir: Path
+    model: str
+    epochs_run: int
+    best_epoch: int
+    best_val_auc: float
+    seconds: float
+    stopped_early: bool
+    threshold: float
+    temperature: float
+
+    def summary(self) -> str:
+        """Human-readable result: best validation AUC, epochs, time, where the run is."""
+        stop = " (early stop)" if self.stopped_early else ""
+        return (f"trained {self.model}: {self.epochs_run} epochs{stop} in {self.seconds:.0f} s; "
+                f"best val AUC {self.best_val_auc:.3f} at epoch {self.best_epoch}; "
+                f"threshold {self.threshold:.3f}, temperature {self.temperature:.2f}\n"
+                f"run: {self.run_dir} (best.pt, last.pt, metrics.csv, curves.png, config.yaml)")
+
+
+@dataclass
+class _State:
+    """Progress that --resume restores: completed epochs, best AUC and its epoch, epochs without improvement."""
+
+    epoch: int = 0
+    best_val_auc: float = -math.inf
+    best_epoch: int = 0
+    bad_epochs: int = 0
+
+
+def _scalar(value: float | Sequence[float]) -> float:
+    """A one-channel mean/std from a scalar or a per-channel sequence (averaged)."""
+    return float(np.mean(np.asarray(value, dtype=np.float64)))
+
+
+def _side(value: int | Sequence[int]) -> int:
+    """A square input side from an int or an (H, W) pair."""
+    return int(value) if np.isscalar(value) else int(value[0])
+
+
+def _cpu_count() -> int:
+    """CPU cores available to this process, shared among the local DDP processes."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cores // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+
+
+def _workers(cfg: TrainConfig, device: torch.device) -> int:
+    """Loader workers: the config's, or enough for a GPU, or few on CPU where the model is the bottleneck."""
+    if cfg.workers is not None:
+        return max(0, cfg.workers)
+    cores = _cpu_count()
+    if device.type == "cuda":
+        return min(8, max(1, cores - 1))
+    return 0 if cores <= 2 else min(2, cores // 4)
+
+
+def lr_factor(step: int, warmup_steps: int, total_steps: int, kind: str) -> float:
+    """Learning-rate multiplier: linear warm-up, then cosine decay to 0 (or constant)."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    if kind == "constant":
+        return 1.0
+    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """The configured optimiser; weight decay on weights only (not on biases and norm parameters)."""
+    decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=cfg.lr, **cfg.optimizer_args)
+    if cfg.optimizer == "adadelta":
+        return torch.optim.Adadelta(groups, lr=cfg.lr, **{"rho": 0.95, "eps": 1e-7, **cfg.optimizer_args})
+    return torch.optim.SGD(groups, lr=cfg.lr, **{"momentum": 0.9, "nesterov": True, **cfg.optimizer_args})
+
+
+def _bce(logits: np.ndarray, labels: np.ndarray) -> float:
+    """Mean binary cross-entropy of logits (stable form)."""
+    z = logits.astype(np.float64)
+    return float(np.mean(np.logaddexp(0.0, z) - labels * z))
+
+
+def _auc(logits: np.ndarray, labels: np.ndarray) -> float:
+    """ROC AUC of logits against labels."""
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(labels, logits))
+
+
+@torch.no_grad()
+def predict_loader(model: nn.Module, loader: DataLoader, device: torch.device,
+                   amp: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(sample indices, logits, labels) of a loader's batches with the model in eval mode."""
+    model.eval()
+    idx, out, lab = [], [], []
+    for x, y, i in loader:
+        x = x.to(device, non_blocking=True)
+        if device.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            logits = model(x).reshape(-1)
+        out.append(logits.float().cpu().numpy())
+        lab.append(y.numpy())
+        idx.append(np.asarray(i))
+    return np.concatenate(idx), np.concatenate(out), np.concatenate(lab)
+
+
+def _loader(ds: PrepDataset, cfg: TrainConfig, sampler: Any, workers: int, device: torch.device,
+            generator: torch.Generator | None = None, drop_last: bool = False) -> DataLoader:
+    """A DataLoader with pinned memory on CUDA, persistent seeded workers, and the given sampler."""
+    return DataLoader(ds, batch_size=cfg.batch_size, sampler=sampler, num_workers=workers,
+                      pin_memory=device.type == "cuda", persistent_workers=workers > 0,
+                      worker_init_fn=worker_init_fn, generator=generator, drop_last=drop_last,
+                      prefetch_factor=4 if workers > 0 else None)
+
+
+def _check_run_dir(out: Path, resume: bool) -> None:
+    """--resume needs RUN/last.pt; a fresh run refuses to overwrite one."""
+    last = out / "last.pt"
+    if resume and not last.is_file():
+        raise UserError(f"{last}: not found, nothing to resume; train without --resume first")
+    if not resume and last.exists():
+        raise UserError(f"{out}: already holds a run (last.pt); pass --resume to continue it or choose another --out")
+
+
+def _write_curves(history: pd.DataFrame, path: Path) -> None:
+    """Training curves (losses and validation AUC per epoch) as a PNG, atomically."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    ax1.plot(history["epoch"], history["train_loss"], "o-", label="train loss")
+    ax1.plot(history["epoch"], history["val_loss"], "o-", label="val loss")
+    ax1.set_xlabel("epoch")
+    ax1.set_ylabel("binary cross-entropy")
+    ax1.legend()
+    ax2.plot(history["epoch"], history["val_auc"], "o-", color="tab:green")
+    ax2.set_xlabel("epoch")
+    ax2.set_ylabel("validation AUC")
+    ax2.set_ylim(0.0, 1.0)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+
+
+def train(prep: str | os.PathLike, out: str | os.PathLike, config_file: str | os.PathLike | None = None,
+          overrides: Mapping[str, Any] | None = None, resume: bool = False) -> TrainResult | None:
+    """Train on PREP into RUN (`out`); returns the result on rank 0 and None on other DDP ranks."""
+    prep, out = Path(prep), Path(out)
+    _check_run_dir(out, resume)
+    layers = [read_yaml(out / "config.yaml")] if resume else []
+    if config_file is not None:
+        layers.append(read_yaml(config_file))
+    cfg = replace(resolve_config(layers, overrides), prep=str(prep.resolve()))
+    df = read_dataset_csv(prep)
+    train_rows, val_rows = split_rows(df, "train", prep), split_rows(df, "val", prep)
+    env, device = ddp.setup(cfg.device)
+    try:
+        return _Run(cfg, prep, out, train_rows, val_rows, env, device).fit(resume)
+    finally:
+        ddp.cleanup(env)
+
+
+class _Run:
+    """One training run: builds model, data and optimiser, then runs epochs, checkpoints and calibration."""
+
+    def __init__(self, cfg: TrainConfig, prep: Path, out: Path, train_rows: pd.DataFrame, val_rows: pd.DataFrame,
+                 env: ddp.DistEnv, device: torch.device) -> None:
+        from mammo.models.registry import create_model, get_model_info
+
+        if env.distributed and cfg.balance == "sampler":
+            cfg = replace(cfg, balance="loss")  # a weighted sampler cannot shard; pos_weight balances instead
+        self.cfg, self.prep, self.out, self.env, self.device = cfg, prep, out, env, device
+        info = get_model_info(cfg.model)
+        self.size = cfg.size or _side(info.input_size)
+        self.mean, self.std = _scalar(info.mean), _scalar(info.std)
+        self.prepare = read_prepare_json(prep)
+        self.amp = cfg.amp and device.type == "cuda"
+        self.workers = _workers(cfg, device)
+        if device.type == "cpu":
+            torch.set_num_threads(max(1, _cpu_count() - self.workers))
+        seed_everything(cfg.seed)
+        self.model_args = {"input_size": self.size, **cfg.model_args}
+        model = create_model(cfg.model, pretrained=cfg.pretrained, weights=cfg.weights, **self.model_args)
+        model = model.to(device)
+        if device.type == "cuda":
+            model = model.to(memory_format=torch.channels_last)
+        self.model = model
+        self.net = ddp.wrap(model, env, device)
+        self._build_data(train_rows, val_rows)
+        self.optimizer = make_optimizer(model, cfg)
+        total = cfg.epochs * self.steps_per_epoch
+        warmup = int(round(cfg.warmup_epochs * self.steps_per_epoch))
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda step: lr_factor(step, warmup, total, cfg.scheduler))
+        labels = train_rows["label"].astype(int).to_numpy()
+        pos_weight = None
+        if cfg.balance == "loss":
+            pos_weight = torch.tensor([(labels == 0).sum() / max(1, (labels == 1).sum())], device=device)
+        self.loss_fn = nn.BCEWithLogitsLoss(pos_weight=pos_weight)
+
+    def _build_data(self, train_rows: pd.DataFrame, val_rows: pd.DataFrame) -> None:
+        """Train/val datasets, samplers and loaders (sharded under DDP, class-balanced if configured)."""
+        cfg, env, device = self.cfg, self.env, self.device
+        train_ds = PrepDataset(self.prep, train_rows, self.size, self.mean, self.std,
+                               Augmenter(cfg.augment, self.size), seed=cfg.seed)
+        self.val_ds = PrepDataset(self.prep, val_rows, self.size, self.mean, self.std)
+        self.generator = torch.Generator()
+        if env.distributed:
+            inner = DistributedSampler(train_ds, num_replicas=env.world_size, rank=env.rank, shuffle=True,
+                                       seed=cfg.seed)
+            val_sampler = DistributedSampler(self.val_ds, num_replicas=env.world_size, rank=env.rank, shuffle=False)
+        elif cfg.balance == "sampler":
+            inner = WeightedRandomSampler(class_weights(train_ds.labels).tolist(), num_samples=len(train_ds),
+                                          replacement=True, generator=self.generator)
+            val_sampler = SequentialSampler(self.val_ds)
+        else:
+            inner = RandomSampler(train_ds, generator=self.generator)
+            val_sampler = SequentialSampler(self.val_ds)
+        self.train_sampler = EpochTagged(inner)
+        drop_last = len(inner) > cfg.batch_size
+        self.train_loader = _loader(train_ds, cfg, self.train_sampler, self.workers, device, self.generator, drop_last)
+        self.val_loader = _loader(self.val_ds, cfg, val_sampler, self.workers, device)
+        batches = len(self.train_loader)
+        self.steps_per_epoch = min(batches, cfg.max_train_batches) if cfg.max_train_batches else batches
+
+    def _checkpoint(self, state: _State, **extra: Any) -> dict[str, Any]:
+        """The contract checkpoint of the current weights."""
+        preprocessing = {"task": self.prepare.get("task", ""), "size": self.size, "mean": self.mean,
+                         "std": self.std, "input_scale": 65535, "prepare": self.prepare}
+        return make_checkpoint(self.cfg.model, self.model_args, self.model.state_dict(), preprocessing,
+                               epoch=state.epoch, best_val_auc=state.best_val_auc, config=self.cfg.to_dict(), **extra)
+
+    def _resume(self) -> tuple[_State, list[dict]]:
+        """Restore model, optimiser, scheduler and progress from RUN/last.pt, and the metrics rows up to it."""
+        ckpt = load_checkpoint(self.out / "last.pt", map_location=self.device)
+        self.model.load_state_dict(ckpt["state_dict"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.scheduler.load_state_dict(ckpt["scheduler"])
+        state = _State(**ckpt["train_state"])
+        metrics = self.out / "metrics.csv"
+        history = pd.read_csv(metrics).to_dict("records") if metrics.is_file() else []
+        return state, [r for r in history if r["epoch"] <= state.epoch]
+
+    def _train_epoch(self, epoch: int) -> tuple[float, float]:
+        """One pass over the (capped) training batches; returns (mean loss over all ranks, last lr)."""
+        cfg, device, env = self.cfg, self.device, self.env
+        self.net.train()
+        total, count, lr = 0.0, 0, self.optimizer.param_groups[0]["lr"]
+        bar = tqdm(total=self.steps_per_epoch, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch",
+                   disable=not env.is_main, leave=False)
+        for step, (x, y, _) in enumerate(self.train_loader):
+            if step >= self.steps_per_epoch:
+                break
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            if device.type == "cuda":
+                x = x.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.amp):
+                logits = self.net(x).reshape(-1)
+            loss = self.loss_fn(logits.float(), y)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            norm = nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip or math.inf)
+            value = float(loss.item())
+            if not ddp.all_ok(math.isfinite(value) and bool(torch.isfinite(norm)), env):
+                bar.close()
+                raise UserError(
+                    f"training diverged: loss {value} (or its gradient) is not finite at epoch {epoch + 1}, "
+                    f"step {step + 1}, lr {self.optimizer.param_groups[0]['lr']:.3g}; stopped, "
+                    f"{self.out / 'last.pt'} keeps the last good epoch; try a lower --lr")
+            lr = self.optimizer.param_groups[0]["lr"]
+            self.optimizer.step()
+            self.scheduler.step()
+            total += value * len(y)
+            count += len(y)
+            bar.update(1)
+            bar.set_postfix(loss=f"{value:.4f}")
+        bar.close()
+        total, count = ddp.sum_across([total, float(count)], self.env)
+        return total / max(1.0, count), lr
+
+    def _validate(self) -> tuple[np.ndarray, np.ndarray]:
+        """Validation logits and labels of every sample (gathered over ranks, padding removed)."""
+        idx, logits, labels = predict_loader(self.model, self.val_loader, self.device, self.amp)
+        _, logits, labels = ddp.gather_predictions(idx, logits, labels, self.env)
+        return logits, labels
+
+    def fit(self, resume: bool) -> TrainResult | None:
+        """Run the remaining epochs with early stopping, then calibrate the best checkpoint; rank 0 writes."""
+        cfg, env, out = self.cfg, self.env, self.out
+        started = time.time()
+        state, history = self._resume() if resume else (_State(), [])
+        if env.is_main:
+            out.mkdir(parents=True, exist_ok=True)
+            save_config(cfg, out / "config.yaml")
+        stopped_early = cfg.patience is not None and state.bad_epochs >= cfg.patience
+        for epoch in range(state.epoch, cfg.epochs):
+            if stopped_early:
+                break
+            t0 = time.time()
+            seed_everything(cfg.seed, epoch)
+            reseed_generator(self.generator, cfg.seed, epoch, env.rank)
+            self.train_sampler.set_epoch(epoch)
+            train_loss, lr = self._train_epoch(epoch)
+            logits, labels = self._validate()
+            val_auc = _auc(logits, labels)
+            history.append({"epoch": epoch + 1, "train_loss": train_loss, "val_loss": _bce(logits, labels),
+                            "val_auc": val_auc, "lr": lr, "seconds": round(time.time() - t0, 3)})
+            improved = val_auc > state.best_val_auc
+            state.epoch = epoch + 1
+            if improved:
+                state.best_val_auc, state.best_epoch, state.bad_epochs = val_auc, epoch + 1, 0
+            else:
+                state.bad_epochs += 1
+            if env.is_main:
+                write_csv(pd.DataFrame(history, columns=METRIC_COLUMNS), out / "metrics.csv")
+                if improved:
+                    save_checkpoint(out / "best.pt", self._checkpoint(state))
+                save_checkpoint(out / "last.pt", self._checkpoint(
+                    state, optimizer=self.optimizer.state_dict(), scheduler=self.scheduler.state_dict(),
+                    train_state=vars(state).copy()))
+                tqdm.write(f"epoch {epoch + 1}/{cfg.epochs}: train loss {train_loss:.4f}, val loss "
+                           f"{history[-1]['val_loss']:.4f}, val AUC {val_auc:.4f}, {history[-1]['seconds']:.0f} s")
+            stopped_early = cfg.patience is not None and state.bad_epochs >= cfg.patience
+        result = None
+        if env.is_main:
+            threshold, temperature = self._calibrate()
+            _write_curves(pd.DataFrame(history, columns=METRIC_COLUMNS), out / "curves.png")
+            result = TrainResult(out, cfg.model, state.epoch, state.best_epoch, state.best_val_auc,
+                                 time.time() - started, stopped_early, threshold, temperature)
+        ddp.barrier(env)
+        return result
+
+    def _calibrate(self) -> tuple[float, float]:
+        """Fit temperature and threshold on validation with the best weights; store both in best.pt and last.pt."""
+        best = load_checkpoint(self.out / "best.pt")
+        self.model.load_state_dict(best["state_dict"])
+        loader = _loader(self.val_ds, self.cfg, SequentialSampler(self.val_ds), 0, self.device)
+        _, logits, labels = predict_loader(self.model, loader, self.device, self.amp)
+        temperature = fit_temperature(logits, labels)
+        threshold = choose_threshold(apply_temperature(logits, temperature), labels)
+        for name in ("best.pt", "last.pt"):
+            ckpt = load_checkpoint(self.out / name)
+            ckpt.update(threshold=float(threshold), temperature=float(temperature))
+            save_checkpoint(self.out / name, ckpt)
+        return threshold, temperature
