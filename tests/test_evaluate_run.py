@@ -180,3 +180,26 @@ def test_real_checkpoint_round_trip(tmp_path):
     np.testing.assert_allclose(pred["logit"], want, rtol=1e-4, atol=1e-5)
     assert m["threshold"] == 0.4 and m["temperature"] == 1.5 and m["model"] == "seed-basic"
     assert (pred["prediction"] == (pred["probability"] >= 0.4)).all()
+
+
+def test_train_then_evaluate_end_to_end(tmp_path):
+    """`mammo train` (seed-basic at 16 px, one epoch) then evaluate with no --data: PREP found through the RUN."""
+    from mammo.train.checkpoint import load_checkpoint
+    from mammo.train.loop import train
+
+    rng = np.random.default_rng(0)
+    rows = [{"sample_id": f"s{i}", "image_id": f"i{i}", "label": i % 2, "patient_id": f"P{i // 2}",
+             "split": ("train", "train", "val", "test")[i // 2 % 4],
+             "brightness": float(np.clip(0.3 + 0.4 * (i % 2) + rng.normal(0, 0.1), 0, 1))} for i in range(48)]
+    prep = make_prep(tmp_path, rows)
+    run = tmp_path / "run"
+    train(prep, run, overrides={"model": "seed-basic", "epochs": 1, "size": SIZE, "device": "cpu", "workers": 0,
+                                "batch_size": 8})
+    m = evaluate(run, split="test", device="cpu").metrics
+    ckpt = load_checkpoint(run / "best.pt")
+    assert m["threshold"] == pytest.approx(ckpt["threshold"]) and m["temperature"] == pytest.approx(ckpt["temperature"])
+    assert (m["n"], m["n_pos"], m["n_women"], m["model"]) == (12, 6, 6, "seed-basic")
+    assert m["data"] == str(prep.resolve())
+    pred = pd.read_csv(run / "eval" / "test" / "predictions.csv")
+    assert sorted(pred["sample_id"]) == sorted(r["sample_id"] for r in rows if r["split"] == "test")
+    assert (pred["prediction"] == (pred["probability"] >= ckpt["threshold"]).astype(int)).all()
