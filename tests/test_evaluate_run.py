@@ -99,7 +99,8 @@ def test_evaluate_whole_writes_metrics_predictions_and_plots(tmp_path, monkeypat
     assert list(pred.columns[:8]) == ["sample_id", "image_id", "patient_id", "label", "logit", "probability",
                                       "probability_uncalibrated", "prediction"]
     assert len(pred) == 8 and set(pred["sample_id"]) == {f"s{i}" for i in range(8)}
-    np.testing.assert_allclose(pred["logit"], 8 * (np.array([0.9, 0.2, 0.8, 0.3, 0.7, 0.4, 0.1, 0.35]) - 0.5), atol=1e-4)
+    brightness = np.array([0.9, 0.2, 0.8, 0.3, 0.7, 0.4, 0.1, 0.35])
+    np.testing.assert_allclose(pred["logit"], 8 * (brightness - 0.5), atol=1e-4)
     np.testing.assert_allclose(pred["probability"], 1 / (1 + np.exp(-pred["logit"] / 2.0)))
     np.testing.assert_allclose(pred["probability_uncalibrated"], 1 / (1 + np.exp(-pred["logit"])))
     assert (pred["prediction"] == pred["label"]).all()

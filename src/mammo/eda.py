@@ -293,7 +293,8 @@ def summary_markdown(data_dir: Path, numbers: dict, figures: list[Path], skipped
     lines = [
         f"# EDA of `{data_dir}`", "",
         f"- **{n['findings']} findings** on **{n['images']} images** of **{n['women']} women**",
-        f"- malignant: {n['malignant_findings']} findings, {n['malignant_images']} images (image = any malignant finding)",
+        f"- malignant: {n['malignant_findings']} findings, {n['malignant_images']} images "
+        "(an image is malignant when any of its findings is)",
         "- findings by pathology: " + ", ".join(f"{k} {v}" for k, v in n["pathology"].items()),
         "- findings by abnormality type: " + ", ".join(f"{k} {v}" for k, v in n["abnormality_type"].items()),
         f"- images with more than one finding: {n['multi_finding_images']}; "

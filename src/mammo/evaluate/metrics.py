@@ -93,7 +93,8 @@ def brier(labels: np.ndarray, probs: np.ndarray) -> float:
     return float(brier_score_loss(np.asarray(labels), np.asarray(probs, dtype=np.float64)))
 
 
-def reliability_bins(labels: np.ndarray, probs: np.ndarray, n_bins: int = 10) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def reliability_bins(labels: np.ndarray, probs: np.ndarray,
+                     n_bins: int = 10) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per equal-width probability bin: mean predicted probability, observed malignant fraction, row count."""
     labels = np.asarray(labels, dtype=np.float64)
     probs = np.asarray(probs, dtype=np.float64)

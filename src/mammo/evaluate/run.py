@@ -49,7 +49,7 @@ class EvalResult:
     warnings: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
-        """One line of numbers, one line saying where they are (plus any warning)."""
+        """Two lines of numbers (plus BI-RADS, image level, warnings when present) and the output folder."""
         m = self.metrics
 
         def f(key: str, src: dict[str, Any] | None = None) -> str:
@@ -57,10 +57,11 @@ class EvalResult:
             return "n/a" if v is None else f"{v:.3f}"
 
         lines = [
-            f"{m['split']}: AUC {f('auc')} [95% CI {f('auc_ci_low')}-{f('auc_ci_high')}, by woman] on {m['n']} samples "
-            f"of {m['n_women']} women ({m['n_pos']} malignant); accuracy {f('accuracy')} "
-            f"(majority baseline {f('majority_accuracy')}), sensitivity {f('sensitivity')}, specificity "
-            f"{f('specificity')} at threshold {m['threshold']:.3f}; ECE {f('ece')} (uncalibrated {f('ece_uncalibrated')})"
+            f"{m['split']} ({m['model']}): AUC {f('auc')} [95% CI {f('auc_ci_low')}-{f('auc_ci_high')}, by woman] "
+            f"on {m['n']} samples of {m['n_women']} women ({m['n_pos']} malignant)",
+            f"  accuracy {f('accuracy')} (majority baseline {f('majority_accuracy')}), sensitivity "
+            f"{f('sensitivity')}, specificity {f('specificity')} at threshold {m['threshold']:.3f}; "
+            f"ECE {f('ece')} (uncalibrated {f('ece_uncalibrated')})",
         ]
         if "birads_auc" in m:
             lines.append(f"  BI-RADS assessment reference: AUC {f('birads_auc')} "
@@ -128,7 +129,7 @@ def _scalar(v: Any, default: float) -> float:
 @torch.no_grad()
 def predict_logits(model: torch.nn.Module, prep: Path, rows: pd.DataFrame, preprocessing: dict[str, Any],
                    device: torch.device, batch_size: int = 32) -> np.ndarray:
-    """Logits (float64, one per row) of `model` on PREP images, read exactly as training reads them (no augmentation)."""
+    """Logits (float64, one per row) of `model` on PREP images, read as training reads them (no augmentation)."""
     dataset = PrepDataset(prep, rows, size=int(preprocessing["size"]), mean=_scalar(preprocessing.get("mean"), 0.0),
                           std=_scalar(preprocessing.get("std"), 1.0), augment=None)
     cuda = device.type == "cuda"
@@ -159,7 +160,8 @@ def score_metrics(labels: np.ndarray, logits: np.ndarray, groups: np.ndarray, te
         **binary_metrics(labels, probs, threshold),
         "threshold": float(threshold),
         "brier": brier(labels, probs), "ece": expected_calibration_error(labels, probs),
-        "brier_uncalibrated": brier(labels, probs_raw), "ece_uncalibrated": expected_calibration_error(labels, probs_raw),
+        "brier_uncalibrated": brier(labels, probs_raw),
+        "ece_uncalibrated": expected_calibration_error(labels, probs_raw),
         "temperature": float(temperature),
         "n": int(len(labels)), "n_pos": int(np.sum(labels)), "n_women": int(len(np.unique(groups))),
         "majority_accuracy": majority_accuracy(labels),
