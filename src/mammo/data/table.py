@@ -1,0 +1,216 @@
+"""Ingest your own images into DATA/manifest.csv: a table (--table FILE.csv) or class-per-folder trees (--folders DIR).
+
+Every image is checked cheaply before it is listed: DICOM by header plus the completeness check of
+`mammo.data.cbis.check_dicom`; other formats by PIL's lazy open (reads only the header: format, size), plus a
+full decode for files up to FULL_DECODE_BYTES, which catches truncated files where that costs milliseconds.
+Larger files are trusted on their header: decoding a 50 MB scan here would double the time of ingest, and
+prepare lists any image that then fails to decode in its own rejected.csv.
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import pandas as pd
+
+from mammo.data.cbis import IngestResult, check_dicom, parallel_map, write_outputs
+from mammo.data.cbis_csv import snake_case
+from mammo.data.manifest import BOX_COLUMNS, MANIFEST_COLUMNS
+from mammo.errors import DataError, UserError
+from mammo.io.images import IMAGE_SUFFIXES, is_dicom_path
+
+FULL_DECODE_BYTES = 8 * 2**20
+WORKERS = 4
+LABELS = {"benign": 0, "malignant": 1, "0": 0, "1": 1, "0.0": 0, "1.0": 1}
+CLASS_FOLDERS = {"benign": 0, "malignant": 1, "0": 0, "1": 1}
+SIDES = {"L": "LEFT", "R": "RIGHT", "LEFT": "LEFT", "RIGHT": "RIGHT"}
+DICOM_SUFFIXES = {".dcm", ".dicom"}
+ABNORMALITY_PREFIXES = (("mass", "mass"), ("calc", "calc"))
+
+
+def parse_label(value: str) -> int | None:
+    """'Benign'/'malignant' (any case) or 0/1 -> 0/1; anything else -> None."""
+    return LABELS.get(str(value).strip().lower())
+
+
+def image_size(path: str | os.PathLike) -> tuple[int, int]:
+    """(rows, cols) of a readable image or DICOM, checked cheaply (see the module docstring); DataError otherwise."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    if is_dicom_path(path):
+        h = check_dicom(path)
+        return h.rows, h.columns
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                cols, rows = im.size
+                if path.stat().st_size <= FULL_DECODE_BYTES:
+                    im.load()
+    except UnidentifiedImageError:
+        raise DataError(f"{path}: not an image PIL or pydicom can read") from None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise DataError(f"{path}: unreadable image ({exc})") from None
+    return rows, cols
+
+
+def _probe(path: str) -> tuple[int, int, str]:
+    """image_size for the thread pool: (rows, cols, '') or (0, 0, why)."""
+    if not path:
+        return 0, 0, ""
+    try:
+        return (*image_size(path), "")
+    except DataError as exc:
+        msg = str(exc)
+        return 0, 0, msg[len(path) + 2:] if msg.startswith(f"{path}: ") else msg
+
+
+def _resolve(value: str, base: Path) -> str:
+    """An absolute, normalised path: absolute as given, else relative to the table's folder."""
+    value = value.strip()
+    if not value:
+        return ""
+    p = Path(value).expanduser()
+    return os.path.abspath(p if p.is_absolute() else base / p)
+
+
+def _abnormality_type(value: str) -> str:
+    """'Mass', 'mass_circumscribed' -> 'mass'; 'calcification' -> 'calc'; anything else -> ''."""
+    low = value.strip().lower()
+    return next((short for prefix, short in ABNORMALITY_PREFIXES if low.startswith(prefix)), "")
+
+
+def _box_problem(box: list[str], rows: int, cols: int) -> str:
+    """Why a lesion box is unusable ('' when it is fine or absent)."""
+    if not any(v.strip() for v in box):
+        return ""
+    try:
+        x0, y0, x1, y1 = (float(v) for v in box)
+    except ValueError:
+        return f"box {box} is not four numbers"
+    if not (0 <= x0 < x1 <= cols and 0 <= y0 < y1 <= rows):
+        return f"box {box} is not inside the {rows}x{cols} image with min < max"
+    return ""
+
+
+def build_manifest(df: pd.DataFrame, base: Path, source: str) -> tuple[pd.DataFrame, list[tuple[str, str]], list[str]]:
+    """Manifest rows from a table of image/label (+ optional) columns; problems listed, bad rows dropped; notes."""
+    df = df.copy().reset_index(drop=True)
+    problems: list[tuple[str, str]] = []
+    notes: list[str] = []
+    row_id = [f"{source} row {i + 2}" for i in range(len(df))]
+    for col in ("patient_id", "split", "side", "view", "image_id", "abnormality_id", "abnormality_type",
+                "pathology", "mask_path", "crop_path"):
+        if col not in df.columns:
+            df[col] = ""
+    if any(c in df.columns for c in BOX_COLUMNS):
+        for c in BOX_COLUMNS:
+            df[c] = df[c] if c in df.columns else ""
+    labels = df["label"].map(parse_label)
+    df["image_path"] = df["image"].map(lambda v: _resolve(v, base))
+    df["mask_path"] = df["mask_path"].map(lambda v: _resolve(v, base))
+    df["crop_path"] = df["crop_path"].map(lambda v: _resolve(v, base))
+    keep = pd.Series(True, index=df.index)
+    for i in df.index[labels.isna()]:
+        problems.append((row_id[i], f"label {df.at[i, 'label']!r} is not benign/malignant or 0/1; row dropped"))
+        keep[i] = False
+    for i in df.index[(df["image_path"] == "") & keep]:
+        problems.append((row_id[i], "no image path; row dropped"))
+        keep[i] = False
+    probes = parallel_map(_probe, list(df["image_path"].where(keep, "")), WORKERS, "images")
+    sizes = {}
+    for i, (rows, cols, why) in zip(df.index, probes):
+        if keep[i] and why:
+            problems.append((df.at[i, "image_path"], f"{why}; {row_id[i]} dropped"))
+            keep[i] = False
+        sizes[i] = (rows, cols)
+    df["image_rows"] = [sizes[i][0] for i in df.index]
+    df["image_cols"] = [sizes[i][1] for i in df.index]
+    for col in ("mask_path", "crop_path"):
+        for i, (rows, cols, why) in zip(df.index, parallel_map(_probe, list(df[col].where(keep, "")), WORKERS, col)):
+            mismatch = col == "mask_path" and not why and rows and (rows, cols) != sizes[i]
+            if why or mismatch:
+                reason = why or f"mask size {rows}x{cols} differs from its image {sizes[i][0]}x{sizes[i][1]}"
+                problems.append((df.at[i, col], f"{reason}; {col} of {row_id[i]} left empty"))
+                df.at[i, col] = ""
+    if all(c in df.columns for c in BOX_COLUMNS):
+        for i in df.index[keep]:
+            why = _box_problem([df.at[i, c] for c in BOX_COLUMNS], *sizes[i])
+            if why:
+                problems.append((row_id[i], f"{why}; box left empty"))
+                df.loc[i, BOX_COLUMNS] = ""
+    df = df[keep].copy()
+    df["label"] = labels[keep].astype(int)
+    no_pid = df["patient_id"].str.strip() == ""
+    if no_pid.any():
+        df.loc[no_pid, "patient_id"] = df.loc[no_pid, "image_path"].map(lambda p: Path(p).stem)
+        notes.append(f"warning: {int(no_pid.sum())} rows have no patient_id; the image file name stands in, "
+                     "so splits cannot be made by woman")
+    raw_type = df["abnormality_type"].copy()
+    df["abnormality_type"] = raw_type.map(_abnormality_type)
+    if (raw_type.str.strip().str.lower() != df["abnormality_type"]).any():
+        df["abnormality_type_raw"] = raw_type
+    df["image_id"] = df["image_id"].where(df["image_id"].str.strip() != "", df["image_path"])
+    df["abnormality_id"] = df["abnormality_id"].where(
+        df["abnormality_id"].str.strip() != "", (df.groupby("image_id").cumcount() + 1).astype(str))
+    df["pathology"] = df["pathology"].where(df["pathology"].str.strip() != "",
+                                            df["label"].map({0: "BENIGN", 1: "MALIGNANT"}))
+    df["split"] = df["split"].str.strip().str.lower()
+    df["side"] = df["side"].str.strip().str.upper().map(SIDES).fillna("")
+    df["view"] = df["view"].str.strip().str.upper()
+    box = [c for c in BOX_COLUMNS if c in df.columns]
+    extra = [c for c in df.columns if c not in MANIFEST_COLUMNS + box + ["image", "image_rows", "image_cols"]]
+    return df[MANIFEST_COLUMNS + box + ["image_rows", "image_cols"] + extra], problems, notes
+
+
+def ingest_table(table: str | os.PathLike, out: str | os.PathLike) -> IngestResult:
+    """Index a CSV of images (columns image, label; optional patient_id, split, view, side, box) into DATA/."""
+    table = Path(table)
+    if not table.is_file():
+        raise UserError(f"{table}: table not found; pass a CSV with columns image,label")
+    try:
+        df = pd.read_csv(table, dtype=str, keep_default_na=False)
+    except Exception as exc:
+        raise UserError(f"{table}: unreadable CSV ({type(exc).__name__}: {exc})") from None
+    df.columns = [snake_case(c) for c in df.columns]
+    missing = [c for c in ("image", "label") if c not in df.columns]
+    if missing:
+        raise UserError(f"{table}: no column {', '.join(missing)}; a table needs image,label (optional: "
+                        f"patient_id, split, view, side, x_min, y_min, x_max, y_max)")
+    manifest, problems, notes = build_manifest(df, table.resolve().parent, table.name)
+    return write_outputs(manifest, problems, out, notes)
+
+
+def _class_of(parts: tuple[str, ...]) -> int | None:
+    """Index of the deepest folder named benign/malignant/0/1 (any case) among a file's parent folders."""
+    hits = [i for i, p in enumerate(parts[:-1]) if p.lower() in CLASS_FOLDERS]
+    return hits[-1] if hits else None
+
+
+def ingest_folders(root: str | os.PathLike, out: str | os.PathLike) -> IngestResult:
+    """Index class-per-folder trees (train/Benign/x.png, test/Malignant/...; no split level is fine) into DATA/."""
+    root = Path(root)
+    if not root.is_dir():
+        raise UserError(f"{root}: folder not found; pass a folder with Benign/ and Malignant/ (or 0/ and 1/) inside")
+    records, problems = [], []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(filenames):
+            path = Path(dirpath) / name
+            if path.suffix.lower() not in IMAGE_SUFFIXES | DICOM_SUFFIXES or name.startswith("."):
+                continue
+            parts = path.relative_to(root).parts
+            k = _class_of(parts)
+            if k is None:
+                problems.append((str(path), "not inside a Benign/Malignant (or 0/1) folder; ignored"))
+                continue
+            records.append({"image": str(path), "label": str(CLASS_FOLDERS[parts[k].lower()]),
+                            "split": parts[k - 1].lower() if k > 0 else ""})
+    if not records:
+        raise UserError(f"{root}: no images inside Benign/ or Malignant/ (or 0/ and 1/) folders")
+    manifest, more, notes = build_manifest(pd.DataFrame(records), root, root.name)
+    return write_outputs(manifest, problems + more, out, notes)
