@@ -143,3 +143,13 @@ def test_real_mass_csvs_counts(tmp_path):
     assert {name for name, _ in result.skipped} == {"calc_type_vs_pathology", "calc_distribution_vs_pathology",
                                                     "image_sizes"}
     assert "| train | 1318 | 637 | 1231 |" in result.summary_path.read_text()
+
+
+def test_cli_eda(tmp_path, capsys):
+    from mammo.cli import main
+
+    write_manifest(cbis_like(), tmp_path / "data")
+    assert main(["eda", str(tmp_path / "data"), "--out", str(tmp_path / "eda")]) == 0
+    assert "8 findings on 5 images of 4 women" in capsys.readouterr().out
+    assert main(["eda", str(tmp_path / "missing"), "--out", str(tmp_path / "eda2")]) == 1
+    assert "no manifest" in capsys.readouterr().err

@@ -204,3 +204,15 @@ def test_train_then_evaluate_end_to_end(tmp_path):
     pred = pd.read_csv(run / "eval" / "test" / "predictions.csv")
     assert sorted(pred["sample_id"]) == sorted(r["sample_id"] for r in rows if r["split"] == "test")
     assert (pred["prediction"] == (pred["probability"] >= ckpt["threshold"]).astype(int)).all()
+
+
+def test_one_class_split_gives_null_auc_and_skips_roc(tmp_path, monkeypatch):
+    rows = [{"sample_id": f"s{i}", "image_id": f"i{i}", "label": 0, "patient_id": f"P{i}", "split": "test",
+             "brightness": (0.3, 0.4, 0.6, 0.7)[i]} for i in range(4)]
+    prep = make_prep(tmp_path, rows)
+    run = make_run(tmp_path, monkeypatch)
+    result = evaluate(run, data=prep, split="test", device="cpu")
+    m = json.loads((run / "eval" / "test" / "metrics.json").read_text())
+    assert m["auc"] is None and m["sensitivity"] is None and m["specificity"] == 0.5
+    assert not (run / "eval" / "test" / "roc.png").exists() and (run / "eval" / "test" / "confusion.png").exists()
+    assert "AUC n/a" in result.summary() and any("one class" in w for w in m["warnings"])
