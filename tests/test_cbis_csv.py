@@ -1,11 +1,19 @@
 """CBIS-DDSM case-description CSV parsing: the real 3,568 rows give the documented counts; quirks handled."""
+
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from mammo.data.cbis_csv import (
-    OFFICIAL_CSVS, find_case_csvs, label_rows, path_parts, read_case_csv, read_case_csvs, snake_case, split_from_name,
+    OFFICIAL_CSVS,
+    find_case_csvs,
+    label_rows,
+    path_parts,
+    read_case_csv,
+    read_case_csvs,
+    snake_case,
+    split_from_name,
 )
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -49,8 +57,11 @@ def test_path_parts_rejects_paths_outside_root():
 
 
 def test_tiny_csv_bad_pathology_and_bwc_drop(tmp_path):
-    header = ("patient_id,breast density,left or right breast,image view,abnormality id,abnormality type,calc type,"
-              "calc distribution,assessment,pathology,subtlety,image file path,cropped image file path,ROI mask file path\n")
+    header = (
+        "patient_id,breast density,left or right breast,image view,abnormality id,abnormality type,calc type,"
+        "calc distribution,assessment,pathology,subtlety,image file path,cropped image file path,"
+        "ROI mask file path\n"
+    )
     rows = [
         'P_1,2,LEFT,CC,1,calcification,N/A,CLUSTERED,4,MALIGNANT,3,Calc-Test_P_1_LEFT_CC/s/u/000000.dcm,"c/s/u/1.dcm\n",m/s/u/0.dcm',
         "P_1,2,LEFT,CC,2,calcification,X,Y,2,BENIGN_WITHOUT_CALLBACK,3,Calc-Test_P_1_LEFT_CC/s/u/000000.dcm,c,m",
@@ -91,14 +102,23 @@ def test_finds_official_and_case_description_names(tmp_path):
 def test_real_rows_images_patients_per_file(real):
     by_file = real.groupby("file")
     assert by_file.size().to_dict() == {
-        "mass_case_description_train_set.csv": 1318, "mass_case_description_test_set.csv": 378,
-        "calc_case_description_train_set.csv": 1546, "calc_case_description_test_set.csv": 326}
+        "mass_case_description_train_set.csv": 1318,
+        "mass_case_description_test_set.csv": 378,
+        "calc_case_description_train_set.csv": 1546,
+        "calc_case_description_test_set.csv": 326,
+    }
     assert by_file["image_id"].nunique().to_dict() == {
-        "mass_case_description_train_set.csv": 1231, "mass_case_description_test_set.csv": 361,
-        "calc_case_description_train_set.csv": 1227, "calc_case_description_test_set.csv": 284}
+        "mass_case_description_train_set.csv": 1231,
+        "mass_case_description_test_set.csv": 361,
+        "calc_case_description_train_set.csv": 1227,
+        "calc_case_description_test_set.csv": 284,
+    }
     assert by_file["patient_id"].nunique().to_dict() == {
-        "mass_case_description_train_set.csv": 691, "mass_case_description_test_set.csv": 201,
-        "calc_case_description_train_set.csv": 602, "calc_case_description_test_set.csv": 151}
+        "mass_case_description_train_set.csv": 691,
+        "mass_case_description_test_set.csv": 201,
+        "calc_case_description_train_set.csv": 602,
+        "calc_case_description_test_set.csv": 151,
+    }
     assert (len(real), real["image_id"].nunique(), real["patient_id"].nunique()) == (3568, 3103, 1566)
 
 
@@ -106,9 +126,15 @@ def test_real_rows_images_patients_per_file(real):
 def test_real_labels_types_splits(real):
     counts = real.groupby(["file", "pathology"]).size()
     assert counts["mass_case_description_train_set.csv"].to_dict() == {
-        "MALIGNANT": 637, "BENIGN": 577, "BENIGN_WITHOUT_CALLBACK": 104}
+        "MALIGNANT": 637,
+        "BENIGN": 577,
+        "BENIGN_WITHOUT_CALLBACK": 104,
+    }
     assert counts["calc_case_description_test_set.csv"].to_dict() == {
-        "MALIGNANT": 129, "BENIGN": 130, "BENIGN_WITHOUT_CALLBACK": 67}
+        "MALIGNANT": 129,
+        "BENIGN": 130,
+        "BENIGN_WITHOUT_CALLBACK": 67,
+    }
     assert real["label"].sum() == 637 + 147 + 544 + 129
     assert real["abnormality_type"].value_counts().to_dict() == {"calc": 1872, "mass": 1696}
     assert real["split"].value_counts().to_dict() == {"train": 2864, "test": 704}

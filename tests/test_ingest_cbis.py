@@ -1,4 +1,5 @@
-"""CBIS-DDSM ingest: both folder layouts, metadata.csv join, crop/mask by pixels, every problem in rejected.csv."""
+"""CBIS-DDSM ingest: both layouts, metadata.csv join, crop/mask by pixels, every problem in rejected.csv."""
+
 import csv
 import pathlib
 import shutil
@@ -12,14 +13,27 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage
 
 from mammo.cli import main
-from mammo.data.cbis import check_dicom, decide_roi, FileInfo, ingest_cbis
+from mammo.data.cbis import FileInfo, check_dicom, decide_roi, ingest_cbis
 from mammo.errors import DataError, UserError
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 REAL_CSV = SHARED / "data" / "cbis-ddsm-csv" / "mass_case_description_test_set.csv"
-HEADER = ["patient_id", "breast_density", "left or right breast", "image view", "abnormality id", "abnormality type",
-          "mass shape", "mass margins", "assessment", "pathology", "subtlety", "image file path",
-          "cropped image file path", "ROI mask file path"]
+HEADER = [
+    "patient_id",
+    "breast_density",
+    "left or right breast",
+    "image view",
+    "abnormality id",
+    "abnormality type",
+    "mass shape",
+    "mass margins",
+    "assessment",
+    "pathology",
+    "subtlety",
+    "image file path",
+    "cropped image file path",
+    "ROI mask file path",
+]
 FULL = (64, 48)
 RNG = np.random.default_rng(0)
 
@@ -44,12 +58,19 @@ def write_dicom(path: Path, arr: np.ndarray, patient: str, study: str, series: s
     ds.save_as(path, enforce_file_format=True)
 
 
-def place(root: Path, layout: str, folder: str, study: str, series: str, description: str, index: int) -> Path:
+def place(
+    root: Path, layout: str, folder: str, study: str, series: str, description: str, index: int
+) -> Path:
     """Where a file of a series lives in the classic UID layout or the NBIA descriptive one."""
     if layout == "classic":
         return root / folder / study / series / f"{index:06d}.dcm"
-    return (root / folder / f"07-20-2016-DDSM-NA-{study[-5:]}" / f"1.000000-{description}-{series[-5:]}"
-            / f"1-{index + 1}.dcm")
+    return (
+        root
+        / folder
+        / f"07-20-2016-DDSM-NA-{study[-5:]}"
+        / f"1.000000-{description}-{series[-5:]}"
+        / f"1-{index + 1}.dcm"
+    )
 
 
 # (file, patient, side, view, abnormality id, pathology, roi kind, full-image state)
@@ -63,8 +84,10 @@ FINDINGS = [
     ("calc_test", "P_00004", "LEFT", "MLO", 1, "BENIGN", "missing_mask", "ok"),
     ("calc_test", "P_00004", "RIGHT", "CC", 1, "MALIGNANT", "bad_mask_size", "ok"),
 ]
-FILES = {"mass_train": ("Mass-Training", "mass_case_description_train_set.csv", "mass"),
-         "calc_test": ("Calc-Test", "calc_case_description_test_set.csv", "calcification")}
+FILES = {
+    "mass_train": ("Mass-Training", "mass_case_description_train_set.csv", "mass"),
+    "calc_test": ("Calc-Test", "calc_case_description_test_set.csv", "calcification"),
+}
 
 
 def build_download(root: Path, layout: str, metadata: bool = False) -> dict[str, dict]:
@@ -79,11 +102,18 @@ def build_download(root: Path, layout: str, metadata: bool = False) -> dict[str,
         paths = []
         for i, arr in enumerate(arrays):
             p = place(root, layout, folder, study, series, description, i)
-            header_series = pydicom.uid.generate_uid() if metadata else series  # only metadata.csv can join these
+            header_series = (
+                pydicom.uid.generate_uid() if metadata else series
+            )  # only metadata.csv can join these
             write_dicom(p, arr, folder, study, header_series, description)
             paths.append(p)
-        meta_rows.append({"Series UID": series, "Subject ID": folder,
-                          "File Location": "./" + paths[0].parent.relative_to(root).as_posix()})
+        meta_rows.append(
+            {
+                "Series UID": series,
+                "Subject ID": folder,
+                "File Location": "./" + paths[0].parent.relative_to(root).as_posix(),
+            }
+        )
         return [f"{folder}/{study}/{series}/{i:06d}.dcm" for i in range(len(arrays))], paths
 
     fulls: dict[str, tuple[str, Path, np.ndarray]] = {}
@@ -111,7 +141,9 @@ def build_download(root: Path, layout: str, metadata: bool = False) -> dict[str,
             (crop_col,), (f_crop,) = put(roi_folder, "cropped images", [crop])
             (mask_col,), (f_mask,) = put(roi_folder, "ROI mask images", [mask])
         elif roi == "mask16":
-            (crop_col, mask_col), (f_crop, f_mask) = put(roi_folder, "cropped images", [crop, mask.astype(np.uint16)])
+            (crop_col, mask_col), (f_crop, f_mask) = put(
+                roi_folder, "cropped images", [crop, mask.astype(np.uint16)]
+            )
         elif roi == "missing_mask":
             (crop_col, mask_col), (f_crop, f_mask) = put(roi_folder, "cropped images", [crop, mask])
             f_mask.unlink()
@@ -119,16 +151,51 @@ def build_download(root: Path, layout: str, metadata: bool = False) -> dict[str,
         else:  # bad_mask_size
             (mask_col, crop_col), (f_mask, f_crop) = put(roi_folder, "ROI mask images", [mask[:60], crop])
             expect["mask"] = False
-        rows[kind].append([patient, "3", side, view, str(abn), abn_type, "OVAL", "N/A", "4", pathology, "3",
-                           csv_full, crop_col, mask_col + "\n"])
-        truth[f"{folder}#{abn}"] = {"crop": f_crop if expect["crop"] else None,
-                                    "mask": f_mask if expect["mask"] else None, "state": state}
+        rows[kind].append(
+            [
+                patient,
+                "3",
+                side,
+                view,
+                str(abn),
+                abn_type,
+                "OVAL",
+                "N/A",
+                "4",
+                pathology,
+                "3",
+                csv_full,
+                crop_col,
+                mask_col + "\n",
+            ]
+        )
+        truth[f"{folder}#{abn}"] = {
+            "crop": f_crop if expect["crop"] else None,
+            "mask": f_mask if expect["mask"] else None,
+            "state": state,
+        }
     (root / "junk").mkdir()
     (root / "junk" / "notes.txt").write_text("not part of the download")
     series_dir = next((root / "Mass-Training_P_00001_LEFT_CC").rglob("*.dcm")).parent
     (series_dir / "thumbs.db").write_bytes(b"\x00" * 300)
-    rows["mass_train"].append(["P_00009", "2", "LEFT", "CC", "1", "mass", "OVAL", "N/A", "3", "BENIGN", "3",
-                               "../outside/x/y/000000.dcm", "a/b/c/0.dcm", "a/b/c/1.dcm"])
+    rows["mass_train"].append(
+        [
+            "P_00009",
+            "2",
+            "LEFT",
+            "CC",
+            "1",
+            "mass",
+            "OVAL",
+            "N/A",
+            "3",
+            "BENIGN",
+            "3",
+            "../outside/x/y/000000.dcm",
+            "a/b/c/0.dcm",
+            "a/b/c/1.dcm",
+        ]
+    )
     for kind, (_, name, _) in FILES.items():
         with open(root / name, "w", newline="") as fh:
             w = csv.writer(fh, lineterminator="\r\n")
@@ -140,11 +207,15 @@ def build_download(root: Path, layout: str, metadata: bool = False) -> dict[str,
 
 
 def read(out: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    return (pd.read_csv(out / "manifest.csv", dtype=str, keep_default_na=False),
-            pd.read_csv(out / "rejected.csv", dtype=str, keep_default_na=False))
+    return (
+        pd.read_csv(out / "manifest.csv", dtype=str, keep_default_na=False),
+        pd.read_csv(out / "rejected.csv", dtype=str, keep_default_na=False),
+    )
 
 
-@pytest.mark.parametrize("layout,metadata", [("classic", False), ("descriptive", False), ("descriptive", True)])
+@pytest.mark.parametrize(
+    "layout,metadata", [("classic", False), ("descriptive", False), ("descriptive", True)]
+)
 def test_ingest_tiny_tree(tmp_path, layout, metadata):
     root = tmp_path / "dl"
     truth = build_download(root, layout, metadata)
@@ -153,8 +224,20 @@ def test_ingest_tiny_tree(tmp_path, layout, metadata):
     # truncated and absent full images drop their rows; the ../ row is rejected
     assert len(man) == 6 and result.rows == 6 and result.images == 5 and result.women == 3
     assert result.summary().startswith("ingest: 6 rows, 5 images, 3 women,")
-    assert list(man.columns[:12]) == ["patient_id", "image_id", "abnormality_type", "split", "side", "view",
-                                      "abnormality_id", "pathology", "label", "image_path", "mask_path", "crop_path"]
+    assert list(man.columns[:12]) == [
+        "patient_id",
+        "image_id",
+        "abnormality_type",
+        "split",
+        "side",
+        "view",
+        "abnormality_id",
+        "pathology",
+        "label",
+        "image_path",
+        "mask_path",
+        "crop_path",
+    ]
     for _, r in man.iterrows():
         want = truth[f"{r.image_id}#{r.abnormality_id}"]
         assert r.crop_path == (str(want["crop"].absolute()) if want["crop"] else "")
@@ -162,9 +245,13 @@ def test_ingest_tiny_tree(tmp_path, layout, metadata):
         assert Path(r.image_path).is_absolute() and Path(r.image_path).is_file()
         assert (r.image_rows, r.image_cols) == ("64", "48")
     assert man.set_index(["image_id", "abnormality_id"])["label"].to_dict() == {
-        ("Mass-Training_P_00001_LEFT_CC", "1"): "1", ("Mass-Training_P_00001_LEFT_CC", "2"): "0",
-        ("Mass-Training_P_00002_RIGHT_MLO", "1"): "0", ("Calc-Test_P_00002_LEFT_CC", "1"): "1",
-        ("Calc-Test_P_00004_LEFT_MLO", "1"): "0", ("Calc-Test_P_00004_RIGHT_CC", "1"): "1"}
+        ("Mass-Training_P_00001_LEFT_CC", "1"): "1",
+        ("Mass-Training_P_00001_LEFT_CC", "2"): "0",
+        ("Mass-Training_P_00002_RIGHT_MLO", "1"): "0",
+        ("Calc-Test_P_00002_LEFT_CC", "1"): "1",
+        ("Calc-Test_P_00004_LEFT_MLO", "1"): "0",
+        ("Calc-Test_P_00004_RIGHT_CC", "1"): "1",
+    }
     woman = man[man["patient_id"] == "P_00002"]
     assert sorted(zip(woman["abnormality_type"], woman["split"])) == [("calc", "test"), ("mass", "train")]
     assert set(man["breast_density"]) == {"3"} and set(man["mass_margins"]) == {"N/A"}
@@ -195,7 +282,9 @@ def test_decide_roi_by_pixels_when_header_is_ambiguous(tmp_path):
     mask[4:8, 4:8] = 255
     write_dicom(a, mask, "X", "1.2", "1.3", "ROI mask images")
     write_dicom(b, RNG.integers(0, 4096, full_shape, dtype=np.uint16), "X", "1.2", "1.3", "cropped images")
-    roi = decide_roi([FileInfo(str(b), "X", check_dicom(b)), FileInfo(str(a), "X", check_dicom(a))], full_shape)
+    roi = decide_roi(
+        [FileInfo(str(b), "X", check_dicom(b)), FileInfo(str(a), "X", check_dicom(a))], full_shape
+    )
     assert (roi.mask, roi.crop, roi.problems) == (str(a.absolute()), str(b.absolute()), [])
 
 
@@ -249,14 +338,22 @@ def test_real_dicoms_in_both_layouts(tmp_path):
     folders = []
     for i, f in enumerate(files):
         ds = pydicom.dcmread(f, stop_before_pixels=True)
-        dest = place(root, "classic" if i % 2 else "descriptive", ds.PatientID, ds.StudyInstanceUID,
-                     ds.SeriesInstanceUID, "full mammogram images", 0)
+        dest = place(
+            root,
+            "classic" if i % 2 else "descriptive",
+            ds.PatientID,
+            ds.StudyInstanceUID,
+            ds.SeriesInstanceUID,
+            "full mammogram images",
+            0,
+        )
         dest.parent.mkdir(parents=True)
         dest.symlink_to(f)
         folders.append(ds.PatientID)
     real = pd.read_csv(REAL_CSV, dtype=str, keep_default_na=False)
     real[real["image file path"].str.split("/").str[0].isin(folders)].to_csv(
-        root / "mass_case_description_test_set.csv", index=False)
+        root / "mass_case_description_test_set.csv", index=False
+    )
     result = ingest_cbis(root, tmp_path / "data", workers=2)
     man, rej = read(tmp_path / "data")
     assert (result.rows, result.images, result.women) == (10, 8, 2)

@@ -1,4 +1,5 @@
-"""--table and --folders ingest: relative paths, PGM/PNG/DICOM, bad rows listed, real tables (RSNA, mini-MIAS)."""
+"""--table and --folders ingest: relative paths, PGM/PNG, bad rows listed, real tables (RSNA, mini-MIAS)."""
+
 from pathlib import Path
 
 import cv2
@@ -23,12 +24,22 @@ def _png(path: Path, shape=(40, 30), dtype=np.uint8) -> Path:
 
 
 def _read(out: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    return (pd.read_csv(out / "manifest.csv", dtype=str, keep_default_na=False),
-            pd.read_csv(out / "rejected.csv", dtype=str, keep_default_na=False))
+    return (
+        pd.read_csv(out / "manifest.csv", dtype=str, keep_default_na=False),
+        pd.read_csv(out / "rejected.csv", dtype=str, keep_default_na=False),
+    )
 
 
 def test_parse_label():
-    assert [parse_label(v) for v in ["Benign", " MALIGNANT ", "0", "1", "1.0", "maybe", ""]] == [0, 1, 0, 1, 1, None, None]
+    assert [parse_label(v) for v in ["Benign", " MALIGNANT ", "0", "1", "1.0", "maybe", ""]] == [
+        0,
+        1,
+        0,
+        1,
+        1,
+        None,
+        None,
+    ]
 
 
 def test_image_size_formats_and_failures(tmp_path):
@@ -60,7 +71,19 @@ def test_table_relative_paths_pgm_missing_bad_label(tmp_path):
         ("imgs/broken.png", "0", "P5", "R", "CC", "val", "", "", "", "", "f"),
         (str(tmp_path / "abs.png"), "0", "P6", "RIGHT", "MLO", "val", "", "", "", "", "g"),
     ]
-    cols = ["image", "label", "patient_id", "side", "view", "split", "x_min", "y_min", "x_max", "y_max", "Breast Density"]
+    cols = [
+        "image",
+        "label",
+        "patient_id",
+        "side",
+        "view",
+        "split",
+        "x_min",
+        "y_min",
+        "x_max",
+        "y_max",
+        "Breast Density",
+    ]
     table = tmp_path / "my.csv"
     pd.DataFrame(rows, columns=cols).to_csv(table, index=False)
     result = ingest_table(table, tmp_path / "data")
@@ -70,7 +93,12 @@ def test_table_relative_paths_pgm_missing_bad_label(tmp_path):
     assert list(man["patient_id"]) == ["P1", "P1", "p2", "P6"]
     assert list(man["label"]) == ["0", "1", "1", "0"]
     assert list(man["pathology"]) == ["BENIGN", "MALIGNANT", "MALIGNANT", "BENIGN"]
-    assert list(man["side"]) == ["LEFT", "LEFT", "RIGHT", "RIGHT"] and list(man["view"]) == ["CC", "MLO", "CC", "MLO"]
+    assert list(man["side"]) == ["LEFT", "LEFT", "RIGHT", "RIGHT"] and list(man["view"]) == [
+        "CC",
+        "MLO",
+        "CC",
+        "MLO",
+    ]
     assert list(man["split"]) == ["train", "train", "test", "val"]
     assert man.loc[0, "image_path"] == str((tmp_path / "imgs" / "p1_cc.png").resolve())
     assert man.loc[0, "image_id"] == man.loc[0, "image_path"]
@@ -124,8 +152,12 @@ def test_mini_mias_labels(tmp_path):
 
 def test_folders_with_and_without_split_level(tmp_path):
     root = tmp_path / "tree"
-    for split, cls, n in [("train", "Benign", 2), ("train", "Malignant", 1), ("test", "benign", 1),
-                          ("hold", "1", 1)]:
+    for split, cls, n in [
+        ("train", "Benign", 2),
+        ("train", "Malignant", 1),
+        ("test", "benign", 1),
+        ("hold", "1", 1),
+    ]:
         for i in range(n):
             _png(root / split / cls / f"{split}_{cls}_{i}.png")
     _png(root / "loose.png")
@@ -134,8 +166,13 @@ def test_folders_with_and_without_split_level(tmp_path):
     man, rej = _read(tmp_path / "data")
     assert result.rows == 5 and "splits cannot be made by woman" in result.summary()
     got = sorted(zip(man["split"], man["label"], man["patient_id"]))
-    assert got == [("hold", "1", "hold_1_0"), ("test", "0", "test_benign_0"), ("train", "0", "train_Benign_0"),
-                   ("train", "0", "train_Benign_1"), ("train", "1", "train_Malignant_0")]
+    assert got == [
+        ("hold", "1", "hold_1_0"),
+        ("test", "0", "test_benign_0"),
+        ("train", "0", "train_Benign_0"),
+        ("train", "0", "train_Benign_1"),
+        ("train", "1", "train_Malignant_0"),
+    ]
     assert list(rej["path_or_row"]) == [str(root / "loose.png")]
     flat = tmp_path / "flat"
     _png(flat / "benign" / "a.png")

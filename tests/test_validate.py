@@ -1,4 +1,5 @@
 """validate: every problem at once; women in two splits named; clean data gives no errors."""
+
 from pathlib import Path
 
 import cv2
@@ -24,15 +25,35 @@ def _img(path: Path, shape=(40, 30)) -> str:
 def _clean(tmp_path: Path) -> pd.DataFrame:
     """Four findings on three images of three women, train and test both with both classes, files on disk."""
     rows = []
-    for pid, img, split, label, abn in [("W1", "i1", "train", 1, 1), ("W1", "i1", "train", 1, 2),
-                                        ("W2", "i2", "train", 0, 1), ("W3", "i3", "test", 0, 1),
-                                        ("W4", "i4", "test", 1, 1)]:
+    for pid, img, split, label, abn in [
+        ("W1", "i1", "train", 1, 1),
+        ("W1", "i1", "train", 1, 2),
+        ("W2", "i2", "train", 0, 1),
+        ("W3", "i3", "test", 0, 1),
+        ("W4", "i4", "test", 1, 1),
+    ]:
         mask = np.zeros((40, 30), np.uint8)
-        rows.append(dict(patient_id=pid, image_id=img, abnormality_type="mass", split=split, side="LEFT", view="CC",
-                         abnormality_id=str(abn), pathology="MALIGNANT" if label else "BENIGN", label=str(label),
-                         image_path=_img(tmp_path / "img" / f"{img}.png"),
-                         mask_path=_img(tmp_path / "mask" / f"{img}_{abn}.png", mask.shape), crop_path="",
-                         image_rows="40", image_cols="30", assessment="4", breast_density="2", subtlety="3"))
+        rows.append(
+            dict(
+                patient_id=pid,
+                image_id=img,
+                abnormality_type="mass",
+                split=split,
+                side="LEFT",
+                view="CC",
+                abnormality_id=str(abn),
+                pathology="MALIGNANT" if label else "BENIGN",
+                label=str(label),
+                image_path=_img(tmp_path / "img" / f"{img}.png"),
+                mask_path=_img(tmp_path / "mask" / f"{img}_{abn}.png", mask.shape),
+                crop_path="",
+                image_rows="40",
+                image_cols="30",
+                assessment="4",
+                breast_density="2",
+                subtlety="3",
+            )
+        )
     return pd.DataFrame(rows)
 
 
@@ -99,7 +120,9 @@ def test_real_csvs_name_the_31_cross_split_women(tmp_path):
     df["image_id"] = df["image_file_path"].map(lambda p: path_parts(p)[0])
     df["image_path"] = df["mask_path"] = df["crop_path"] = ""
     report = validate(_write(df[MANIFEST_COLUMNS + ["breast_density", "subtlety", "assessment"]], tmp_path))
-    assert len(report.errors) == 1 and report.errors[0].startswith("31 women in both test and train: P_00016, P_00041")
+    assert len(report.errors) == 1 and report.errors[0].startswith(
+        "31 women in both test and train: P_00016, P_00041"
+    )
     assert any(w.startswith("17 images with both benign and malignant") for w in report.warnings)
     assert any(w.startswith("2 rows with breast_density outside 1-4") for w in report.warnings)
     assert any(w.startswith("2 rows with subtlety outside 1-5") for w in report.warnings)

@@ -6,16 +6,18 @@ taken from the downloader's metadata.csv when present, else from each file's hea
 told apart by what the files are (size vs the full image, bit depth, and pixel values when the header
 is not enough), never by the column they are listed in.
 """
+
 from __future__ import annotations
 
 import csv
 import os
 import re
 from collections import defaultdict
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, TypeVar
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -27,7 +29,9 @@ from mammo.errors import DataError, UserError
 from mammo.io.dicom import DicomHeader, read_header, read_raw_pixels
 
 CBIS_FOLDER = re.compile(r"^(mass|calc)-(training|test)_p_\d+_(left|right)_(cc|mlo)(_\d+)?$", re.IGNORECASE)
-SEQUENCE_END = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"  # (FFFE,E0DD) length 0: the last 8 bytes of encapsulated pixel data
+SEQUENCE_END = (
+    b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"  # (FFFE,E0DD) length 0: the last 8 bytes of encapsulated pixel data
+)
 INTERNAL = ("source_row",)
 T = TypeVar("T")
 R = TypeVar("R")
@@ -46,15 +50,18 @@ class IngestResult:
 
     def summary(self) -> str:
         """One line: rows, images, women, rejected count, where written (plus any warning)."""
-        line = (f"ingest: {self.rows} rows, {self.images} images, {self.women} women, {self.rejected} rejected"
-                f" -> {self.out / MANIFEST}")
+        line = (
+            f"ingest: {self.rows} rows, {self.images} images, {self.women} women, {self.rejected} rejected"
+            f" -> {self.out / MANIFEST}"
+        )
         if self.rejected:
             line += f" (problems in {self.out / REJECTED})"
         return "; ".join([line, *self.notes])
 
 
-def write_outputs(df: pd.DataFrame, problems: list[tuple[str, str]], out: str | os.PathLike,
-                  notes: list[str] | None = None) -> IngestResult:
+def write_outputs(
+    df: pd.DataFrame, problems: list[tuple[str, str]], out: str | os.PathLike, notes: list[str] | None = None
+) -> IngestResult:
     """Write manifest.csv and rejected.csv atomically; refuse to write an empty manifest."""
     out = Path(out)
     if df.empty:
@@ -62,11 +69,13 @@ def write_outputs(df: pd.DataFrame, problems: list[tuple[str, str]], out: str | 
         raise DataError(f"no usable image found, nothing written to {out}{first}")
     write_rejected(problems, out)
     write_manifest(df, out)
-    return IngestResult(out, len(df), df["image_id"].nunique(), df["patient_id"].nunique(), len(problems), notes or [])
+    return IngestResult(
+        out, len(df), df["image_id"].nunique(), df["patient_id"].nunique(), len(problems), notes or []
+    )
 
 
 def parallel_map(fn: Callable[[T], R], items: list[T], workers: int, desc: str) -> list[R]:
-    """fn over items in a thread pool (I/O-bound reads overlap; pydicom and zlib/RLE release little GIL), with a bar."""
+    """fn over items in a thread pool with a progress bar (header reads are I/O-bound, so threads overlap)."""
     bar = dict(total=len(items), desc=desc, leave=False, disable=len(items) < 2)
     if workers <= 1:
         return [fn(x) for x in tqdm(items, **bar)]
@@ -76,7 +85,7 @@ def parallel_map(fn: Callable[[T], R], items: list[T], workers: int, desc: str) 
 
 def _strip_path(msg: str, path: str) -> str:
     """DataError messages start with the path; rejected.csv has the path in its own column."""
-    return msg[len(path) + 2:] if msg.startswith(f"{path}: ") else msg
+    return msg[len(path) + 2 :] if msg.startswith(f"{path}: ") else msg
 
 
 def check_dicom(path: str | os.PathLike) -> DicomHeader:
@@ -92,8 +101,8 @@ def completeness_problem(path: str | os.PathLike, h: DicomHeader) -> str:
     """Why a DICOM's pixel data is incomplete ('' when it looks whole), reading a few KB, never decoding.
 
     A truncated 40 MB mammogram is caught without reading it: for native transfer syntaxes the pixel element's
-    declared length must fit in the file and cover Rows x Columns; encapsulated (compressed) pixel data must end
-    with the sequence delimiter that closes its fragments.
+    declared length must fit in the file and cover Rows x Columns; encapsulated (compressed) pixel data
+    must end with the sequence delimiter that closes its fragments.
     """
     import pydicom
     from pydicom.dataelem import RawDataElement
@@ -130,7 +139,7 @@ def completeness_problem(path: str | os.PathLike, h: DicomHeader) -> str:
 
 @dataclass(frozen=True)
 class FileInfo:
-    """One file of the download after its header read: the header (None if unreadable) and why it is unusable."""
+    """One file of the download: its header (None if unreadable) and why it is unusable ("" if usable)."""
 
     path: str
     folder: str
@@ -153,7 +162,7 @@ def _scan(item: tuple[str, str]) -> FileInfo:
 
 
 def _walk(root: Path, known: set[str]) -> tuple[list[tuple[str, str]], list[Path], list[tuple[str, str]]]:
-    """Files under folders the CSVs name (path, folder), metadata.csv files, and CBIS-like folders no CSV names."""
+    """Files under CSV-named folders (path, folder), metadata.csv files, CBIS-like folders no CSV names."""
     files: list[tuple[str, str]] = []
     metadata: list[Path] = []
     unknown: list[tuple[str, str]] = []
@@ -193,13 +202,15 @@ class DownloadIndex:
         self.series: dict[tuple[str, str], list[FileInfo]] = defaultdict(list)
         self.by_folder: dict[str, set[str]] = defaultdict(set)
         for f in infos:
-            uid = meta_series.get(os.path.normpath(os.path.dirname(f.path))) or (f.header.series_uid if f.header else "")
+            uid = meta_series.get(os.path.normpath(os.path.dirname(f.path))) or (
+                f.header.series_uid if f.header else ""
+            )
             if uid:
                 self.series[(f.folder, uid)].append(f)
                 self.by_folder[f.folder].add(uid)
 
     def lookup(self, parts: tuple[str, ...]) -> list[FileInfo]:
-        """Files for a CSV path: its folder + series UID; a folder holding a single series matches by folder alone."""
+        """Files for a CSV path: folder + series UID; a folder with one series matches by folder alone."""
         folder, uid = parts[0], parts[2] if len(parts) > 2 else ""
         found = self.series.get((folder, uid))
         if found:
@@ -233,7 +244,7 @@ class RoiDecision:
 
 
 def decide_roi(candidates: list[FileInfo], shape: tuple[int, int]) -> RoiDecision:
-    """Tell the crop from the mask among a row's ROI files: by header when that is unambiguous, else by pixels."""
+    """Tell crop from mask among a row's ROI files: by header when unambiguous, else by pixel values."""
     out = RoiDecision()
     good = [c for c in candidates if c.usable]
     kinds = [_header_kind(c.header, shape) for c in good]
@@ -249,7 +260,9 @@ def decide_roi(candidates: list[FileInfo], shape: tuple[int, int]) -> RoiDecisio
     for c, kind in zip(good, kinds):
         h = c.header
         if kind == "mask" and (h.rows, h.columns) != shape:
-            out.problems.append((c.path, f"mask size {h.rows}x{h.columns} differs from its image {shape[0]}x{shape[1]}"))
+            out.problems.append(
+                (c.path, f"mask size {h.rows}x{h.columns} differs from its image {shape[0]}x{shape[1]}")
+            )
         elif kind and getattr(out, kind):
             out.problems.append((c.path, f"a second {kind} for the same finding (kept {getattr(out, kind)})"))
         elif kind:
@@ -266,7 +279,9 @@ def _full_image(files: list[FileInfo]) -> FileInfo | None:
 def _resolve_row(row: dict, index: DownloadIndex) -> tuple[dict | None, list[tuple[str, str]]]:
     """Manifest fields for one CSV row, or None when its full image is unusable; plus the row's problems."""
     src = row["source_row"]
-    parts = {c: path_parts(row[c]) for c in ("image_file_path", "cropped_image_file_path", "roi_mask_file_path")}
+    parts = {
+        c: path_parts(row[c]) for c in ("image_file_path", "cropped_image_file_path", "roi_mask_file_path")
+    }
     img_parts = parts["image_file_path"]
     if img_parts is None:
         return None, [(src, f"image file path {row['image_file_path']!r} resolves outside the download root")]
@@ -286,29 +301,51 @@ def _resolve_row(row: dict, index: DownloadIndex) -> tuple[dict | None, list[tup
     roi = decide_roi(list(candidates.values()), shape)
     problems += roi.problems
     if not candidates:
-        problems.append((src, f"ROI files not found in the download ({row['roi_mask_file_path']}); "
-                              "crop_path and mask_path left empty"))
+        problems.append(
+            (
+                src,
+                f"ROI files not found in the download ({row['roi_mask_file_path']}); "
+                "crop_path and mask_path left empty",
+            )
+        )
     for kind in ("crop", "mask") if candidates else ():
         if not getattr(roi, kind):
-            problems.append((src, f"no usable ROI {kind} among {len(candidates)} ROI file(s); {kind}_path left empty"))
-    fields = dict(image_id=img_parts[0], image_path=os.path.abspath(full.path), mask_path=roi.mask,
-                  crop_path=roi.crop, image_rows=shape[0], image_cols=shape[1])
+            problems.append(
+                (src, f"no usable ROI {kind} among {len(candidates)} ROI file(s); {kind}_path left empty")
+            )
+    fields = dict(
+        image_id=img_parts[0],
+        image_path=os.path.abspath(full.path),
+        mask_path=roi.mask,
+        crop_path=roi.crop,
+        image_rows=shape[0],
+        image_cols=shape[1],
+    )
     return fields, problems
 
 
-def ingest_cbis(root: str | os.PathLike, out: str | os.PathLike, csv_dir: str | os.PathLike | None = None,
-                bwc: str = "benign", workers: int = 4) -> IngestResult:
+def ingest_cbis(
+    root: str | os.PathLike,
+    out: str | os.PathLike,
+    csv_dir: str | os.PathLike | None = None,
+    bwc: str = "benign",
+    workers: int = 4,
+) -> IngestResult:
     """Index a CBIS-DDSM download into DATA/manifest.csv (one row per finding) and DATA/rejected.csv."""
     root = Path(root)
     if not root.is_dir():
-        raise UserError(f"{root}: download folder not found; pass the folder that holds the Mass-/Calc- folders")
+        raise UserError(
+            f"{root}: download folder not found; pass the folder that holds the Mass-/Calc- folders"
+        )
     if csv_dir is not None and not Path(csv_dir).is_dir():
         raise UserError(f"{csv_dir}: --csv-dir folder not found")
     csvs = find_case_csvs(*([csv_dir] if csv_dir is not None else [root]))
     if not csvs:
         where = csv_dir if csv_dir is not None else root
-        raise UserError(f"{where}: no CBIS-DDSM case-description CSVs found; download the four "
-                        "*_case_description_*_set.csv files from TCIA and pass their folder with --csv-dir")
+        raise UserError(
+            f"{where}: no CBIS-DDSM case-description CSVs found; download the four "
+            "*_case_description_*_set.csv files from TCIA and pass their folder with --csv-dir"
+        )
     every_row = read_case_csvs(csvs)
     known = {p[0] for c in PATH_COLUMNS for p in every_row[c].map(path_parts) if p}
     rows, problems = label_rows(every_row, bwc)
@@ -324,8 +361,21 @@ def ingest_cbis(root: str | os.PathLike, out: str | os.PathLike, csv_dir: str | 
         problems += row_problems
         if fields is not None:
             kept.append({**rec, **fields})
-    df = pd.DataFrame(kept, columns=[*rows.columns, "image_id", "image_path", "mask_path", "crop_path",
-                                     "image_rows", "image_cols"])
-    df = df[MANIFEST_COLUMNS + ["image_rows", "image_cols"] +
-            [c for c in rows.columns if c not in MANIFEST_COLUMNS and c not in INTERNAL]]
+    df = pd.DataFrame(
+        kept,
+        columns=[
+            *rows.columns,
+            "image_id",
+            "image_path",
+            "mask_path",
+            "crop_path",
+            "image_rows",
+            "image_cols",
+        ],
+    )
+    df = df[
+        MANIFEST_COLUMNS
+        + ["image_rows", "image_cols"]
+        + [c for c in rows.columns if c not in MANIFEST_COLUMNS and c not in INTERNAL]
+    ]
     return write_outputs(df, problems, out)

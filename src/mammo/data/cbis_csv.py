@@ -1,9 +1,10 @@
 """The four CBIS-DDSM case-description CSVs: find them, parse them the same way, and label their rows.
 
-Quirks handled (see docs/cbis-ddsm.md section 1): `N/A` is a value, not a missing cell (keep_default_na=False);
-a trailing newline sits inside the quotes of one path column per file; mass files say `breast_density`, calc
-files `breast density`; the split is only in the file name.
+Quirks handled (see docs/cbis-ddsm.md section 1): `N/A` is a value, not a missing cell
+(keep_default_na=False); a trailing newline sits inside the quotes of one path column per file; mass files
+say `breast_density`, calc files `breast density`; the split is only in the file name.
 """
+
 from __future__ import annotations
 
 import os
@@ -35,9 +36,9 @@ def snake_case(name: str) -> str:
 
 
 def find_case_csvs(*dirs: str | os.PathLike) -> list[Path]:
-    """The case-description CSVs under the first folder that has any (official names or *case_description*.csv).
+    """The case-description CSVs under the first folder with any (official names or *case_description*.csv).
 
-    A file name found twice (e.g. a backup copy) counts once: the shallowest copy wins, so rows are never doubled.
+    A file name found twice (e.g. a backup copy) counts once: the shallowest copy wins, so no row is doubled.
     """
     for d in dirs:
         found: dict[str, Path] = {}
@@ -51,7 +52,7 @@ def find_case_csvs(*dirs: str | os.PathLike) -> list[Path]:
 
 
 def _official_order(p: Path) -> tuple[int, str]:
-    """Sort key: the official files in their documented order (mass train, mass test, calc train, calc test)."""
+    """Sort key: the official files in documented order (mass train, mass test, calc train, calc test)."""
     low = p.name.lower()
     return (OFFICIAL_CSVS.index(low) if low in OFFICIAL_CSVS else len(OFFICIAL_CSVS), low)
 
@@ -73,7 +74,7 @@ def split_from_folder(folder: str) -> str:
 
 
 def path_parts(csv_path: str) -> tuple[str, ...] | None:
-    """Components of a CSV path ('/'- or '\\'-separated); None when it is absolute or climbs out of the root."""
+    """Components of a CSV path ('/' or '\\' separated); None when absolute or climbing out of the root."""
     p = csv_path.strip().replace("\\", "/")
     if not p or p.startswith("/") or re.match(r"^[A-Za-z]:", p):
         return None
@@ -84,7 +85,7 @@ def path_parts(csv_path: str) -> tuple[str, ...] | None:
 
 
 def read_case_csv(path: str | os.PathLike) -> pd.DataFrame:
-    """One CSV as text with snake_case columns, stripped values, `split` from the file name and `source_row`."""
+    """One CSV as text: snake_case columns, stripped values, `split` from the file name, `source_row`."""
     path = Path(path)
     try:
         df = pd.read_csv(path, dtype=str, keep_default_na=False)
@@ -96,15 +97,18 @@ def read_case_csv(path: str | os.PathLike) -> pd.DataFrame:
         raise DataError(f"{path}: not a CBIS-DDSM case-description CSV (no column {', '.join(missing)})")
     df = df.apply(lambda col: col.str.strip())
     df["split"] = split_from_name(path.name) or df["image_file_path"].map(
-        lambda p: split_from_folder((path_parts(p) or ("",))[0]))
+        lambda p: split_from_folder((path_parts(p) or ("",))[0])
+    )
     folders = df["image_file_path"].map(lambda p: (path_parts(p) or ("?",))[0])
-    df["source_row"] = [f"{path.name} record {i + 1} ({f} #{a})"
-                        for i, (f, a) in enumerate(zip(folders, df["abnormality_id"]))]
+    df["source_row"] = [
+        f"{path.name} record {i + 1} ({f} #{a})"
+        for i, (f, a) in enumerate(zip(folders, df["abnormality_id"]))
+    ]
     return df
 
 
 def label_rows(df: pd.DataFrame, bwc: str = "benign") -> tuple[pd.DataFrame, list[tuple[str, str]]]:
-    """Normalise type/side/view, add `label`; rows that can't be labelled (or BWC with bwc='drop') go to the list."""
+    """Normalise type/side/view, add `label`; unlabellable rows (and BWC with bwc='drop') go to the list."""
     if bwc not in ("benign", "drop"):
         raise ValueError(f"bwc must be 'benign' or 'drop', got {bwc!r}")
     df = df.copy()
@@ -115,7 +119,9 @@ def label_rows(df: pd.DataFrame, bwc: str = "benign") -> tuple[pd.DataFrame, lis
     df["label"] = df["pathology"].map(LABELS)
     problems: list[tuple[str, str]] = []
     reasons = pd.Series("", index=df.index)
-    reasons[df["label"].isna()] = "pathology " + df["pathology"].map(repr) + " is not MALIGNANT, BENIGN or " + BWC
+    reasons[df["label"].isna()] = (
+        "pathology " + df["pathology"].map(repr) + " is not MALIGNANT, BENIGN or " + BWC
+    )
     if bwc == "drop":
         reasons[df["pathology"] == BWC] = f"{BWC} dropped (--bwc drop)"
     bad_side = ~df["side"].isin(["LEFT", "RIGHT"])
@@ -128,5 +134,5 @@ def label_rows(df: pd.DataFrame, bwc: str = "benign") -> tuple[pd.DataFrame, lis
 
 
 def read_case_csvs(paths: list[Path]) -> pd.DataFrame:
-    """All CSVs as one frame (mass and calc descriptor columns side by side, '' where absent), not yet labelled."""
+    """All CSVs as one unlabelled frame (mass and calc descriptor columns side by side, '' where absent)."""
     return pd.concat([read_case_csv(p) for p in paths], ignore_index=True, sort=False).fillna("")

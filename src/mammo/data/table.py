@@ -1,4 +1,4 @@
-"""Ingest your own images into DATA/manifest.csv: a table (--table FILE.csv) or class-per-folder trees (--folders DIR).
+"""Ingest your own images into DATA/manifest.csv: a table (--table FILE.csv) or class folders (--folders DIR).
 
 Every image is checked cheaply before it is listed: DICOM by header plus the completeness check of
 `mammo.data.cbis.check_dicom`; other formats by PIL's lazy open (reads only the header: format, size), plus a
@@ -6,6 +6,7 @@ full decode for files up to FULL_DECODE_BYTES, which catches truncated files whe
 Larger files are trusted on their header: decoding a 50 MB scan here would double the time of ingest, and
 prepare lists any image that then fails to decode in its own rejected.csv.
 """
+
 from __future__ import annotations
 
 import os
@@ -35,7 +36,7 @@ def parse_label(value: str) -> int | None:
 
 
 def image_size(path: str | os.PathLike) -> tuple[int, int]:
-    """(rows, cols) of a readable image or DICOM, checked cheaply (see the module docstring); DataError otherwise."""
+    """(rows, cols) of a readable image or DICOM, checked cheaply (see module docstring), else DataError."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: file not found")
@@ -66,7 +67,7 @@ def _probe(path: str) -> tuple[int, int, str]:
         return (*image_size(path), "")
     except DataError as exc:
         msg = str(exc)
-        return 0, 0, msg[len(path) + 2:] if msg.startswith(f"{path}: ") else msg
+        return 0, 0, msg[len(path) + 2 :] if msg.startswith(f"{path}: ") else msg
 
 
 def _resolve(value: str, base: Path) -> str:
@@ -97,14 +98,26 @@ def _box_problem(box: list[str], rows: int, cols: int) -> str:
     return ""
 
 
-def build_manifest(df: pd.DataFrame, base: Path, source: str) -> tuple[pd.DataFrame, list[tuple[str, str]], list[str]]:
-    """Manifest rows from a table of image/label (+ optional) columns; problems listed, bad rows dropped; notes."""
+def build_manifest(
+    df: pd.DataFrame, base: Path, source: str
+) -> tuple[pd.DataFrame, list[tuple[str, str]], list[str]]:
+    """Manifest rows from a table of image/label (+ optional) columns; problems (bad rows dropped); notes."""
     df = df.copy().reset_index(drop=True)
     problems: list[tuple[str, str]] = []
     notes: list[str] = []
     row_id = [f"{source} row {i + 2}" for i in range(len(df))]
-    for col in ("patient_id", "split", "side", "view", "image_id", "abnormality_id", "abnormality_type",
-                "pathology", "mask_path", "crop_path"):
+    for col in (
+        "patient_id",
+        "split",
+        "side",
+        "view",
+        "image_id",
+        "abnormality_id",
+        "abnormality_type",
+        "pathology",
+        "mask_path",
+        "crop_path",
+    ):
         if col not in df.columns:
             df[col] = ""
     if any(c in df.columns for c in BOX_COLUMNS):
@@ -116,7 +129,9 @@ def build_manifest(df: pd.DataFrame, base: Path, source: str) -> tuple[pd.DataFr
     df["crop_path"] = df["crop_path"].map(lambda v: _resolve(v, base))
     keep = pd.Series(True, index=df.index)
     for i in df.index[labels.isna()]:
-        problems.append((row_id[i], f"label {df.at[i, 'label']!r} is not benign/malignant or 0/1; row dropped"))
+        problems.append(
+            (row_id[i], f"label {df.at[i, 'label']!r} is not benign/malignant or 0/1; row dropped")
+        )
         keep[i] = False
     for i in df.index[(df["image_path"] == "") & keep]:
         problems.append((row_id[i], "no image path; row dropped"))
@@ -131,7 +146,9 @@ def build_manifest(df: pd.DataFrame, base: Path, source: str) -> tuple[pd.DataFr
     df["image_rows"] = [sizes[i][0] for i in df.index]
     df["image_cols"] = [sizes[i][1] for i in df.index]
     for col in ("mask_path", "crop_path"):
-        for i, (rows, cols, why) in zip(df.index, parallel_map(_probe, list(df[col].where(keep, "")), WORKERS, col)):
+        for i, (rows, cols, why) in zip(
+            df.index, parallel_map(_probe, list(df[col].where(keep, "")), WORKERS, col)
+        ):
             mismatch = col == "mask_path" and not why and rows and (rows, cols) != sizes[i]
             if why or mismatch:
                 reason = why or f"mask size {rows}x{cols} differs from its image {sizes[i][0]}x{sizes[i][1]}"
@@ -148,17 +165,21 @@ def build_manifest(df: pd.DataFrame, base: Path, source: str) -> tuple[pd.DataFr
     no_pid = df["patient_id"].str.strip() == ""
     if no_pid.any():
         df.loc[no_pid, "patient_id"] = df.loc[no_pid, "image_path"].map(lambda p: Path(p).stem)
-        notes.append(f"warning: {int(no_pid.sum())} rows have no patient_id; the image file name stands in, "
-                     "so splits cannot be made by woman")
+        notes.append(
+            f"warning: {int(no_pid.sum())} rows have no patient_id; the image file name stands in, "
+            "so splits cannot be made by woman"
+        )
     raw_type = df["abnormality_type"].copy()
     df["abnormality_type"] = raw_type.map(_abnormality_type)
     if (raw_type.str.strip().str.lower() != df["abnormality_type"]).any():
         df["abnormality_type_raw"] = raw_type
     df["image_id"] = df["image_id"].where(df["image_id"].str.strip() != "", df["image_path"])
     df["abnormality_id"] = df["abnormality_id"].where(
-        df["abnormality_id"].str.strip() != "", (df.groupby("image_id").cumcount() + 1).astype(str))
-    df["pathology"] = df["pathology"].where(df["pathology"].str.strip() != "",
-                                            df["label"].map({0: "BENIGN", 1: "MALIGNANT"}))
+        df["abnormality_id"].str.strip() != "", (df.groupby("image_id").cumcount() + 1).astype(str)
+    )
+    df["pathology"] = df["pathology"].where(
+        df["pathology"].str.strip() != "", df["label"].map({0: "BENIGN", 1: "MALIGNANT"})
+    )
     df["split"] = df["split"].str.strip().str.lower()
     df["side"] = df["side"].str.strip().str.upper().map(SIDES).fillna("")
     df["view"] = df["view"].str.strip().str.upper()
@@ -168,7 +189,7 @@ def build_manifest(df: pd.DataFrame, base: Path, source: str) -> tuple[pd.DataFr
 
 
 def ingest_table(table: str | os.PathLike, out: str | os.PathLike) -> IngestResult:
-    """Index a CSV of images (columns image, label; optional patient_id, split, view, side, box) into DATA/."""
+    """Index a CSV of images (image, label; optional patient_id, split, view, side, box) into DATA/."""
     table = Path(table)
     if not table.is_file():
         raise UserError(f"{table}: table not found; pass a CSV with columns image,label")
@@ -179,8 +200,10 @@ def ingest_table(table: str | os.PathLike, out: str | os.PathLike) -> IngestResu
     df.columns = [snake_case(c) for c in df.columns]
     missing = [c for c in ("image", "label") if c not in df.columns]
     if missing:
-        raise UserError(f"{table}: no column {', '.join(missing)}; a table needs image,label (optional: "
-                        f"patient_id, split, view, side, x_min, y_min, x_max, y_max)")
+        raise UserError(
+            f"{table}: no column {', '.join(missing)}; a table needs image,label (optional: "
+            f"patient_id, split, view, side, x_min, y_min, x_max, y_max)"
+        )
     manifest, problems, notes = build_manifest(df, table.resolve().parent, table.name)
     return write_outputs(manifest, problems, out, notes)
 
@@ -192,10 +215,12 @@ def _class_of(parts: tuple[str, ...]) -> int | None:
 
 
 def ingest_folders(root: str | os.PathLike, out: str | os.PathLike) -> IngestResult:
-    """Index class-per-folder trees (train/Benign/x.png, test/Malignant/...; no split level is fine) into DATA/."""
+    """Index class-per-folder trees (train/Benign/x.png, test/Malignant/..., or no split level) into DATA/."""
     root = Path(root)
     if not root.is_dir():
-        raise UserError(f"{root}: folder not found; pass a folder with Benign/ and Malignant/ (or 0/ and 1/) inside")
+        raise UserError(
+            f"{root}: folder not found; pass a folder with Benign/ and Malignant/ (or 0/ and 1/) inside"
+        )
     records, problems = [], []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
@@ -208,8 +233,13 @@ def ingest_folders(root: str | os.PathLike, out: str | os.PathLike) -> IngestRes
             if k is None:
                 problems.append((str(path), "not inside a Benign/Malignant (or 0/1) folder; ignored"))
                 continue
-            records.append({"image": str(path), "label": str(CLASS_FOLDERS[parts[k].lower()]),
-                            "split": parts[k - 1].lower() if k > 0 else ""})
+            records.append(
+                {
+                    "image": str(path),
+                    "label": str(CLASS_FOLDERS[parts[k].lower()]),
+                    "split": parts[k - 1].lower() if k > 0 else "",
+                }
+            )
     if not records:
         raise UserError(f"{root}: no images inside Benign/ or Malignant/ (or 0/ and 1/) folders")
     manifest, more, notes = build_manifest(pd.DataFrame(records), root, root.name)

@@ -4,6 +4,7 @@ Errors (exit 1): women in more than one split, missing files, mask/image size mi
 rows without patient_id, missing manifest columns. Warnings: images mixing benign and malignant findings,
 out-of-range descriptors, a split with one class, duplicate findings, problems listed in rejected.csv.
 """
+
 from __future__ import annotations
 
 import os
@@ -35,7 +36,7 @@ class Report:
     balance: str = ""
 
     def text(self) -> str:
-        """The readable report: what was checked, balance per split, every problem, then 'N errors, M warnings'."""
+        """The readable report: counts, balance per split, every problem, then 'N errors, M warnings'."""
         parts = [self.header]
         if self.balance:
             parts += ["", "Class balance per split (findings):", self.balance]
@@ -75,8 +76,10 @@ def mixed_images(df: pd.DataFrame) -> list[str]:
     mixed = sorted(n[n > 1].index)
     if not mixed:
         return []
-    return [f"{len(mixed)} images with both benign and malignant findings (whole-image label = any malignant): "
-            f"{_names(mixed)}"]
+    return [
+        f"{len(mixed)} images with both benign and malignant findings (whole-image label = any malignant): "
+        f"{_names(mixed)}"
+    ]
 
 
 def out_of_range(df: pd.DataFrame) -> list[str]:
@@ -89,9 +92,11 @@ def out_of_range(df: pd.DataFrame) -> list[str]:
         nums = pd.to_numeric(vals, errors="coerce")
         bad = ~vals.str.upper().isin(NOT_GIVEN) & ~nums.between(lo, hi)
         if bad.any():
-            seen = sorted(set(vals[bad]))
-            out.append(f"{int(bad.sum())} rows with {col} outside {lo}-{hi} (values {', '.join(map(repr, seen[:5]))};"
-                       f" first at manifest row {int(bad.idxmax()) + 2})")
+            seen = ", ".join(map(repr, sorted(set(vals[bad]))[:5]))
+            out.append(
+                f"{int(bad.sum())} rows with {col} outside {lo}-{hi} (values {seen};"
+                f" first at manifest row {int(bad.idxmax()) + 2})"
+            )
     return out
 
 
@@ -101,8 +106,10 @@ def missing_files(df: pd.DataFrame, data_dir: Path) -> list[str]:
     for col in ("image_path", "mask_path", "crop_path"):
         paths = [p for p in df[col].unique() if p and not (data_dir / p).is_file()]
         if paths:
-            out.append(f"{len(paths)} {col} files missing: {_names(sorted(paths)[:5])}"
-                       + (f" and {len(paths) - 5} more" if len(paths) > 5 else ""))
+            out.append(
+                f"{len(paths)} {col} files missing: {_names(sorted(paths)[:5])}"
+                + (f" and {len(paths) - 5} more" if len(paths) > 5 else "")
+            )
     return out
 
 
@@ -120,9 +127,11 @@ def mask_size_mismatches(df: pd.DataFrame, data_dir: Path) -> list[str]:
             return None
 
     sizes = parallel_map(size, list(rows["mask_path"]), WORKERS, "mask headers")
-    bad = [f"{p} ({s[0]}x{s[1]} vs {r}x{c})" for p, s, r, c in zip(rows["mask_path"], sizes, rows["image_rows"],
-                                                                  rows["image_cols"])
-           if s is not None and (str(s[0]), str(s[1])) != (str(r), str(c))]
+    bad = [
+        f"{p} ({s[0]}x{s[1]} vs {r}x{c})"
+        for p, s, r, c in zip(rows["mask_path"], sizes, rows["image_rows"], rows["image_cols"])
+        if s is not None and (str(s[0]), str(s[1])) != (str(r), str(c))
+    ]
     unreadable = [p for p, s in zip(rows["mask_path"], sizes) if s is None]
     out = [f"{len(bad)} masks whose size differs from their image: {_names(bad[:5])}"] if bad else []
     out += [f"{len(unreadable)} masks unreadable: {_names(unreadable[:5])}"] if unreadable else []
@@ -130,19 +139,28 @@ def mask_size_mismatches(df: pd.DataFrame, data_dir: Path) -> list[str]:
 
 
 def class_balance(df: pd.DataFrame) -> tuple[str, list[str]]:
-    """A small table of findings per split and class (plus images and women), and a warning per one-class split."""
+    """A small table of findings per split and class (plus images, women); a warning per one-class split."""
     split = df["split"].replace("", "(none)")
-    table = pd.DataFrame({
-        "findings": df.groupby(split).size(),
-        "benign": df[df["label"] == "0"].groupby(split[df["label"] == "0"]).size(),
-        "malignant": df[df["label"] == "1"].groupby(split[df["label"] == "1"]).size(),
-        "images": df.groupby(split)["image_id"].nunique(),
-        "women": df.groupby(split)["patient_id"].nunique(),
-    }).fillna(0).astype(int)
+    table = (
+        pd.DataFrame(
+            {
+                "findings": df.groupby(split).size(),
+                "benign": df[df["label"] == "0"].groupby(split[df["label"] == "0"]).size(),
+                "malignant": df[df["label"] == "1"].groupby(split[df["label"] == "1"]).size(),
+                "images": df.groupby(split)["image_id"].nunique(),
+                "women": df.groupby(split)["patient_id"].nunique(),
+            }
+        )
+        .fillna(0)
+        .astype(int)
+    )
     table["% malignant"] = (100 * table["malignant"] / table["findings"]).round(1)
     table.index.name = "split"
-    warn = [f"split {s!r} has only {'benign' if r.malignant == 0 else 'malignant'} findings"
-            for s, r in table.iterrows() if r.benign == 0 or r.malignant == 0]
+    warn = [
+        f"split {s!r} has only {'benign' if r.malignant == 0 else 'malignant'} findings"
+        for s, r in table.iterrows()
+        if r.benign == 0 or r.malignant == 0
+    ]
     return table.to_string(), warn
 
 
@@ -169,9 +187,11 @@ def validate(data_dir: str | os.PathLike) -> Report:
     except Exception as exc:
         raise DataError(f"{path}: unreadable manifest ({type(exc).__name__}: {exc})") from None
     report = Report(data_dir)
-    report.header = (f"{path}: {len(df)} findings"
-                     + (f", {df['image_id'].nunique()} images" if "image_id" in df.columns else "")
-                     + (f", {df['patient_id'].nunique()} women" if "patient_id" in df.columns else ""))
+    report.header = (
+        f"{path}: {len(df)} findings"
+        + (f", {df['image_id'].nunique()} images" if "image_id" in df.columns else "")
+        + (f", {df['patient_id'].nunique()} women" if "patient_id" in df.columns else "")
+    )
     missing = [c for c in MANIFEST_COLUMNS if c not in df.columns]
     if missing:
         report.errors.append(f"manifest lacks columns {', '.join(missing)}; re-run `mammo ingest`")
@@ -179,9 +199,11 @@ def validate(data_dir: str | os.PathLike) -> Report:
         return report
     bad_label = ~df["label"].isin(["0", "1"])
     if bad_label.any():
-        report.errors.append(f"{int(bad_label.sum())} rows with label not 0/1 (values "
-                             f"{', '.join(map(repr, sorted(set(df.loc[bad_label, 'label']))[:5]))}; "
-                             f"first at manifest row {int(bad_label.idxmax()) + 2})")
+        report.errors.append(
+            f"{int(bad_label.sum())} rows with label not 0/1 (values "
+            f"{', '.join(map(repr, sorted(set(df.loc[bad_label, 'label']))[:5]))}; "
+            f"first at manifest row {int(bad_label.idxmax()) + 2})"
+        )
     no_pid = df["patient_id"].str.strip() == ""
     if no_pid.any():
         report.errors.append(f"{int(no_pid.sum())} rows without patient_id: splits by woman are impossible")
