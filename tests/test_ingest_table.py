@@ -113,6 +113,19 @@ def test_table_relative_paths_pgm_missing_bad_label(tmp_path):
     assert "my.csv row 4: box" in reasons
 
 
+def test_manifest_can_be_ingested_again(tmp_path):
+    _png(tmp_path / "a.png")
+    _png(tmp_path / "b.png")
+    pd.DataFrame({"image": ["a.png", "b.png"], "label": ["0", "1"], "patient_id": ["W1", "W2"]}).to_csv(
+        tmp_path / "t.csv", index=False
+    )
+    ingest_table(tmp_path / "t.csv", tmp_path / "data")
+    result = ingest_table(tmp_path / "data" / "manifest.csv", tmp_path / "again")
+    first, _ = _read(tmp_path / "data")
+    again, _ = _read(tmp_path / "again")
+    assert result.rows == 2 and again.equals(first)
+
+
 def test_table_errors(tmp_path, capsys):
     with pytest.raises(UserError, match="table not found"):
         ingest_table(tmp_path / "none.csv", tmp_path / "data")

@@ -198,6 +198,8 @@ def ingest_table(table: str | os.PathLike, out: str | os.PathLike) -> IngestResu
     except Exception as exc:
         raise UserError(f"{table}: unreadable CSV ({type(exc).__name__}: {exc})") from None
     df.columns = [snake_case(c) for c in df.columns]
+    if "image" not in df.columns and "image_path" in df.columns:  # an edited manifest can be ingested again
+        df = df.rename(columns={"image_path": "image"})
     missing = [c for c in ("image", "label") if c not in df.columns]
     if missing:
         raise UserError(
