@@ -47,7 +47,7 @@ def test_same_seed_same_metrics(tmp_path, tiny_registry):  # noqa: F811
     prep = make_prep(tmp_path / "prep")
     flags = {**FLAGS, "epochs": 2}
     loop.train(prep, tmp_path / "a", overrides=flags)
-    loop.train(prep, tmp_path / "b", overrides=flags)
+    loop.train(prep, tmp_path / "b", overrides={**flags, "workers": 2})  # augmentation seeded per sample
     loop.train(prep, tmp_path / "c", overrides={**flags, "seed": 6})
     pd.testing.assert_frame_equal(_metrics(tmp_path / "a"), _metrics(tmp_path / "b"))
     assert not _metrics(tmp_path / "a")["train_loss"].equals(_metrics(tmp_path / "c")["train_loss"])
@@ -80,6 +80,18 @@ def test_resume_equals_uninterrupted(tmp_path, tiny_registry, monkeypatch, balan
         a, b = load_checkpoint(tmp_path / "straight" / name), load_checkpoint(tmp_path / "resumed" / name)
         assert a["epoch"] == b["epoch"] and a["temperature"] == b["temperature"]
         assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
+
+
+def test_early_stopping_on_val_auc(tmp_path, tiny_registry, monkeypatch):  # noqa: F811
+    prep = make_prep(tmp_path / "prep")
+    aucs = iter([0.6, 0.8, 0.7, 0.75, 0.9])
+    monkeypatch.setattr(loop, "_auc", lambda logits, labels: next(aucs))
+    result = loop.train(prep, tmp_path / "run", overrides={**FLAGS, "epochs": 5, "patience": 2})
+    assert result.stopped_early and result.epochs_run == 4 and result.best_epoch == 2
+    assert list(pd.read_csv(tmp_path / "run" / "metrics.csv")["val_auc"]) == [0.6, 0.8, 0.7, 0.75]
+    assert load_checkpoint(tmp_path / "run" / "best.pt")["epoch"] == 2
+    again = loop.train(prep, tmp_path / "run", overrides={"workers": 0}, resume=True)
+    assert again.stopped_early and again.epochs_run == 4
 
 
 def test_nan_loss_stops_and_keeps_last_good(tmp_path, tiny_registry):  # noqa: F811

@@ -154,8 +154,14 @@ def predict_loader(model: nn.Module, loader: DataLoader, device: torch.device,
 
 
 def _loader(ds: PrepDataset, cfg: TrainConfig, sampler: Any, workers: int, device: torch.device,
-            generator: torch.Generator | None = None, drop_last: bool = False) -> DataLoader:
-    """A DataLoader with pinned memory on CUDA, persistent seeded workers, and the given sampler."""
+            drop_last: bool = False) -> DataLoader:
+    """A DataLoader with pinned memory on CUDA, persistent seeded workers, and the given sampler.
+
+    Its own generator (fixed by the run seed) seeds the workers, so the loader never draws from the global
+    torch RNG (dropout's): results do not depend on the number of workers.
+    """
+    generator = torch.Generator()
+    generator.manual_seed(cfg.seed)
     return DataLoader(ds, batch_size=cfg.batch_size, sampler=sampler, num_workers=workers,
                       pin_memory=device.type == "cuda", persistent_workers=workers > 0,
                       worker_init_fn=worker_init_fn, generator=generator, drop_last=drop_last,
@@ -229,7 +235,7 @@ class _Run:
         self.amp = cfg.amp and device.type == "cuda"
         self.workers = _workers(cfg, device)
         if device.type == "cpu":
-            torch.set_num_threads(max(1, _cpu_count() - self.workers))
+            torch.set_num_threads(_cpu_count())
         seed_everything(cfg.seed)
         self.model_args = {"input_size": self.size, **cfg.model_args}
         model = create_model(cfg.model, pretrained=cfg.pretrained, weights=cfg.weights, **self.model_args)
@@ -256,21 +262,21 @@ class _Run:
         train_ds = PrepDataset(self.prep, train_rows, self.size, self.mean, self.std,
                                Augmenter(cfg.augment, self.size), seed=cfg.seed)
         self.val_ds = PrepDataset(self.prep, val_rows, self.size, self.mean, self.std)
-        self.generator = torch.Generator()
+        self.sampler_generator = torch.Generator()
         if env.distributed:
             inner = DistributedSampler(train_ds, num_replicas=env.world_size, rank=env.rank, shuffle=True,
                                        seed=cfg.seed)
             val_sampler = DistributedSampler(self.val_ds, num_replicas=env.world_size, rank=env.rank, shuffle=False)
         elif cfg.balance == "sampler":
             inner = WeightedRandomSampler(class_weights(train_ds.labels).tolist(), num_samples=len(train_ds),
-                                          replacement=True, generator=self.generator)
+                                          replacement=True, generator=self.sampler_generator)
             val_sampler = SequentialSampler(self.val_ds)
         else:
-            inner = RandomSampler(train_ds, generator=self.generator)
+            inner = RandomSampler(train_ds, generator=self.sampler_generator)
             val_sampler = SequentialSampler(self.val_ds)
         self.train_sampler = EpochTagged(inner)
         drop_last = len(inner) > cfg.batch_size
-        self.train_loader = _loader(train_ds, cfg, self.train_sampler, self.workers, device, self.generator, drop_last)
+        self.train_loader = _loader(train_ds, cfg, self.train_sampler, self.workers, device, drop_last)
         self.val_loader = _loader(self.val_ds, cfg, val_sampler, self.workers, device)
         batches = len(self.train_loader)
         self.steps_per_epoch = min(batches, cfg.max_train_batches) if cfg.max_train_batches else batches
@@ -350,7 +356,7 @@ class _Run:
                 break
             t0 = time.time()
             seed_everything(cfg.seed, epoch)
-            reseed_generator(self.generator, cfg.seed, epoch, env.rank)
+            reseed_generator(self.sampler_generator, cfg.seed, epoch, env.rank)
             self.train_sampler.set_epoch(epoch)
             train_loss, lr = self._train_epoch(epoch)
             logits, labels = self._validate()
@@ -386,7 +392,8 @@ class _Run:
         """Fit temperature and threshold on validation with the best weights; store both in best.pt and last.pt."""
         best = load_checkpoint(self.out / "best.pt")
         self.model.load_state_dict(best["state_dict"])
-        loader = _loader(self.val_ds, self.cfg, SequentialSampler(self.val_ds), 0, self.device)
+        loader = self.val_loader if not self.env.distributed else _loader(
+            self.val_ds, self.cfg, SequentialSampler(self.val_ds), self.workers, self.device)
         _, logits, labels = predict_loader(self.model, loader, self.device, self.amp)
         temperature = fit_temperature(logits, labels)
         threshold = choose_threshold(apply_temperature(logits, temperature), labels)

@@ -28,5 +28,5 @@ def worker_init_fn(worker_id: int) -> None:
 
 
 def reseed_generator(generator: torch.Generator, seed: int, epoch: int, rank: int = 0) -> None:
-    """Reset the Generator behind sampling order and loader worker seeds for this epoch (and rank)."""
+    """Reset the Generator behind the training sampler's order for this epoch (and rank)."""
     generator.manual_seed(derive_seed(seed, epoch, rank, 1))
