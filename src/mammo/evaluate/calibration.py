@@ -4,6 +4,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import minimize_scalar
 
+MIN_TEMPERATURE, MAX_TEMPERATURE = 0.25, 20.0
+
 
 def _nll(logits: np.ndarray, labels: np.ndarray, temperature: float) -> float:
     z = logits / temperature
@@ -12,13 +14,16 @@ def _nll(logits: np.ndarray, labels: np.ndarray, temperature: float) -> float:
 
 
 def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
-    """The temperature T in [0.05, 20] minimising validation negative log-likelihood of sigmoid(logit / T)."""
+    """The temperature T in [0.25, 20] minimising validation negative log-likelihood of sigmoid(logit / T).
+
+    The lower bound stops a perfectly separable validation set from driving T to 0 (infinite confidence).
+    """
     logits = np.asarray(logits, dtype=np.float64)
     labels = np.asarray(labels, dtype=np.float64)
     if len(np.unique(labels)) < 2:
         return 1.0
     res = minimize_scalar(lambda log_t: _nll(logits, labels, float(np.exp(log_t))),
-                          bounds=(np.log(0.05), np.log(20.0)), method="bounded")
+                          bounds=(np.log(MIN_TEMPERATURE), np.log(MAX_TEMPERATURE)), method="bounded")
     return float(np.exp(res.x))
 
 
