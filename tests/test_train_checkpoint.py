@@ -1,4 +1,5 @@
 """Checkpoints: contract keys, weights_only loading, load_run round trip, clear errors for bad files."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -34,12 +35,28 @@ def _val_logits(model, prep, ckpt):
 def test_checkpoint_contract_and_weights_only(trained_run):
     prep, run = trained_run
     raw = torch.load(run / "best.pt", weights_only=True)
-    assert {"format", "model", "state_dict", "preprocessing", "class_names", "threshold", "temperature", "epoch",
-            "best_val_auc", "config"} <= set(raw)
+    assert {
+        "format",
+        "model",
+        "state_dict",
+        "preprocessing",
+        "class_names",
+        "threshold",
+        "temperature",
+        "epoch",
+        "best_val_auc",
+        "config",
+    } <= set(raw)
     assert raw["format"] == FORMAT and raw["class_names"] == ["benign", "malignant"]
     assert raw["model"] == {"name": "tiny", "args": {"input_size": 32}}
-    assert raw["preprocessing"] == {"task": "roi", "size": 32, "mean": 0.4, "std": 0.2, "input_scale": 65535,
-                                    "prepare": {"task": "roi", "size": 32, "seed": 0}}
+    assert raw["preprocessing"] == {
+        "task": "roi",
+        "size": 32,
+        "mean": 0.4,
+        "std": 0.2,
+        "input_scale": 65535,
+        "prepare": {"task": "roi", "size": 32, "seed": 0},
+    }
     assert raw["config"]["model"] == "tiny" and raw["config"]["epochs"] == 2
     assert "optimizer" not in raw and "optimizer" in torch.load(run / "last.pt", weights_only=True)
 
@@ -56,7 +73,9 @@ def test_load_run_round_trip(trained_run):
     assert roc_auc_score(labels, logits) == pytest.approx(ckpt["best_val_auc"], abs=1e-12)
     temperature = fit_temperature(logits, labels)
     assert ckpt["temperature"] == pytest.approx(temperature, rel=1e-6)
-    assert ckpt["threshold"] == pytest.approx(choose_threshold(apply_temperature(logits, temperature), labels))
+    assert ckpt["threshold"] == pytest.approx(
+        choose_threshold(apply_temperature(logits, temperature), labels)
+    )
 
 
 def test_bad_checkpoint_files(tmp_path):

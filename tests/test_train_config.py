@@ -1,4 +1,5 @@
-"""Train config: defaults < model train_defaults < YAML < flags; unknown keys and bad values are UserErrors."""
+"""Train config: defaults < model train_defaults < YAML < flags; unknown keys, bad values: UserError."""
+
 from __future__ import annotations
 
 import pytest

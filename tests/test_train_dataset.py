@@ -1,4 +1,5 @@
-"""Train dataset and augmentation; also the shared fixtures of the train tests (tiny PREP, tiny stand-in model)."""
+"""Train dataset and augmentation; also the train tests' shared fixtures (tiny PREP, tiny stand-in model)."""
+
 from __future__ import annotations
 
 import json
@@ -19,7 +20,12 @@ from mammo.train.augment import Augmenter
 from mammo.train.dataset import EpochTagged, PrepDataset, class_weights, read_dataset_csv, split_rows
 
 TINY_INFO = types.SimpleNamespace(
-    input_size=32, mean=0.4, std=0.2, pretrained=False, description="tiny stand-in CNN", gradcam_layer="conv",
+    input_size=32,
+    mean=0.4,
+    std=0.2,
+    pretrained=False,
+    description="tiny stand-in CNN",
+    gradcam_layer="conv",
     train_defaults={"lr": 0.01, "epochs": 3, "batch_size": 8, "weight_decay": 0.0, "augment": "mammo"},
 )
 
@@ -74,8 +80,10 @@ def tiny_registry(monkeypatch):
     return calls
 
 
-def make_prep(root: Path, n_train: int = 32, n_val: int = 16, n_test: int = 8, size: int = 32, seed: int = 0) -> Path:
-    """A PREP folder: 16-bit PNGs of noise with a bright disc (malignant) or a dim square (benign), dataset.csv."""
+def make_prep(
+    root: Path, n_train: int = 32, n_val: int = 16, n_test: int = 8, size: int = 32, seed: int = 0
+) -> Path:
+    """A PREP folder: 16-bit PNGs of noise with a bright disc (malignant) or a dim square (benign)."""
     rng = np.random.default_rng(seed)
     (root / "images").mkdir(parents=True, exist_ok=True)
     rows = []
@@ -91,8 +99,16 @@ def make_prep(root: Path, n_train: int = 32, n_val: int = 16, n_test: int = 8, s
                 cv2.rectangle(img, (int(c[0] - r), int(c[1] - r)), (int(c[0] + r), int(c[1] + r)), 0.45, -1)
             sid = f"{split}{i:03d}"
             write_png16((np.clip(img, 0, 1) * 65535).astype(np.uint16), root / "images" / f"{sid}.png")
-            rows.append({"sample_id": sid, "image": f"images/{sid}.png", "label": label,
-                         "patient_id": f"P{sid}", "split": split, "image_id": sid})
+            rows.append(
+                {
+                    "sample_id": sid,
+                    "image": f"images/{sid}.png",
+                    "label": label,
+                    "patient_id": f"P{sid}",
+                    "split": split,
+                    "image_id": sid,
+                }
+            )
     pd.DataFrame(rows).to_csv(root / "dataset.csv", index=False)
     (root / "prepare.json").write_text(json.dumps({"task": "roi", "size": size, "seed": seed}))
     return root

@@ -1,4 +1,5 @@
-"""DDP: `torchrun --nproc-per-node 2 -m mammo train` on CPU (gloo) writes one RUN with metrics over every val sample."""
+"""DDP: `torchrun --nproc-per-node 2 -m mammo train` on CPU (gloo): one RUN, metrics over every val row."""
+
 from __future__ import annotations
 
 import os
@@ -22,14 +23,45 @@ from mammo.train.loop import predict_loader
 def test_two_process_gloo_run(tmp_path):
     prep = make_prep(tmp_path / "prep", n_train=32, n_val=15, n_test=0)  # 15 val rows: the sampler pads one
     run = tmp_path / "run"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-           "-m", "mammo", "train", str(prep), "--out", str(run), "--model", "seed-basic", "--size", "32",
-           "--epochs", "2", "--batch-size", "8", "--lr", "0.5", "--device", "cpu", "--workers", "0"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node",
+        "2",
+        "-m",
+        "mammo",
+        "train",
+        str(prep),
+        "--out",
+        str(run),
+        "--model",
+        "seed-basic",
+        "--size",
+        "32",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "8",
+        "--lr",
+        "0.5",
+        "--device",
+        "cpu",
+        "--workers",
+        "0",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("trained seed-basic") == 1  # only rank 0 reports
-    assert sorted(p.name for p in run.iterdir()) == ["best.pt", "config.yaml", "curves.png", "last.pt", "metrics.csv"]
+    assert sorted(p.name for p in run.iterdir()) == [
+        "best.pt",
+        "config.yaml",
+        "curves.png",
+        "last.pt",
+        "metrics.csv",
+    ]
     assert yaml.safe_load((run / "config.yaml").read_text())["balance"] == "loss"
     m = pd.read_csv(run / "metrics.csv")
     assert list(m["epoch"]) == [1, 2]
@@ -38,7 +70,9 @@ def test_two_process_gloo_run(tmp_path):
     model, ckpt = load_run(run)
     rows = split_rows(read_dataset_csv(prep), "val", prep)
     ds = PrepDataset(prep, rows, 32, ckpt["preprocessing"]["mean"], ckpt["preprocessing"]["std"])
-    idx, logits, labels = predict_loader(model, torch.utils.data.DataLoader(ds, batch_size=4), torch.device("cpu"))
+    idx, logits, labels = predict_loader(
+        model, torch.utils.data.DataLoader(ds, batch_size=4), torch.device("cpu")
+    )
     assert len(idx) == 15
     # the ranks' gathered, de-duplicated predictions are exactly the 15 val rows: same AUC and same mean loss
     best = m[m["epoch"] == ckpt["epoch"]].iloc[0]

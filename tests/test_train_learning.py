@@ -1,4 +1,5 @@
-"""The default model (efficientnet-lite0, ImageNet weights) learns a synthetic benign-vs-malignant task on CPU."""
+"""The default model (efficientnet-lite0, ImageNet weights) learns a synthetic lesion task on CPU."""
+
 from __future__ import annotations
 
 import json
@@ -15,7 +16,7 @@ from mammo.train.loop import train
 
 
 def lesion_image(rng: np.random.Generator, size: int, malignant: bool) -> np.ndarray:
-    """Tissue-like correlated noise with a lesion: round and smooth (benign) or irregular and spiculated (malignant)."""
+    """Tissue-like noise with a lesion: round and smooth (benign) or irregular, spiculated (malignant)."""
     tissue = cv2.GaussianBlur(rng.normal(0.0, 1.0, (size, size)), (0, 0), size / 24)
     img = 0.35 + 0.08 * tissue / tissue.std()
     mask = np.zeros((size, size), np.float64)
@@ -45,8 +46,16 @@ def make_lesion_prep(root: Path, counts: dict[str, int], size: int, seed: int = 
         for i in range(n):
             sid = f"{split}{i:04d}"
             write_png16(lesion_image(rng, size, bool(i % 2)), root / "images" / f"{sid}.png")
-            rows.append({"sample_id": sid, "image": f"images/{sid}.png", "label": i % 2, "patient_id": f"W{sid}",
-                         "split": split, "image_id": sid})
+            rows.append(
+                {
+                    "sample_id": sid,
+                    "image": f"images/{sid}.png",
+                    "label": i % 2,
+                    "patient_id": f"W{sid}",
+                    "split": split,
+                    "image_id": sid,
+                }
+            )
     pd.DataFrame(rows).to_csv(root / "dataset.csv", index=False)
     (root / "prepare.json").write_text(json.dumps({"task": "roi", "size": size, "seed": seed}))
     return root
@@ -56,9 +65,22 @@ def make_lesion_prep(root: Path, counts: dict[str, int], size: int, seed: int = 
 def test_default_model_learns_synthetic_lesions(tmp_path):
     prep = make_lesion_prep(tmp_path / "prep", {"train": 160, "val": 60}, size=128)
     t0 = time.perf_counter()
-    result = train(prep, tmp_path / "run", overrides={"epochs": 3, "batch_size": 16, "lr": 1e-3, "size": 128,
-                                                      "workers": 0, "device": "cpu", "seed": 0})
-    print(f"efficientnet-lite0, 160 train / 60 val at 128 px, 3 epochs: {time.perf_counter() - t0:.1f} s, "
-          f"best val AUC {result.best_val_auc:.3f}")
+    result = train(
+        prep,
+        tmp_path / "run",
+        overrides={
+            "epochs": 3,
+            "batch_size": 16,
+            "lr": 1e-3,
+            "size": 128,
+            "workers": 0,
+            "device": "cpu",
+            "seed": 0,
+        },
+    )
+    print(
+        f"efficientnet-lite0, 160 train / 60 val at 128 px, 3 epochs: {time.perf_counter() - t0:.1f} s, "
+        f"best val AUC {result.best_val_auc:.3f}"
+    )
     assert result.model == "efficientnet-lite0"
     assert result.best_val_auc > 0.9

@@ -1,4 +1,5 @@
 """Training loop on CPU with a tiny stand-in model: RUN files, determinism, resume, NaN stop, --weights."""
+
 from __future__ import annotations
 
 import math
@@ -25,7 +26,13 @@ def test_run_folder_contents(tmp_path, tiny_registry):  # noqa: F811
     prep = make_prep(tmp_path / "prep")
     run = tmp_path / "run"
     result = loop.train(prep, run, overrides=FLAGS)
-    assert sorted(p.name for p in run.iterdir()) == ["best.pt", "config.yaml", "curves.png", "last.pt", "metrics.csv"]
+    assert sorted(p.name for p in run.iterdir()) == [
+        "best.pt",
+        "config.yaml",
+        "curves.png",
+        "last.pt",
+        "metrics.csv",
+    ]
     m = pd.read_csv(run / "metrics.csv")
     assert list(m.columns) == loop.METRIC_COLUMNS and list(m["epoch"]) == [1, 2, 3]
     assert m[["train_loss", "val_loss", "val_auc", "lr"]].notna().all().all()
@@ -119,6 +126,6 @@ def test_weights_flag_reaches_create_model(tmp_path, tiny_registry):  # noqa: F8
 def test_lr_schedule_warmup_then_cosine():
     f = [loop.lr_factor(s, warmup_steps=4, total_steps=20, kind="cosine") for s in range(20)]
     np.testing.assert_allclose(f[:4], [0.25, 0.5, 0.75, 1.0])
-    assert f[4] == 1.0 and all(a > b for a, b in zip(f[4:], f[5:])) and f[-1] < 0.01
+    assert f[4] == 1.0 and all(a > b for a, b in zip(f[4:], f[5:], strict=False)) and f[-1] < 0.01
     assert loop.lr_factor(15, 4, 20, "constant") == 1.0
     assert math.isclose(loop.lr_factor(12, 4, 20, "cosine"), 0.5)

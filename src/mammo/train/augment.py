@@ -6,6 +6,7 @@ mild contrast (gamma), intensity scaling and Gaussian noise. "seed": the startin
 The random state is set from (run seed, epoch, sample index) before each sample, so the result does not
 depend on the number of loader workers or DDP ranks, and a resumed run replays the same augmentations.
 """
+
 from __future__ import annotations
 
 import math
@@ -29,24 +30,37 @@ def build_transform(mode: str, size: int) -> Compose | None:
         return None
     if mode == "seed":
         shift = 0.2 * size
-        return Compose([
-            RandAffine(prob=1.0, rotate_range=(math.radians(0.4),), translate_range=(shift, shift),
-                       padding_mode="border"),
-            RandFlip(prob=0.5, spatial_axis=1),
-            to_numpy,
-        ])
+        return Compose(
+            [
+                RandAffine(
+                    prob=1.0,
+                    rotate_range=(math.radians(0.4),),
+                    translate_range=(shift, shift),
+                    padding_mode="border",
+                ),
+                RandFlip(prob=0.5, spatial_axis=1),
+                to_numpy,
+            ]
+        )
     if mode == "mammo":
         shift = 0.05 * size
-        return Compose([
-            RandFlip(prob=0.5, spatial_axis=1),
-            RandFlip(prob=0.5, spatial_axis=0),
-            RandAffine(prob=0.7, rotate_range=(math.radians(10),), scale_range=(0.1, 0.1),
-                       translate_range=(shift, shift), padding_mode="zeros"),
-            RandAdjustContrast(prob=0.3, gamma=(0.8, 1.25)),
-            RandScaleIntensity(factors=0.1, prob=0.3),
-            RandGaussianNoise(prob=0.2, std=0.01),
-            to_numpy,
-        ])
+        return Compose(
+            [
+                RandFlip(prob=0.5, spatial_axis=1),
+                RandFlip(prob=0.5, spatial_axis=0),
+                RandAffine(
+                    prob=0.7,
+                    rotate_range=(math.radians(10),),
+                    scale_range=(0.1, 0.1),
+                    translate_range=(shift, shift),
+                    padding_mode="zeros",
+                ),
+                RandAdjustContrast(prob=0.3, gamma=(0.8, 1.25)),
+                RandScaleIntensity(factors=0.1, prob=0.3),
+                RandGaussianNoise(prob=0.2, std=0.01),
+                to_numpy,
+            ]
+        )
     raise ValueError(f"unknown augmentation mode {mode!r}")
 
 

@@ -1,4 +1,5 @@
-"""Self-describing checkpoints (docs/architecture.md): save atomically, load with weights_only=True, rebuild the model."""
+"""Self-describing checkpoints (docs/architecture.md): atomic save, weights_only load, model rebuild."""
+
 from __future__ import annotations
 
 import os
@@ -16,10 +17,19 @@ CLASS_NAMES = ["benign", "malignant"]
 REQUIRED_KEYS = ("format", "model", "state_dict", "preprocessing", "class_names", "threshold", "temperature")
 
 
-def make_checkpoint(model_name: str, model_args: dict, state_dict: dict[str, torch.Tensor], preprocessing: dict,
-                    epoch: int, best_val_auc: float, config: dict, threshold: float = 0.5,
-                    temperature: float = 1.0, **extra: Any) -> dict[str, Any]:
-    """The checkpoint dict of the RUN contract (CPU tensors and primitives only); `extra` adds resume state."""
+def make_checkpoint(
+    model_name: str,
+    model_args: dict,
+    state_dict: dict[str, torch.Tensor],
+    preprocessing: dict,
+    epoch: int,
+    best_val_auc: float,
+    config: dict,
+    threshold: float = 0.5,
+    temperature: float = 1.0,
+    **extra: Any,
+) -> dict[str, Any]:
+    """The RUN-contract checkpoint dict (CPU tensors and primitives only); `extra` adds resume state."""
     return {
         "format": FORMAT,
         "model": {"name": model_name, "args": dict(model_args)},
@@ -60,7 +70,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
 
 
 def build_model(ckpt: dict[str, Any], device: str | torch.device = "cpu") -> nn.Module:
-    """Rebuild the checkpoint's model (registry, pretrained=False), load its weights, eval mode on `device`."""
+    """The checkpoint's model rebuilt (pretrained=False) with its weights, in eval mode on `device`."""
     from mammo.models.registry import create_model
 
     model = create_model(ckpt["model"]["name"], pretrained=False, **ckpt["model"]["args"])
@@ -68,8 +78,9 @@ def build_model(ckpt: dict[str, Any], device: str | torch.device = "cpu") -> nn.
     return model.to(device).eval()
 
 
-def load_run(run_dir: str | os.PathLike, which: str = "best",
-             device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+def load_run(
+    run_dir: str | os.PathLike, which: str = "best", device: str | torch.device = "cpu"
+) -> tuple[nn.Module, dict[str, Any]]:
     """(model in eval mode, checkpoint dict) from RUN/<which>.pt, for evaluate, predict and explain."""
     ckpt = load_checkpoint(Path(run_dir) / f"{which}.pt", map_location=device)
     return build_model(ckpt, device), ckpt

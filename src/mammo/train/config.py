@@ -1,4 +1,5 @@
-"""Training configuration: defaults < the model's train_defaults < YAML file < flags, saved as RUN/config.yaml."""
+"""Training configuration: defaults < model train_defaults < YAML file < flags, saved as RUN/config.yaml."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -67,7 +68,9 @@ def _check_keys(values: Mapping[str, Any], source: str) -> None:
         if key not in FIELDS:
             close = difflib.get_close_matches(str(key), sorted(FIELDS), n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else ""
-            raise UserError(f"{source}: unknown config key '{key}'{hint}; known keys: {', '.join(sorted(FIELDS))}")
+            raise UserError(
+                f"{source}: unknown config key '{key}'{hint}; known keys: {', '.join(sorted(FIELDS))}"
+            )
 
 
 def _coerce(cfg: TrainConfig) -> TrainConfig:
@@ -120,7 +123,9 @@ def resolve_config(
         model = layer.get("model", model)
     from mammo.models.registry import get_model_info
 
-    model_defaults = {k: v for k, v in dict(get_model_info(model).train_defaults or {}).items() if k in FIELDS}
+    model_defaults = {
+        k: v for k, v in dict(get_model_info(model).train_defaults or {}).items() if k in FIELDS
+    }
     merged: dict[str, Any] = {}
     for layer in [model_defaults, *layers, flags]:
         merged.update(layer)

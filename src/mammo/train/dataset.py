@@ -1,4 +1,5 @@
 """PREP/dataset.csv rows of one split as a torch Dataset of normalised (1, H, W) tensors."""
+
 from __future__ import annotations
 
 import json
@@ -25,7 +26,9 @@ def read_dataset_csv(prep: str | os.PathLike) -> pd.DataFrame:
     path = Path(prep) / "dataset.csv"
     if not path.is_file():
         raise DataError(f"{path}: not found; make PREP with `mammo prepare DATA --out PREP` first")
-    df = pd.read_csv(path, dtype={"sample_id": str, "patient_id": str, "image_id": str}, keep_default_na=False)
+    df = pd.read_csv(
+        path, dtype={"sample_id": str, "patient_id": str, "image_id": str}, keep_default_na=False
+    )
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
     if missing:
         raise DataError(f"{path}: missing column(s) {', '.join(missing)}; rerun `mammo prepare`")
@@ -33,7 +36,7 @@ def read_dataset_csv(prep: str | os.PathLike) -> pd.DataFrame:
 
 
 def read_prepare_json(prep: str | os.PathLike) -> dict:
-    """PREP/prepare.json as a dict ({} when absent) so checkpoints carry the preprocessing that made the data."""
+    """PREP/prepare.json as a dict ({} if absent): checkpoints carry the preprocessing that made the data."""
     path = Path(prep) / "prepare.json"
     if not path.is_file():
         return {}
@@ -48,17 +51,21 @@ def split_rows(df: pd.DataFrame, split: str, prep: str | os.PathLike) -> pd.Data
     rows = df[df["split"] == split].reset_index(drop=True)
     where = Path(prep) / "dataset.csv"
     if rows.empty:
-        raise DataError(f"{where}: the '{split}' split is empty; rerun `mammo prepare` with a split that has one")
+        raise DataError(
+            f"{where}: the '{split}' split is empty; rerun `mammo prepare` with a split that has one"
+        )
     classes = set(rows["label"].astype(int))
     if split in ("train", "val") and len(classes) < 2:
         name = "malignant" if classes == {1} else "benign"
-        raise DataError(f"{where}: the '{split}' split has only {name} rows ({len(rows)}); "
-                        "it needs both classes (more data, or another --val-fraction/--seed in prepare)")
+        raise DataError(
+            f"{where}: the '{split}' split has only {name} rows ({len(rows)}); "
+            "it needs both classes (more data, or another --val-fraction/--seed in prepare)"
+        )
     return rows
 
 
 def load_image(path: Path, size: int) -> np.ndarray:
-    """A PREP PNG as float32 (1, size, size) in [0, 1] (16-bit / 65535; INTER_AREA resize when sizes differ)."""
+    """A PREP PNG as float32 (1, size, size) in [0, 1]: 16-bit / 65535, INTER_AREA resize if sizes differ."""
     img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if img is None:
         raise DataError(f"{path}: missing or unreadable image; rerun `mammo prepare`")
@@ -71,10 +78,18 @@ def load_image(path: Path, size: int) -> np.ndarray:
 
 
 class PrepDataset(Dataset):
-    """One split of PREP: item (index) or (index, epoch) -> (image (1, H, W) float32, label float32, index)."""
+    """One split of PREP: item index or (index, epoch) -> (image (1, H, W) float32, label float32, index)."""
 
-    def __init__(self, prep: str | os.PathLike, rows: pd.DataFrame, size: int, mean: float, std: float,
-                 augment: Augmenter | None = None, seed: int = 0) -> None:
+    def __init__(
+        self,
+        prep: str | os.PathLike,
+        rows: pd.DataFrame,
+        size: int,
+        mean: float,
+        std: float,
+        augment: Augmenter | None = None,
+        seed: int = 0,
+    ) -> None:
         self.prep = Path(prep)
         self.paths = [self.prep / p for p in rows["image"]]
         self.labels = rows["label"].astype(np.float32).to_numpy()
@@ -97,7 +112,7 @@ class PrepDataset(Dataset):
 
 
 class EpochTagged(Sampler):
-    """Wrap a sampler so it yields (index, epoch): per-sample augmentation seeds survive persistent workers."""
+    """Wrap a sampler to yield (index, epoch): per-sample augmentation seeds survive persistent workers."""
 
     def __init__(self, sampler: Sampler, epoch: int = 0) -> None:
         self.sampler = sampler

@@ -4,6 +4,7 @@ Under torchrun (WORLD_SIZE > 1) the process group starts with nccl on CUDA and g
 sharded with DistributedSampler (class balance then comes from pos_weight in the loss, not from a weighted
 sampler); validation predictions are gathered from every rank and deduplicated by sample index.
 """
+
 from __future__ import annotations
 
 import os
@@ -54,8 +55,9 @@ def setup(requested_device: str) -> tuple[DistEnv, torch.device]:
     if env.distributed and not dist.is_initialized():
         if device.type == "cuda":
             torch.cuda.set_device(device)
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo",
-                                rank=env.rank, world_size=env.world_size)
+        dist.init_process_group(
+            backend="nccl" if device.type == "cuda" else "gloo", rank=env.rank, world_size=env.world_size
+        )
     return env, device
 
 
@@ -71,9 +73,10 @@ def unwrap(model: nn.Module) -> nn.Module:
     return model.module if isinstance(model, DistributedDataParallel) else model
 
 
-def gather_predictions(indices: np.ndarray, logits: np.ndarray, labels: np.ndarray,
-                       env: DistEnv) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Every rank's (index, logit, label) combined, sorted by index, duplicates from sampler padding dropped."""
+def gather_predictions(
+    indices: np.ndarray, logits: np.ndarray, labels: np.ndarray, env: DistEnv
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """All ranks' (index, logit, label) combined, sorted by index, sampler-padding duplicates dropped."""
     if env.distributed:
         parts: list = [None] * env.world_size
         dist.all_gather_object(parts, (indices, logits, labels))

@@ -1,9 +1,11 @@
 """`mammo train`: fit a registered model on PREP, write RUN/ (config, metrics, best/last checkpoints, curves).
 
-Single process or DDP under torchrun. Every epoch reseeds Python/NumPy/torch and the sampler from (seed, epoch),
-so the same seed gives the same metrics on CPU and `--resume` from RUN/last.pt replays an uninterrupted run.
-After training, the best weights get a calibration temperature and a decision threshold fitted on validation.
+Single process or DDP under torchrun. Every epoch reseeds Python/NumPy/torch and the sampler from
+(seed, epoch), so the same seed gives the same metrics on CPU and `--resume` from RUN/last.pt replays an
+uninterrupted run. After training, the best weights get a calibration temperature and a decision threshold
+fitted on validation.
 """
+
 from __future__ import annotations
 
 import math
@@ -11,13 +13,19 @@ import os
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, SequentialSampler, WeightedRandomSampler
+from torch.utils.data import (
+    DataLoader,
+    DistributedSampler,
+    RandomSampler,
+    SequentialSampler,
+    WeightedRandomSampler,
+)
 from tqdm import tqdm
 
 from mammo.errors import UserError
@@ -58,30 +66,22 @@ class TrainResult:
     def summary(self) -> str:
         """Human-readable result: best validation AUC, epochs, time, where the run is."""
         stop = " (early stop)" if self.stopped_early else ""
-        return (f"trained {self.model}: {self.epochs_run} epochs{stop} in {self.seconds:.0f} s; "
-                f"best val AUC {self.best_val_auc:.3f} at epoch {self.best_epoch}; "
-                f"threshold {self.threshold:.3f}, temperature {self.temperature:.2f}\n"
-                f"run: {self.run_dir} (best.pt, last.pt, metrics.csv, curves.png, config.yaml)")
+        return (
+            f"trained {self.model}: {self.epochs_run} epochs{stop} in {self.seconds:.0f} s; "
+            f"best val AUC {self.best_val_auc:.3f} at epoch {self.best_epoch}; "
+            f"threshold {self.threshold:.3f}, temperature {self.temperature:.2f}\n"
+            f"run: {self.run_dir} (best.pt, last.pt, metrics.csv, curves.png, config.yaml)"
+        )
 
 
 @dataclass
 class _State:
-    """Progress that --resume restores: completed epochs, best AUC and its epoch, epochs without improvement."""
+    """What --resume restores: completed epochs, best AUC and its epoch, epochs without improvement."""
 
     epoch: int = 0
     best_val_auc: float = -math.inf
     best_epoch: int = 0
     bad_epochs: int = 0
-
-
-def _scalar(value: float | Sequence[float]) -> float:
-    """A one-channel mean/std from a scalar or a per-channel sequence (averaged)."""
-    return float(np.mean(np.asarray(value, dtype=np.float64)))
-
-
-def _side(value: int | Sequence[int]) -> int:
-    """A square input side from an int or an (H, W) pair."""
-    return int(value) if np.isscalar(value) else int(value[0])
 
 
 def _cpu_count() -> int:
@@ -136,8 +136,9 @@ def _auc(logits: np.ndarray, labels: np.ndarray) -> float:
 
 
 @torch.no_grad()
-def predict_loader(model: nn.Module, loader: DataLoader, device: torch.device,
-                   amp: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def predict_loader(
+    model: nn.Module, loader: DataLoader, device: torch.device, amp: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(sample indices, logits, labels) of a loader's batches with the model in eval mode."""
     model.eval()
     idx, out, lab = [], [], []
@@ -153,8 +154,14 @@ def predict_loader(model: nn.Module, loader: DataLoader, device: torch.device,
     return np.concatenate(idx), np.concatenate(out), np.concatenate(lab)
 
 
-def _loader(ds: PrepDataset, cfg: TrainConfig, sampler: Any, workers: int, device: torch.device,
-            drop_last: bool = False) -> DataLoader:
+def _loader(
+    ds: PrepDataset,
+    cfg: TrainConfig,
+    sampler: Any,
+    workers: int,
+    device: torch.device,
+    drop_last: bool = False,
+) -> DataLoader:
     """A DataLoader with pinned memory on CUDA, persistent seeded workers, and the given sampler.
 
     Its own generator (fixed by the run seed) seeds the workers, so the loader never draws from the global
@@ -162,10 +169,18 @@ def _loader(ds: PrepDataset, cfg: TrainConfig, sampler: Any, workers: int, devic
     """
     generator = torch.Generator()
     generator.manual_seed(cfg.seed)
-    return DataLoader(ds, batch_size=cfg.batch_size, sampler=sampler, num_workers=workers,
-                      pin_memory=device.type == "cuda", persistent_workers=workers > 0,
-                      worker_init_fn=worker_init_fn, generator=generator, drop_last=drop_last,
-                      prefetch_factor=4 if workers > 0 else None)
+    return DataLoader(
+        ds,
+        batch_size=cfg.batch_size,
+        sampler=sampler,
+        num_workers=workers,
+        pin_memory=device.type == "cuda",
+        persistent_workers=workers > 0,
+        worker_init_fn=worker_init_fn,
+        generator=generator,
+        drop_last=drop_last,
+        prefetch_factor=4 if workers > 0 else None,
+    )
 
 
 def _check_run_dir(out: Path, resume: bool) -> None:
@@ -174,7 +189,9 @@ def _check_run_dir(out: Path, resume: bool) -> None:
     if resume and not last.is_file():
         raise UserError(f"{last}: not found, nothing to resume; train without --resume first")
     if not resume and last.exists():
-        raise UserError(f"{out}: already holds a run (last.pt); pass --resume to continue it or choose another --out")
+        raise UserError(
+            f"{out}: already holds a run (last.pt); pass --resume to continue it or choose another --out"
+        )
 
 
 def _write_curves(history: pd.DataFrame, path: Path) -> None:
@@ -200,8 +217,13 @@ def _write_curves(history: pd.DataFrame, path: Path) -> None:
     plt.close(fig)
 
 
-def train(prep: str | os.PathLike, out: str | os.PathLike, config_file: str | os.PathLike | None = None,
-          overrides: Mapping[str, Any] | None = None, resume: bool = False) -> TrainResult | None:
+def train(
+    prep: str | os.PathLike,
+    out: str | os.PathLike,
+    config_file: str | os.PathLike | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    resume: bool = False,
+) -> TrainResult | None:
     """Train on PREP into RUN (`out`); returns the result on rank 0 and None on other DDP ranks."""
     prep, out = Path(prep), Path(out)
     _check_run_dir(out, resume)
@@ -221,16 +243,24 @@ def train(prep: str | os.PathLike, out: str | os.PathLike, config_file: str | os
 class _Run:
     """One training run: builds model, data and optimiser, then runs epochs, checkpoints and calibration."""
 
-    def __init__(self, cfg: TrainConfig, prep: Path, out: Path, train_rows: pd.DataFrame, val_rows: pd.DataFrame,
-                 env: ddp.DistEnv, device: torch.device) -> None:
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        prep: Path,
+        out: Path,
+        train_rows: pd.DataFrame,
+        val_rows: pd.DataFrame,
+        env: ddp.DistEnv,
+        device: torch.device,
+    ) -> None:
         from mammo.models.registry import create_model, get_model_info
 
         if env.distributed and cfg.balance == "sampler":
             cfg = replace(cfg, balance="loss")  # a weighted sampler cannot shard; pos_weight balances instead
         self.cfg, self.prep, self.out, self.env, self.device = cfg, prep, out, env, device
         info = get_model_info(cfg.model)
-        self.size = cfg.size or _side(info.input_size)
-        self.mean, self.std = _scalar(info.mean), _scalar(info.std)
+        self.size = int(cfg.size or info.input_size)
+        self.mean, self.std = float(info.mean), float(info.std)
         self.prepare = read_prepare_json(prep)
         self.amp = cfg.amp and device.type == "cuda"
         self.workers = _workers(cfg, device)
@@ -249,7 +279,8 @@ class _Run:
         total = cfg.epochs * self.steps_per_epoch
         warmup = int(round(cfg.warmup_epochs * self.steps_per_epoch))
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda step: lr_factor(step, warmup, total, cfg.scheduler))
+            self.optimizer, lambda step: lr_factor(step, warmup, total, cfg.scheduler)
+        )
         labels = train_rows["label"].astype(int).to_numpy()
         pos_weight = None
         if cfg.balance == "loss":
@@ -259,17 +290,31 @@ class _Run:
     def _build_data(self, train_rows: pd.DataFrame, val_rows: pd.DataFrame) -> None:
         """Train/val datasets, samplers and loaders (sharded under DDP, class-balanced if configured)."""
         cfg, env, device = self.cfg, self.env, self.device
-        train_ds = PrepDataset(self.prep, train_rows, self.size, self.mean, self.std,
-                               Augmenter(cfg.augment, self.size), seed=cfg.seed)
+        train_ds = PrepDataset(
+            self.prep,
+            train_rows,
+            self.size,
+            self.mean,
+            self.std,
+            Augmenter(cfg.augment, self.size),
+            seed=cfg.seed,
+        )
         self.val_ds = PrepDataset(self.prep, val_rows, self.size, self.mean, self.std)
         self.sampler_generator = torch.Generator()
         if env.distributed:
-            inner = DistributedSampler(train_ds, num_replicas=env.world_size, rank=env.rank, shuffle=True,
-                                       seed=cfg.seed)
-            val_sampler = DistributedSampler(self.val_ds, num_replicas=env.world_size, rank=env.rank, shuffle=False)
+            inner = DistributedSampler(
+                train_ds, num_replicas=env.world_size, rank=env.rank, shuffle=True, seed=cfg.seed
+            )
+            val_sampler = DistributedSampler(
+                self.val_ds, num_replicas=env.world_size, rank=env.rank, shuffle=False
+            )
         elif cfg.balance == "sampler":
-            inner = WeightedRandomSampler(class_weights(train_ds.labels).tolist(), num_samples=len(train_ds),
-                                          replacement=True, generator=self.sampler_generator)
+            inner = WeightedRandomSampler(
+                class_weights(train_ds.labels).tolist(),
+                num_samples=len(train_ds),
+                replacement=True,
+                generator=self.sampler_generator,
+            )
             val_sampler = SequentialSampler(self.val_ds)
         else:
             inner = RandomSampler(train_ds, generator=self.sampler_generator)
@@ -283,13 +328,27 @@ class _Run:
 
     def _checkpoint(self, state: _State, **extra: Any) -> dict[str, Any]:
         """The contract checkpoint of the current weights."""
-        preprocessing = {"task": self.prepare.get("task", ""), "size": self.size, "mean": self.mean,
-                         "std": self.std, "input_scale": 65535, "prepare": self.prepare}
-        return make_checkpoint(self.cfg.model, self.model_args, self.model.state_dict(), preprocessing,
-                               epoch=state.epoch, best_val_auc=state.best_val_auc, config=self.cfg.to_dict(), **extra)
+        preprocessing = {
+            "task": self.prepare.get("task", ""),
+            "size": self.size,
+            "mean": self.mean,
+            "std": self.std,
+            "input_scale": 65535,
+            "prepare": self.prepare,
+        }
+        return make_checkpoint(
+            self.cfg.model,
+            self.model_args,
+            self.model.state_dict(),
+            preprocessing,
+            epoch=state.epoch,
+            best_val_auc=state.best_val_auc,
+            config=self.cfg.to_dict(),
+            **extra,
+        )
 
     def _resume(self) -> tuple[_State, list[dict]]:
-        """Restore model, optimiser, scheduler and progress from RUN/last.pt, and the metrics rows up to it."""
+        """Restore model, optimiser, scheduler and progress from RUN/last.pt, and metrics rows up to it."""
         ckpt = load_checkpoint(self.out / "last.pt", map_location=self.device)
         self.model.load_state_dict(ckpt["state_dict"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
@@ -304,8 +363,13 @@ class _Run:
         cfg, device, env = self.cfg, self.device, self.env
         self.net.train()
         total, count, lr = 0.0, 0, self.optimizer.param_groups[0]["lr"]
-        bar = tqdm(total=self.steps_per_epoch, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch",
-                   disable=not env.is_main, leave=False)
+        bar = tqdm(
+            total=self.steps_per_epoch,
+            desc=f"epoch {epoch + 1}/{cfg.epochs}",
+            unit="batch",
+            disable=not env.is_main,
+            leave=False,
+        )
         for step, (x, y, _) in enumerate(self.train_loader):
             if step >= self.steps_per_epoch:
                 break
@@ -324,7 +388,8 @@ class _Run:
                 raise UserError(
                     f"training diverged: loss {value} (or its gradient) is not finite at epoch {epoch + 1}, "
                     f"step {step + 1}, lr {self.optimizer.param_groups[0]['lr']:.3g}; stopped, "
-                    f"{self.out / 'last.pt'} keeps the last good epoch; try a lower --lr")
+                    f"{self.out / 'last.pt'} keeps the last good epoch; try a lower --lr"
+                )
             lr = self.optimizer.param_groups[0]["lr"]
             self.optimizer.step()
             self.scheduler.step()
@@ -361,8 +426,16 @@ class _Run:
             train_loss, lr = self._train_epoch(epoch)
             logits, labels = self._validate()
             val_auc = _auc(logits, labels)
-            history.append({"epoch": epoch + 1, "train_loss": train_loss, "val_loss": _bce(logits, labels),
-                            "val_auc": val_auc, "lr": lr, "seconds": round(time.time() - t0, 3)})
+            history.append(
+                {
+                    "epoch": epoch + 1,
+                    "train_loss": train_loss,
+                    "val_loss": _bce(logits, labels),
+                    "val_auc": val_auc,
+                    "lr": lr,
+                    "seconds": round(time.time() - t0, 3),
+                }
+            )
             improved = val_auc > state.best_val_auc
             state.epoch = epoch + 1
             if improved:
@@ -373,27 +446,47 @@ class _Run:
                 write_csv(pd.DataFrame(history, columns=METRIC_COLUMNS), out / "metrics.csv")
                 if improved:
                     save_checkpoint(out / "best.pt", self._checkpoint(state))
-                save_checkpoint(out / "last.pt", self._checkpoint(
-                    state, optimizer=self.optimizer.state_dict(), scheduler=self.scheduler.state_dict(),
-                    train_state=vars(state).copy()))
-                tqdm.write(f"epoch {epoch + 1}/{cfg.epochs}: train loss {train_loss:.4f}, val loss "
-                           f"{history[-1]['val_loss']:.4f}, val AUC {val_auc:.4f}, {history[-1]['seconds']:.0f} s")
+                save_checkpoint(
+                    out / "last.pt",
+                    self._checkpoint(
+                        state,
+                        optimizer=self.optimizer.state_dict(),
+                        scheduler=self.scheduler.state_dict(),
+                        train_state=vars(state).copy(),
+                    ),
+                )
+                tqdm.write(
+                    f"epoch {epoch + 1}/{cfg.epochs}: train loss {train_loss:.4f}, val loss "
+                    f"{history[-1]['val_loss']:.4f}, val AUC {val_auc:.4f}, {history[-1]['seconds']:.0f} s"
+                )
             stopped_early = cfg.patience is not None and state.bad_epochs >= cfg.patience
         result = None
         if env.is_main:
             threshold, temperature = self._calibrate()
             _write_curves(pd.DataFrame(history, columns=METRIC_COLUMNS), out / "curves.png")
-            result = TrainResult(out, cfg.model, state.epoch, state.best_epoch, state.best_val_auc,
-                                 time.time() - started, stopped_early, threshold, temperature)
+            result = TrainResult(
+                out,
+                cfg.model,
+                state.epoch,
+                state.best_epoch,
+                state.best_val_auc,
+                time.time() - started,
+                stopped_early,
+                threshold,
+                temperature,
+            )
         ddp.barrier(env)
         return result
 
     def _calibrate(self) -> tuple[float, float]:
-        """Fit temperature and threshold on validation with the best weights; store both in best.pt and last.pt."""
+        """Fit temperature and threshold on validation with the best weights; store both in best/last.pt."""
         best = load_checkpoint(self.out / "best.pt")
         self.model.load_state_dict(best["state_dict"])
-        loader = self.val_loader if not self.env.distributed else _loader(
-            self.val_ds, self.cfg, SequentialSampler(self.val_ds), self.workers, self.device)
+        loader = (
+            self.val_loader
+            if not self.env.distributed
+            else _loader(self.val_ds, self.cfg, SequentialSampler(self.val_ds), self.workers, self.device)
+        )
         _, logits, labels = predict_loader(self.model, loader, self.device, self.amp)
         temperature = fit_temperature(logits, labels)
         threshold = choose_threshold(apply_temperature(logits, temperature), labels)

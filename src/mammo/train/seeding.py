@@ -1,4 +1,5 @@
-"""Seeds for Python, NumPy and torch, derived from (run seed, epoch) so a resumed run replays the same randomness."""
+"""Seeds for Python, NumPy and torch from (run seed, epoch), so a resumed run replays the same randomness."""
+
 from __future__ import annotations
 
 import random
