@@ -1,4 +1,5 @@
 """Breast mask, crop, flip and resize-pad on synthetic arrays with known answers."""
+
 import numpy as np
 import pytest
 
@@ -16,7 +17,7 @@ ROWS, COLS = 1200, 800
 
 
 def half_ellipse(rows=ROWS, cols=COLS, chest_left=True, label=True, border=False):
-    """A breast-like half ellipse against one side, a bright label blob far from it, optional film border line."""
+    """A breast-like half ellipse against one side, a bright label blob far from it, optional film border."""
     yy, xx = np.mgrid[0:rows, 0:cols]
     cy, ry, rx = rows // 2, rows * 0.35, cols * 0.55
     x = xx if chest_left else cols - 1 - xx

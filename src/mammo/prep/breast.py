@@ -1,10 +1,11 @@
-"""Whole-breast preparation: breast mask, crop, chest-wall-left flip, aspect-keeping resize and pad (uint16 in/out).
+"""Whole-breast preparation: mask, crop, chest-wall-left flip, aspect-keeping resize and pad (uint16 in/out).
 
 The mask is computed on a strided subsample (about MASK_SIDE pixels on the long side) so a 5000 x 3000
 mammogram costs a few milliseconds: the threshold sits halfway between the background level and Otsu's
 threshold (Otsu alone cuts into fatty tissue at the skin line), an opening removes film-border lines and
 scanner noise, and the largest outer contour, filled, is the breast; labels and markers are other components.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ MASK_SIDE = 512  # long side of the subsampled image the breast mask is computed
 
 @dataclass(frozen=True)
 class Breast:
-    """Where the breast is in a full image: its box (x0, y0, x1, y1, ends exclusive), whether to flip, its mask."""
+    """Where the breast is: its box (x0, y0, x1, y1, ends exclusive), whether to mirror it, its mask."""
 
     box: tuple[int, int, int, int]
     flip: bool
@@ -113,12 +114,12 @@ def pad_square(img: np.ndarray, size: int) -> np.ndarray:
 
 
 def resize_pad(img: np.ndarray, size: int) -> np.ndarray:
-    """Resize keeping the aspect ratio so the long side is `size`, then zero-pad to size x size (dtype kept)."""
+    """Resize keeping the aspect ratio (long side `size`), then zero-pad to size x size; dtype kept."""
     return pad_square(resize_to(img, *fit_shape(img.shape[:2], size)), size)
 
 
 def prepare_whole(img: np.ndarray, size: int) -> tuple[np.ndarray, Breast]:
-    """A full mammogram to a size x size uint16 breast image, chest wall on the left; also returns where it was."""
+    """A full mammogram to a size x size uint16 breast image, chest wall on the left, and where it was."""
     if img.dtype != np.uint16 or img.ndim != 2:
         raise ValueError(f"expected a 2-D uint16 image, got {img.dtype} {img.shape}")
     breast = find_breast(img)

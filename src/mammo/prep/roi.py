@@ -4,6 +4,7 @@ Boxes are (x0, y0, x1, y1) in full-image pixels with exclusive ends. The window'
 side times (1 + 2 * context), centred on the box; where it would cross the image border it is shifted back
 inside (real tissue rather than black), and only a window larger than the image is zero-padded.
 """
+
 from __future__ import annotations
 
 import math
@@ -31,7 +32,9 @@ def table_box(x_min: float, y_min: float, x_max: float, y_max: float, shape: tup
     x0, y0 = max(0, math.floor(x_min)), max(0, math.floor(y_min))
     x1, y1 = min(cols, math.ceil(x_max)), min(rows, math.ceil(y_max))
     if x1 <= x0 or y1 <= y0:
-        raise ValueError(f"box ({x_min}, {y_min}, {x_max}, {y_max}) is empty or outside the {rows}x{cols} image")
+        raise ValueError(
+            f"box ({x_min}, {y_min}, {x_max}, {y_max}) is empty or outside the {rows}x{cols} image"
+        )
     return x0, y0, x1, y1
 
 
@@ -43,7 +46,7 @@ def _start(center: float, side: int, length: int) -> int:
 
 
 def context_window(box: Box, context: float, shape: tuple[int, int]) -> Box:
-    """Square window around `box`: side = long side * (1 + 2 * context), kept inside the image when it fits."""
+    """Square window around `box`: side = long side * (1 + 2 * context), kept inside the image if it fits."""
     if context < 0:
         raise ValueError(f"context must be >= 0, got {context}")
     x0, y0, x1, y1 = box

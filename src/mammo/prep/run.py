@@ -5,18 +5,19 @@ finished sample is appended to PREP/.progress.jsonl (its first line holds the pa
 rerun with the same parameters redoes only what is missing; processing is deterministic, so redone files
 are byte-identical. dataset.csv, rejected.csv and prepare.json are written last, atomically.
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
 import os
 import re
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import cv2
 import numpy as np
@@ -33,7 +34,9 @@ from mammo.prep.breast import find_breast, prepare_whole
 from mammo.prep.roi import mask_box, prepare_roi, table_box
 from mammo.prep.splits import RANDOM_TEST_FRACTION, SplitPlan, check_disjoint, plan_splits
 
-FORMAT = "mammo-prep/1"  # bump when processing changes, so old PREP folders are not silently mixed with new files
+FORMAT = (
+    "mammo-prep/1"  # bump when processing changes, so old PREP folders are not silently mixed with new files
+)
 PROGRESS = ".progress.jsonl"
 NOT_COMPARED = ("data_dir", "workers")  # parameters that do not change the output
 OUTPUTS = ("dataset.csv", "prepare.json", "rejected.csv", PROGRESS)
@@ -46,7 +49,7 @@ PROCESS_COLUMNS = ["source_rows", "source_cols", "crop_x0", "crop_y0", "crop_x1"
 
 @dataclass(frozen=True)
 class Item:
-    """One sample to make from an image: its id, its dataset.csv fields so far, and (roi) where its lesion is."""
+    """One sample to make from an image: its id, its dataset.csv fields so far, (roi) its lesion."""
 
     sample_id: str
     row: dict
@@ -85,25 +88,35 @@ class PrepareResult:
         total = sum(c["samples"] for c in self.counts.values())
         lines = [f"prepared {total} {self.task} samples ({self.size}x{self.size} 16-bit PNG) in {self.out}"]
         for split, c in self.counts.items():
-            lines.append(f"  {split:5s}: {c['samples']:5d} (benign {c['benign']}, malignant {c['malignant']}), "
-                         f"{c['women']} women")
+            lines.append(
+                f"  {split:5s}: {c['samples']:5d} (benign {c['benign']}, malignant {c['malignant']}), "
+                f"{c['women']} women"
+            )
         lines.append(f"  made {self.n_made} images, reused {self.n_reused} from an earlier run")
-        val = {"manifest": "validation kept as given in the manifest",
-               "carved": "validation carved out of train by woman (stratified, seeded)",
-               "random": "random split by woman (stratified, seeded)"}[self.plan.val_source]
+        val = {
+            "manifest": "validation kept as given in the manifest",
+            "carved": "validation carved out of train by woman (stratified, seeded)",
+            "random": "random split by woman (stratified, seeded)",
+        }[self.plan.val_source]
         lines.append(f"  {val}")
         if self.plan.moved_to_test:
-            lines.append(f"  {len(self.plan.moved_to_test)} women listed in train and test were put in test: "
-                         + ", ".join(self.plan.moved_to_test[:10]) + (" ..." if len(self.plan.moved_to_test) > 10 else ""))
+            lines.append(
+                f"  {len(self.plan.moved_to_test)} women listed in train and test were put in test: "
+                + ", ".join(self.plan.moved_to_test[:10])
+                + (" ..." if len(self.plan.moved_to_test) > 10 else "")
+            )
         if self.plan.moved_to_val:
             lines.append(f"  {len(self.plan.moved_to_val)} women listed in train and val were put in val")
-        lines.append(f"  rejected: {self.n_rejected}" + (f" (see {self.out / 'rejected.csv'})" if self.n_rejected else ""))
+        lines.append(
+            f"  rejected: {self.n_rejected}"
+            + (f" (see {self.out / 'rejected.csv'})" if self.n_rejected else "")
+        )
         lines.extend(f"  warning: {w}" for w in self.warnings)
         return "\n".join(lines)
 
 
 def safe_id(text: str) -> str:
-    """A file-name-safe, unique id for `text`: kept as is when already safe, else cleaned plus a short hash."""
+    """A file-name-safe unique id for `text`: itself when already safe, else cleaned plus a short hash."""
     clean = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._-")
     if clean == text and len(clean) <= 100:
         return clean
@@ -121,11 +134,13 @@ def load_mask(path: str) -> np.ndarray:
 
 
 def _lesion_box(item: Item, shape: tuple[int, int]) -> tuple[int, int, int, int]:
-    """A finding's box from its mask file, else from the manifest's numbers; ValueError/DataError with a reason."""
+    """A finding's box from its mask file, else from the manifest's numbers; raises with a reason."""
     if item.mask_path:
         mask = load_mask(item.mask_path)
         if mask.shape[:2] != shape:
-            raise ValueError(f"mask {item.mask_path} is {mask.shape[0]}x{mask.shape[1]}, image is {shape[0]}x{shape[1]}")
+            raise ValueError(
+                f"mask {item.mask_path} is {mask.shape[0]}x{mask.shape[1]}, image is {shape[0]}x{shape[1]}"
+            )
         box = mask_box(mask)
         if box is None:
             raise ValueError(f"mask {item.mask_path} is empty")
@@ -145,7 +160,7 @@ def _reason(exc: Exception, path: str) -> str:
 
 
 def process_image(task: ImageTask) -> list[dict]:
-    """Read one image, make and write its samples; one outcome per item: {sample_id, made} or {sample_id, rejected}.
+    """Read one image, make and write its samples; per item {sample_id, made} or {sample_id, rejected}.
 
     `made` holds what processing adds to the sample's dataset.csv row (source size, crop window, flip).
     """
@@ -156,12 +171,17 @@ def process_image(task: ImageTask) -> list[dict]:
         else:
             breast = find_breast(img)
     except Exception as exc:  # a bad image is reported and the run goes on
-        return [{"sample_id": it.sample_id, "rejected": [task.image_path, _reason(exc, task.image_path)]} for it in task.items]
+        return [
+            {"sample_id": it.sample_id, "rejected": [task.image_path, _reason(exc, task.image_path)]}
+            for it in task.items
+        ]
     outcomes = []
     for item in task.items:
         try:
             if task.task == "roi":
-                out, window = prepare_roi(img, _lesion_box(item, img.shape[:2]), task.size, task.context, breast.flip)
+                out, window = prepare_roi(
+                    img, _lesion_box(item, img.shape[:2]), task.size, task.context, breast.flip
+                )
             else:
                 window = breast.box
             write_png16(out, _png_path(task, item))
@@ -169,7 +189,7 @@ def process_image(task: ImageTask) -> list[dict]:
             where = item.mask_path or task.image_path
             outcomes.append({"sample_id": item.sample_id, "rejected": [where, _reason(exc, where)]})
             continue
-        made = dict(zip(PROCESS_COLUMNS, [img.shape[0], img.shape[1], *window, int(breast.flip)]))
+        made = dict(zip(PROCESS_COLUMNS, [*img.shape[:2], *window, int(breast.flip)], strict=True))
         outcomes.append({"sample_id": item.sample_id, "made": made})
     return outcomes
 
@@ -196,13 +216,17 @@ def run_tasks(tasks: list[ImageTask], workers: int) -> Iterator[list[dict]]:
         with _single_thread_cv2():
             yield from map(process_image, tasks)
         return
+    pool = ProcessPoolExecutor(workers, initializer=_init_worker)
     try:
-        with ProcessPoolExecutor(workers, initializer=_init_worker) as pool:
-            for future in as_completed([pool.submit(process_image, t) for t in tasks]):
-                yield future.result()
+        for future in as_completed([pool.submit(process_image, t) for t in tasks]):
+            yield future.result()
     except BrokenProcessPool:
-        raise DataError("a prepare worker process died (a decoder crash on some image?); rerun the same command "
-                        "to resume, or use --workers 1 to see which file") from None
+        raise DataError(
+            "a prepare worker process died (a decoder crash on some image?); rerun the same command "
+            "to resume, or use --workers 1 to see which file"
+        ) from None
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)  # on Ctrl-C: drop the queue, do not finish it
 
 
 def select_rows(df: pd.DataFrame, abnormality: str, view: str) -> pd.DataFrame:
@@ -229,7 +253,7 @@ def _max_number(values: pd.Series) -> str:
 
 
 def whole_row(rows: pd.DataFrame) -> dict:
-    """dataset.csv fields of one image from its findings: malignant if any is; BI-RADS and subtlety the highest."""
+    """dataset.csv fields of an image from its findings: malignant if any is; highest BI-RADS, subtlety."""
     label = int(rows["label"].max())
     first = rows[rows["label"] == label].iloc[[0]]
     row = _meta(first, WHOLE_META)
@@ -251,11 +275,35 @@ def _number_box(row: pd.Series) -> tuple[float, float, float, float] | None:
         raise ValueError(f"lesion box {values} is not numeric") from None
 
 
-def build_tasks(df: pd.DataFrame, task: str, size: int, context: float, images_dir: Path) -> tuple[list[ImageTask], list[list[str]]]:
-    """Group manifest rows by image into tasks (in manifest order); findings with no lesion location are rejected."""
+def _roi_items(rows: pd.DataFrame, common: dict, new_id: Callable[[str], str], rejected: list) -> list[Item]:
+    """One item per finding of an image; a finding with no mask and no usable box goes to `rejected`."""
+    items = []
+    for k, (index, finding) in enumerate(rows.iterrows(), start=1):
+        number = finding["abnormality_id"] or str(k)
+        where = f"{common['image_id']} finding {number}"
+        try:
+            box = _number_box(finding)
+        except ValueError as exc:
+            rejected.append([where, str(exc)])
+            continue
+        if not finding["mask_path"] and box is None:
+            rejected.append([where, "no mask_path and no x_min..y_max lesion box; give one to make an roi"])
+            continue
+        sid = new_id(f"{safe_id(common['image_id'])}_{safe_id(number)}")
+        row = {"sample_id": sid, "image": f"images/{sid}.png", "label": int(finding["label"]), **common}
+        row |= _meta(rows.loc[[index]], ROI_META)
+        row |= {"source_path": finding["image_path"], "mask_path": finding["mask_path"]}
+        items.append(Item(sid, row, finding["mask_path"], box))
+    return items
+
+
+def build_tasks(
+    df: pd.DataFrame, task: str, size: int, context: float, images_dir: Path
+) -> tuple[list[ImageTask], list[list[str]]]:
+    """Group manifest rows by image into tasks (manifest order); findings with no lesion location rejected."""
     tasks, rejected, used = [], [], set()
 
-    def unique(sid: str) -> str:
+    def new_id(sid: str) -> str:
         base, n = sid, 1
         while sid in used:
             n += 1
@@ -264,33 +312,22 @@ def build_tasks(df: pd.DataFrame, task: str, size: int, context: float, images_d
         return sid
 
     for image_id, rows in df.groupby("image_id", sort=False):
-        base = safe_id(image_id)
-        common = {"patient_id": rows["patient_id"].iloc[0], "split": rows["split_prep"].iloc[0], "image_id": image_id}
-        items = []
+        first = rows.iloc[0]
+        common = {"patient_id": first["patient_id"], "split": first["split_prep"], "image_id": image_id}
         if task == "whole":
-            row = whole_row(rows)
-            sid = unique(base)
-            items.append(Item(sid, {"sample_id": sid, "image": f"images/{sid}.png", **row, **common,
-                                    "source_path": rows["image_path"].iloc[0]}))
+            sid = new_id(safe_id(image_id))
+            row = {"sample_id": sid, "image": f"images/{sid}.png", **whole_row(rows), **common}
+            items = [Item(sid, row | {"source_path": first["image_path"]})]
         else:
-            for k, (_, finding) in enumerate(rows.iterrows(), start=1):
-                sid = unique(f"{base}_{safe_id(finding['abnormality_id']) or k}")
-                where = f"{image_id} finding {finding['abnormality_id'] or k}"
-                try:
-                    box = _number_box(finding)
-                except ValueError as exc:
-                    rejected.append([where, str(exc)])
-                    continue
-                if not finding["mask_path"] and box is None:
-                    rejected.append([where, "no mask_path and no x_min..y_max lesion box; give one to make an roi"])
-                    continue
-                meta = _meta(rows.loc[[finding.name]], ROI_META)
-                items.append(Item(sid, {"sample_id": sid, "image": f"images/{sid}.png", "label": int(finding["label"]),
-                                        **common, **meta, "source_path": finding["image_path"],
-                                        "mask_path": finding["mask_path"]}, finding["mask_path"], box))
+            items = _roi_items(rows, common, new_id, rejected)
         if items:
-            tasks.append(ImageTask(rows["image_path"].iloc[0], task, size, context, str(images_dir), tuple(items)))
+            tasks.append(ImageTask(first["image_path"], task, size, context, str(images_dir), tuple(items)))
     return tasks, rejected
+
+
+def _resolve(path: str, data_dir: Path) -> str:
+    """A manifest path as an absolute path (relative ones are relative to DATA)."""
+    return str(data_dir.resolve() / path) if path and not Path(path).is_absolute() else path
 
 
 def _file_sha256(path: Path) -> str:
@@ -328,8 +365,10 @@ def earlier_parameters(out: Path) -> dict | None:
             info = json.loads(done.read_text())
         except json.JSONDecodeError:
             return None
-        return {"format": info.get("format"), **{k: v for k, v in info.get("parameters", {}).items()
-                                                  if k not in NOT_COMPARED}}
+        return {
+            "format": info.get("format"),
+            **{k: v for k, v in info.get("parameters", {}).items() if k not in NOT_COMPARED},
+        }
     return read_progress(out)[0]
 
 
@@ -345,10 +384,14 @@ def open_output(out: Path, compared: dict, overwrite: bool) -> dict[str, dict]:
     elif out.is_dir() and any(out.iterdir()):
         before = earlier_parameters(out)
         if before is None:
-            raise UserError(f"{out} is not empty and holds no earlier prepare run; use another --out folder or --overwrite")
+            raise UserError(
+                f"{out} is not empty and holds no earlier prepare run; use another --out or --overwrite"
+            )
         if before != compared:
-            raise UserError(f"{out} was prepared with other parameters ({_differences(before, compared)}); "
-                            "use --overwrite or another --out folder")
+            raise UserError(
+                f"{out} was prepared with other parameters ({_differences(before, compared)}); "
+                "use --overwrite or another --out folder"
+            )
     (out / "images").mkdir(parents=True, exist_ok=True)
     _, outcomes = read_progress(out)
     lines = [json.dumps({"parameters": compared})] + [json.dumps(o) for o in outcomes.values()]
@@ -361,8 +404,12 @@ def split_counts(dataset: pd.DataFrame) -> dict[str, dict[str, int]]:
     counts = {}
     for split in ("train", "val", "test"):
         part = dataset[dataset["split"] == split]
-        counts[split] = {"samples": len(part), "benign": int((part["label"] == 0).sum()),
-                         "malignant": int((part["label"] == 1).sum()), "women": int(part["patient_id"].nunique())}
+        counts[split] = {
+            "samples": len(part),
+            "benign": int((part["label"] == 0).sum()),
+            "malignant": int((part["label"] == 1).sum()),
+            "women": int(part["patient_id"].nunique()),
+        }
     return counts
 
 
@@ -395,14 +442,29 @@ def prepare(
     if df.empty:
         raise DataError(f"{data_dir}: no manifest rows left with --abnormality {abnormality} --view {view}")
     if (df["patient_id"] == "").any():
-        raise DataError(f"{data_dir}/manifest.csv: rows without patient_id; splits need the woman of every image")
+        raise DataError(
+            f"{data_dir}/manifest.csv: rows without patient_id; splits need the woman of every image"
+        )
     plan = plan_splits(df, split, val_fraction, seed)
-    df = df.assign(split_prep=plan.assign(df["patient_id"]))
+    df = df.assign(
+        split_prep=plan.assign(df["patient_id"]),
+        image_path=[_resolve(p, data_dir) for p in df["image_path"]],
+        mask_path=[_resolve(p, data_dir) for p in df["mask_path"]],
+    )
 
-    compared = {"format": FORMAT, "task": task, "size": size, "context": context if task == "roi" else None,
-                "abnormality": abnormality, "view": view, "split": split, "val_fraction": val_fraction,
-                "random_test_fraction": RANDOM_TEST_FRACTION if split == "random" else None, "seed": seed,
-                "manifest_sha256": _file_sha256(data_dir / "manifest.csv")}
+    compared = {
+        "format": FORMAT,
+        "task": task,
+        "size": size,
+        "context": context if task == "roi" else None,
+        "abnormality": abnormality,
+        "view": view,
+        "split": split,
+        "val_fraction": val_fraction,
+        "random_test_fraction": RANDOM_TEST_FRACTION if split == "random" else None,
+        "seed": seed,
+        "manifest_sha256": _file_sha256(data_dir / "manifest.csv"),
+    }
     done = open_output(out, compared, overwrite)
     tasks, rejected = build_tasks(df, task, size, context, out / "images")
 
@@ -410,7 +472,9 @@ def prepare(
         return "made" in done.get(item.sample_id, {}) and (out / "images" / f"{item.sample_id}.png").is_file()
 
     pending = [t for t in ((t, [i for i in t.items if not finished(i)]) for t in tasks) if t[1]]
-    todo = [ImageTask(t.image_path, t.task, t.size, t.context, t.images_dir, tuple(items)) for t, items in pending]
+    todo = [
+        ImageTask(t.image_path, t.task, t.size, t.context, t.images_dir, tuple(items)) for t, items in pending
+    ]
     n_made = _process(todo, workers, out / PROGRESS, done)
 
     rows, warnings = [], []
@@ -434,18 +498,27 @@ def prepare(
     info = {
         "format": FORMAT,
         "mammo_version": mammo.__version__,
-        "parameters": {"data_dir": str(data_dir.resolve()), **{k: v for k, v in compared.items() if k != "format"},
-                       "workers": workers},
+        "parameters": {
+            "data_dir": str(data_dir.resolve()),
+            **{k: v for k, v in compared.items() if k != "format"},
+            "workers": workers,
+        },
         "processing": _processing_note(task),
         "counts": {**counts, "rejected": len(rejected_df)},
-        "splits": {"val_source": plan.val_source, "moved_to_test": plan.moved_to_test, "moved_to_val": plan.moved_to_val},
+        "splits": {
+            "val_source": plan.val_source,
+            "moved_to_test": plan.moved_to_test,
+            "moved_to_val": plan.moved_to_val,
+        },
     }
     write_json(info, out / "prepare.json")
-    return PrepareResult(out, task, size, counts, len(rejected_df), plan, n_made, len(rows) - n_made, warnings)
+    return PrepareResult(
+        out, task, size, counts, len(rejected_df), plan, n_made, len(rows) - n_made, warnings
+    )
 
 
 def _process(todo: list[ImageTask], workers: int, progress: Path, done: dict[str, dict]) -> int:
-    """Run the pending tasks with a progress bar, logging each outcome as it arrives; number of images written."""
+    """Run pending tasks with a progress bar, logging each outcome as it arrives; returns images written."""
     made = 0
     with open(progress, "a") as log, tqdm(total=len(todo), unit="img", desc="prepare") as bar:
         for outcomes in run_tasks(todo, min(workers, max(1, len(todo)))):
@@ -460,11 +533,19 @@ def _process(todo: list[ImageTask], workers: int, progress: Path, done: dict[str
 
 def _processing_note(task: str) -> dict:
     """How the pixels were made, for people and for predict (which must do the same)."""
-    common = {"dtype": "uint16 PNG, 0..65535 (8-bit sources x257); DICOM modality/VOI LUT applied, MONOCHROME1 inverted",
-              "orientation": "mirrored when the breast's mass lies on the right, so the chest wall is on the left"}
+    common = {
+        "dtype": "uint16 PNG 0..65535 (8-bit sources x257); DICOM modality/VOI LUT, MONOCHROME1 inverted",
+        "orientation": "mirrored when the breast's mass lies on the right, so the chest wall is on the left",
+    }
     if task == "whole":
-        return {**common, "whole": "breast = largest component of a threshold midway between background and Otsu "
-                "(on a ~512-pixel subsample, opened); crop to its box, pixels outside it zeroed; resize keeping the "
-                "aspect ratio (area averaging), zero-pad right and top/bottom to size x size"}
-    return {**common, "roi": "square window of side (1 + 2 * context) x the lesion box's long side, centred on it, "
-            "shifted inside the image (zero-padded only when larger than it); resized to size x size"}
+        return {
+            **common,
+            "whole": "breast = largest component of a threshold midway between background and Otsu "
+            "(on a ~512-pixel subsample, opened); crop to its box, pixels outside it zeroed; resize keeping "
+            "the aspect ratio (area averaging), zero-pad right and top/bottom to size x size",
+        }
+    return {
+        **common,
+        "roi": "square window of side (1 + 2 * context) x the lesion box's long side, centred on it, "
+        "shifted inside the image (zero-padded only when larger than it); resized to size x size",
+    }

@@ -1,10 +1,11 @@
-"""Train/val/test splits by woman: official (validation carved out of train) or random 70/20/10; stratified, seeded.
+"""Splits by woman: official (validation carved out of train) or random 70/20/10; stratified, seeded.
 
 Every split decision is made on a table of women (one row per `patient_id`, label = any malignant
 finding), so grouping by woman holds by construction. Each carve uses sklearn's `train_test_split` on
 that table with `stratify=`: it is stratified like StratifiedGroupKFold but gives the exact fraction
 asked for (a k-fold can only give 1/k), and unlike GroupShuffleSplit it keeps the class balance.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ RANDOM_TEST_FRACTION = 0.1  # --split random: 10% test, --val-fraction (0.2) val
 
 @dataclass
 class SplitPlan:
-    """The split of every woman, and the women the manifest listed in several splits (moved to test or val)."""
+    """The split of every woman, and the women the manifest listed in several splits (moved)."""
 
     by_woman: dict[str, str]
     moved_to_test: list[str] = field(default_factory=list)
@@ -38,7 +39,7 @@ def women_table(df: pd.DataFrame) -> pd.Series:
 
 
 def carve(women: pd.Series, fraction: float, seed: int) -> tuple[list[str], list[str]]:
-    """Split women (patient_id -> label) into (rest, carved) with `fraction` carved, stratified when possible."""
+    """Split women (patient_id -> label) into (rest, carved), `fraction` carved, stratified if possible."""
     n = len(women)
     n_take = round(n * fraction)
     if n < 2 or n_take < 1:
@@ -51,7 +52,7 @@ def carve(women: pd.Series, fraction: float, seed: int) -> tuple[list[str], list
 
 
 def random_splits(women: pd.Series, val_fraction: float, seed: int) -> dict[str, str]:
-    """Women to train/val/test: 10% test, `val_fraction` val, the rest train (the seed's 70/20/10 by default)."""
+    """Women to train/val/test: 10% test, `val_fraction` val, the rest train (70/20/10 by default)."""
     rest, test = carve(women, RANDOM_TEST_FRACTION, seed)
     rest_women = women.loc[rest]
     val_share = val_fraction / (1 - RANDOM_TEST_FRACTION)
@@ -60,17 +61,22 @@ def random_splits(women: pd.Series, val_fraction: float, seed: int) -> dict[str,
 
 
 def official_splits(df: pd.DataFrame, val_fraction: float, seed: int) -> SplitPlan:
-    """The manifest's split per woman (test wins over val over train); val carved from train when none is given.
+    """The manifest's split per woman (test > val > train); val carved from train when none is given.
 
     A woman listed in test in one file and train in another (CBIS-DDSM has 31 when mass and calc are pooled)
-    goes to test; one listed in train and val goes to val. Women whose rows all have an empty split are split like `random`.
+    goes to test; one listed in train and val goes to val. Women whose rows all have an empty split
+    are split like `random`.
     """
     given = df.loc[df["split"] != "", ["patient_id", "split"]]
     unknown = sorted(set(given["split"]) - set(SPLITS))
     if unknown:
-        raise DataError(f"manifest split values must be train, val or test; found {', '.join(map(repr, unknown))}")
+        raise DataError(
+            f"manifest split values must be train, val or test; found {', '.join(map(repr, unknown))}"
+        )
     per_woman = given.groupby("patient_id")["split"].agg(set)
-    by_woman = {w: next(s for s in ("test", "val", "train") if s in splits) for w, splits in per_woman.items()}
+    by_woman = {
+        w: next(s for s in ("test", "val", "train") if s in splits) for w, splits in per_woman.items()
+    }
     moved = {w for w, splits in per_woman.items() if len(splits) > 1}
     women = women_table(df)
     val_source = "manifest" if "val" in by_woman.values() else "carved"
@@ -88,7 +94,9 @@ def official_splits(df: pd.DataFrame, val_fraction: float, seed: int) -> SplitPl
     )
 
 
-def plan_splits(df: pd.DataFrame, scheme: str = "official", val_fraction: float = 0.2, seed: int = 0) -> SplitPlan:
+def plan_splits(
+    df: pd.DataFrame, scheme: str = "official", val_fraction: float = 0.2, seed: int = 0
+) -> SplitPlan:
     """Decide every woman's split from manifest rows (`patient_id, label, split`) under `scheme`."""
     if not 0 <= val_fraction < 1 - RANDOM_TEST_FRACTION:
         raise DataError(f"--val-fraction must be in [0, {1 - RANDOM_TEST_FRACTION}), got {val_fraction}")
@@ -104,4 +112,6 @@ def check_disjoint(df: pd.DataFrame) -> None:
     n_splits = df.groupby("patient_id")["split"].nunique()
     leaked = sorted(n_splits[n_splits > 1].index)
     if leaked:
-        raise DataError(f"women in more than one split: {', '.join(leaked[:10])}; this is a bug, please report it")
+        raise DataError(
+            f"women in more than one split: {', '.join(leaked[:10])}; this is a bug, please report it"
+        )
