@@ -143,7 +143,8 @@ def test_whole_end_to_end(data, tmp_path):
         assert img.dtype == np.uint16 and img.shape == (64, 64) and img.max() > 255
         assert img[:, :8].mean() > img[:, -8:].mean()  # chest wall on the left
     info = json.loads((out / "prepare.json").read_text())
-    assert info["parameters"]["task"] == "whole" and info["parameters"]["size"] == 64
+    assert info["task"] == "whole" and info["size"] == 64 and info["seed"] == 0
+    assert info["out"] == str(out.resolve()) and info["manifest_sha256"]
     assert info["splits"]["moved_to_test"] == ["P1"]
     assert info["counts"]["rejected"] == 1
     assert result.counts["test"]["samples"] == 3 and "P1" in result.summary()
@@ -203,6 +204,9 @@ def test_overwrite_semantics(data, tmp_path):
         prepare(data, out, task="whole", size=48, workers=1)
     assert "size: 64 -> 48" in str(err.value)
     prepare(data, out, task="whole", size=64, workers=2)  # same parameters, other workers: fine
+    (out / "prepare.json").unlink()  # a killed run: its parameters are in the progress log
+    with pytest.raises(UserError, match="size: 64 -> 48"):
+        prepare(data, out, task="whole", size=48, workers=1)
     prepare(data, out, task="whole", size=48, workers=1, overwrite=True)
     shapes = {read16(p).shape for p in (out / "images").glob("*.png")}
     assert shapes == {(48, 48)}

@@ -12,7 +12,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
@@ -38,7 +38,6 @@ FORMAT = (
     "mammo-prep/1"  # bump when processing changes, so old PREP folders are not silently mixed with new files
 )
 PROGRESS = ".progress.jsonl"
-NOT_COMPARED = ("data_dir", "workers")  # parameters that do not change the output
 OUTPUTS = ("dataset.csv", "prepare.json", "rejected.csv", PROGRESS)
 TASKS = ("whole", "roi")
 WHOLE_META = ["side", "view", "abnormality_type", "pathology", "assessment", "breast_density", "subtlety"]
@@ -357,18 +356,15 @@ def read_progress(out: Path) -> tuple[dict | None, dict[str, dict]]:
     return params, outcomes
 
 
-def earlier_parameters(out: Path) -> dict | None:
-    """Parameters of the prepare run that wrote `out` (finished: prepare.json; killed: the progress log)."""
+def earlier_parameters(out: Path, keys: Iterable[str]) -> dict | None:
+    """The output-defining parameters of the run that wrote `out` (prepare.json, or a killed run's log)."""
     done = out / "prepare.json"
     if done.is_file():
         try:
             info = json.loads(done.read_text())
         except json.JSONDecodeError:
             return None
-        return {
-            "format": info.get("format"),
-            **{k: v for k, v in info.get("parameters", {}).items() if k not in NOT_COMPARED},
-        }
+        return {k: info.get(k) for k in keys}
     return read_progress(out)[0]
 
 
@@ -382,7 +378,7 @@ def open_output(out: Path, compared: dict, overwrite: bool) -> dict[str, dict]:
         for png in (out / "images").glob("*.png"):
             png.unlink()
     elif out.is_dir() and any(out.iterdir()):
-        before = earlier_parameters(out)
+        before = earlier_parameters(out, compared)
         if before is None:
             raise UserError(
                 f"{out} is not empty and holds no earlier prepare run; use another --out or --overwrite"
@@ -496,13 +492,11 @@ def prepare(
     warnings += [f"split {s} is empty" for s, c in counts.items() if c["samples"] == 0]
     write_csv(dataset, out / "dataset.csv")
     info = {
-        "format": FORMAT,
+        **compared,
         "mammo_version": mammo.__version__,
-        "parameters": {
-            "data_dir": str(data_dir.resolve()),
-            **{k: v for k, v in compared.items() if k != "format"},
-            "workers": workers,
-        },
+        "data_dir": str(data_dir.resolve()),
+        "out": str(out.resolve()),
+        "workers": workers,
         "processing": _processing_note(task),
         "counts": {**counts, "rejected": len(rejected_df)},
         "splits": {
