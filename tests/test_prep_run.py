@@ -234,6 +234,7 @@ def test_safe_id():
     assert safe_id("Mass-Training_P_00001_LEFT_CC") == "Mass-Training_P_00001_LEFT_CC"
     a, b = safe_id("/data/a b/img.png"), safe_id("/data/a_b/img.png")
     assert a != b and "/" not in a and " " not in a
+    assert a.startswith("a_b_img-") and safe_id("C:\\scans\\P7\\x.dcm").startswith("P7_x-")
 
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "cbis-ddsm-dicom-samples"

@@ -81,6 +81,8 @@ def test_empty_split_rows_are_split_randomly():
     plan = plan_splits(df, "official", seed=0)
     unsplit = {w: s for w, s in plan.by_woman.items() if w >= "P_00050"}
     assert len(unsplit) == 50
+    assert plan.n_random == 50 and plan.val_source == "carved"
+    assert plan_splits(df.assign(split=""), "official", seed=0).val_source == "random"
     assert sorted(pd.Series(unsplit).value_counts().to_dict().items()) == [
         ("test", 5),
         ("train", 35),

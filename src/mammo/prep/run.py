@@ -95,9 +95,11 @@ class PrepareResult:
         val = {
             "manifest": "validation kept as given in the manifest",
             "carved": "validation carved out of train by woman (stratified, seeded)",
-            "random": "random split by woman (stratified, seeded)",
+            "random": "random 70/20/10 split by woman (stratified, seeded)",
         }[self.plan.val_source]
         lines.append(f"  {val}")
+        if self.plan.val_source != "random" and self.plan.n_random:
+            lines.append(f"  {self.plan.n_random} women with no split in the manifest were split at random")
         if self.plan.moved_to_test:
             lines.append(
                 f"  {len(self.plan.moved_to_test)} women listed in train and test were put in test: "
@@ -115,11 +117,18 @@ class PrepareResult:
 
 
 def safe_id(text: str) -> str:
-    """A file-name-safe unique id for `text`: itself when already safe, else cleaned plus a short hash."""
+    """A file-name-safe unique id for `text`: itself when already safe, else a short readable form + hash.
+
+    A path (a table's image_id) becomes its folder and file stem: /data/P1/left.png -> P1_left-<hash>.
+    """
     clean = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._-")
     if clean == text and len(clean) <= 100:
         return clean
-    return f"{clean[-80:]}-{hashlib.sha1(text.encode()).hexdigest()[:8]}"
+    parts = re.split(r"[/\\]+", text.strip("/\\"))
+    if len(parts) > 1:
+        parts[-1] = Path(parts[-1]).stem
+        clean = re.sub(r"[^A-Za-z0-9._-]+", "_", "_".join(parts[-2:])).strip("._-")
+    return f"{clean[:80]}-{hashlib.sha1(text.encode()).hexdigest()[:8]}"
 
 
 def load_image(path: str) -> np.ndarray:
@@ -501,6 +510,7 @@ def prepare(
         "counts": {**counts, "rejected": len(rejected_df)},
         "splits": {
             "val_source": plan.val_source,
+            "women_split_at_random": plan.n_random,
             "moved_to_test": plan.moved_to_test,
             "moved_to_val": plan.moved_to_val,
         },

@@ -27,6 +27,7 @@ class SplitPlan:
     moved_to_test: list[str] = field(default_factory=list)
     moved_to_val: list[str] = field(default_factory=list)
     val_source: str = ""  # "manifest" (val rows kept), "carved" (from train) or "random"
+    n_random: int = 0  # women split at random because none of their rows had a split
 
     def assign(self, patient_ids: pd.Series) -> pd.Series:
         """The split of each row, looked up by its patient_id."""
@@ -79,7 +80,7 @@ def official_splits(df: pd.DataFrame, val_fraction: float, seed: int) -> SplitPl
     }
     moved = {w for w, splits in per_woman.items() if len(splits) > 1}
     women = women_table(df)
-    val_source = "manifest" if "val" in by_woman.values() else "carved"
+    val_source = "manifest" if "val" in by_woman.values() else "carved" if by_woman else "random"
     if val_source == "carved":
         train_women = women.loc[[w for w, s in by_woman.items() if s == "train"]].sort_index()
         _, val = carve(train_women, val_fraction, seed)
@@ -91,6 +92,7 @@ def official_splits(df: pd.DataFrame, val_fraction: float, seed: int) -> SplitPl
         moved_to_test=sorted(w for w in moved if by_woman[w] == "test"),
         moved_to_val=sorted(w for w in moved if by_woman[w] == "val"),
         val_source=val_source,
+        n_random=len(unsplit),
     )
 
 
@@ -103,7 +105,8 @@ def plan_splits(
     if scheme == "official":
         return official_splits(df, val_fraction, seed)
     if scheme == "random":
-        return SplitPlan(by_woman=random_splits(women_table(df), val_fraction, seed), val_source="random")
+        women = women_table(df)
+        return SplitPlan(random_splits(women, val_fraction, seed), val_source="random", n_random=len(women))
     raise DataError(f"--split must be official or random, got {scheme!r}")
 
 
