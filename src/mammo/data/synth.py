@@ -164,8 +164,8 @@ def _descriptors(kind: str, malignant: bool, rng: np.random.Generator) -> tuple[
     return str(rng.choice(first[malignant])), str(rng.choice(second[malignant]))
 
 
-def _plan(n_women: int, size: str, seed: int) -> tuple[list[_Image], str]:
-    """The cohort: every image with its findings, pathologies balanced per (type, split). Pure, no I/O."""
+def plan_cohort(n_women: int, size: str, seed: int) -> tuple[list[_Image], str]:
+    """The cohort without writing anything: every image with its findings, balanced per (type, split)."""
     rng = np.random.default_rng(seed)
     ids = np.sort(rng.choice(np.arange(1, 2000), size=n_women, replace=False))
     pids = [f"P_{i:05d}" for i in ids]
@@ -346,7 +346,7 @@ def make_download(out: str | os.PathLike, women: int = 12, layout: str = "descri
     """Write a synthetic CBIS-DDSM download (DICOMs, the four CSVs, metadata.csv when descriptive) into `out`."""
     out = Path(out)
     _check_args(out, women, layout, size)
-    images, cross = _plan(int(women), size, seed)
+    images, cross = plan_cohort(int(women), size, seed)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.synth-", dir=out.parent))
     try:

@@ -5,12 +5,16 @@ Compressed transfer syntaxes are decoded by the pylibjpeg / pyjpegls plugins tha
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from mammo.errors import DataError
+
+
+VIEW_CODES = {"CC", "MLO", "ML", "LM", "LMO", "XCC", "XCCL", "XCCM", "FB", "SIO", "AT", "SPOT", "MAG"}
 
 
 @dataclass(frozen=True)
@@ -46,11 +50,22 @@ def _dcmread(path: str | os.PathLike, header_only: bool):
     if not p.is_file():
         raise DataError(f"{p}: file not found")
     try:
-        return pydicom.dcmread(p, stop_before_pixels=header_only, force=False)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            ds = pydicom.dcmread(p, stop_before_pixels=header_only, force=False)
     except InvalidDicomError:
         raise DataError(f"{p}: not a DICOM file (no DICM preamble)") from None
     except Exception as exc:  # pydicom raises many types on damaged files
-        raise DataError(f"{p}: unreadable DICOM ({type(exc).__name__}: {exc})") from None
+        raise DataError(f"{p}: unreadable DICOM ({type(exc).__name__}: {_one_line(exc)})") from None
+    if any("End of file reached" in str(w.message) for w in caught):
+        raise DataError(f"{p}: truncated (the file ends inside its pixel data); download it again")
+    return ds
+
+
+def _one_line(exc: Exception, limit: int = 300) -> str:
+    """An exception message on one line (pydicom lists one reason per decoder plugin on separate lines)."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def read_header(path: str | os.PathLike) -> DicomHeader:
@@ -72,23 +87,38 @@ def read_header(path: str | os.PathLike) -> DicomHeader:
             photometric=str(ds.get("PhotometricInterpretation", "")),
             transfer_syntax=str(ds.file_meta.get("TransferSyntaxUID", "")) if "file_meta" in dir(ds) else "",
             laterality=str(ds.get("ImageLaterality", "") or ds.get("Laterality", "")),
-            view=str(ds.get("ViewPosition", "")),
+            view=_view(ds),
         )
     except Exception as exc:
         raise DataError(f"{path}: DICOM header has bad values ({exc})") from None
 
 
+def _view(ds) -> str:
+    """ViewPosition, else PatientOrientation when it holds a view code (as in CBIS-DDSM: 'CC', 'MLO')."""
+    view = str(ds.get("ViewPosition", "") or "")
+    orientation = str(ds.get("PatientOrientation", "") or "")
+    return view or (orientation if orientation.upper() in VIEW_CODES else "")
+
+
 def _pixel_array(ds, path) -> np.ndarray:
+    """Decode the first frame of a grayscale image; colour and palette images are refused before decoding."""
+    if not any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
+        raise DataError(f"{path}: no pixel data (not an image, or the file is cut before its pixels); "
+                        "download it again")
+    spp = int(ds.get("SamplesPerPixel", 1) or 1)
+    photometric = str(ds.get("PhotometricInterpretation", ""))
+    if spp != 1 or photometric not in ("MONOCHROME1", "MONOCHROME2", ""):
+        raise DataError(f"{path}: colour DICOM ({photometric or f'{spp} samples per pixel'}); "
+                        "mammograms are grayscale (MONOCHROME1/2): convert it to grayscale first")
     try:
+        if int(ds.get("NumberOfFrames", 1) or 1) > 1:
+            ds.pixel_array_options(index=0)  # multi-frame: decode the first frame only
         arr = ds.pixel_array
     except Exception as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        reason = _one_line(exc)
+        if "less than expected" in reason:
+            raise DataError(f"{path}: truncated ({reason}); download it again") from None
         raise DataError(f"{path}: pixel data cannot be decoded ({reason})") from None
-    spp = int(ds.get("SamplesPerPixel", 1) or 1)
-    if spp == 1 and arr.ndim == 3:
-        arr = arr[0]  # multi-frame: first frame
-    if spp == 3:
-        raise DataError(f"{path}: colour DICOM ({ds.get('PhotometricInterpretation', '?')}); mammograms are grayscale")
     if arr.ndim != 2:
         raise DataError(f"{path}: expected a 2-D grayscale image, got shape {arr.shape}")
     return arr
