@@ -247,7 +247,7 @@ def _dicom(pixels: np.ndarray, *, patient_id: str, study_uid: str, series_uid: s
     ds.PixelRepresentation = 0
     ds.PixelData = np.ascontiguousarray(pixels).tobytes()
     if rle:
-        ds.compress(RLELossless)
+        ds.compress(RLELossless, generate_instance_uid=False)
     return ds
 
 
