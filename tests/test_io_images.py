@@ -1,4 +1,5 @@
 """Ordinary image files: 8/16-bit PNG, PGM, JPEG, colour to gray, 16-bit PNG writes, unreadable files."""
+
 from __future__ import annotations
 
 import re
@@ -63,7 +64,9 @@ def test_write_png16_round_trip_is_exact_and_atomic(tmp_path):
     np.testing.assert_array_equal(read_image(target), img)
 
 
-@pytest.mark.parametrize("bad", [np.zeros((4, 4), np.uint8), np.zeros((4, 4, 3), np.uint16), np.zeros((4, 4), float)])
+@pytest.mark.parametrize(
+    "bad", [np.zeros((4, 4), np.uint8), np.zeros((4, 4, 3), np.uint16), np.zeros((4, 4), float)]
+)
 def test_write_png16_refuses_other_arrays(tmp_path, bad):
     with pytest.raises(ValueError, match="2-D uint16"):
         write_png16(bad, tmp_path / "x.png")

@@ -1,4 +1,5 @@
-"""The synthetic CBIS-DDSM download: determinism, both layouts, the official CSV format, headers, quirks, lesions."""
+"""The synthetic CBIS-DDSM download: determinism, layouts, CSV format, headers, quirks, lesions."""
+
 from __future__ import annotations
 
 import csv
@@ -26,8 +27,10 @@ WOMEN, SEED = 8, 3
 def downloads(tmp_path_factory):
     """The same cohort in both layouts."""
     base = tmp_path_factory.mktemp("synth")
-    return {layout: synth.make_download(base / layout, women=WOMEN, layout=layout, size="small", seed=SEED)
-            for layout in synth.LAYOUTS}
+    return {
+        layout: synth.make_download(base / layout, women=WOMEN, layout=layout, size="small", seed=SEED)
+        for layout in synth.LAYOUTS
+    }
 
 
 def _pixel_hashes(result: synth.SynthResult) -> dict[str, str]:
@@ -35,21 +38,28 @@ def _pixel_hashes(result: synth.SynthResult) -> dict[str, str]:
     out = {}
     for path in sorted(result.root.rglob("*.dcm")):
         if path != result.truncated:
-            out[path.relative_to(result.root).as_posix()] = hashlib.sha1(read_raw_pixels(path).tobytes()).hexdigest()
+            out[path.relative_to(result.root).as_posix()] = hashlib.sha1(
+                read_raw_pixels(path).tobytes()
+            ).hexdigest()
     return out
 
 
 def test_same_seed_same_files_other_seed_differs(downloads, tmp_path):
     first = downloads["descriptive"]
-    again = synth.make_download(tmp_path / "again", women=WOMEN, layout="descriptive", size="small", seed=SEED)
+    again = synth.make_download(
+        tmp_path / "again", women=WOMEN, layout="descriptive", size="small", seed=SEED
+    )
     hashes = _pixel_hashes(first)
     assert len(hashes) == first.n_files - 1 and hashes == _pixel_hashes(again)
     for name in ["metadata.csv", *synth.CSV_NAMES.values()]:
         assert (first.root / name).read_bytes() == (again.root / name).read_bytes()
     assert first.truncated.read_bytes() == again.truncated.read_bytes()
-    other = synth.make_download(tmp_path / "other", women=WOMEN, layout="descriptive", size="small", seed=SEED + 1)
+    other = synth.make_download(
+        tmp_path / "other", women=WOMEN, layout="descriptive", size="small", seed=SEED + 1
+    )
     assert (other.root / synth.CSV_NAMES["mass", "train"]).read_bytes() != (
-        first.root / synth.CSV_NAMES["mass", "train"]).read_bytes()
+        first.root / synth.CSV_NAMES["mass", "train"]
+    ).read_bytes()
 
 
 def test_layouts_hold_the_same_cohort(downloads):
@@ -62,7 +72,9 @@ def test_layouts_hold_the_same_cohort(downloads):
 def test_classic_layout_paths(downloads):
     res = downloads["classic"]
     uid = r"[0-9.]+"
-    pattern = re.compile(rf"(Mass|Calc)-(Training|Test)_P_\d{{5}}_(LEFT|RIGHT)_(CC|MLO)(_\d)?/{uid}/{uid}/00000[01]\.dcm")
+    pattern = re.compile(
+        rf"(Mass|Calc)-(Training|Test)_P_\d{{5}}_(LEFT|RIGHT)_(CC|MLO)(_\d)?/{uid}/{uid}/00000[01]\.dcm"
+    )
     files = sorted(p.relative_to(res.root).as_posix() for p in res.root.rglob("*.dcm"))
     assert len(files) == res.n_files and all(pattern.fullmatch(f) for f in files)
     assert res.metadata_csv is None and not (res.root / "metadata.csv").exists()
@@ -73,9 +85,11 @@ def test_classic_layout_paths(downloads):
 
 def test_descriptive_layout_paths_and_metadata(downloads):
     res = downloads["descriptive"]
-    pattern = re.compile(r"CBIS-DDSM/(Mass|Calc)-(Training|Test)_P_\d{5}_(LEFT|RIGHT)_(CC|MLO)(_\d)?/"
-                         r"\d\d-\d\d-\d{4}-DDSM-NA-\d{5}/"
-                         r"1\.000000-(full mammogram images|cropped images|ROI mask images)-\d{5}/1-[12]\.dcm")
+    pattern = re.compile(
+        r"CBIS-DDSM/(Mass|Calc)-(Training|Test)_P_\d{5}_(LEFT|RIGHT)_(CC|MLO)(_\d)?/"
+        r"\d\d-\d\d-\d{4}-DDSM-NA-\d{5}/"
+        r"1\.000000-(full mammogram images|cropped images|ROI mask images)-\d{5}/1-[12]\.dcm"
+    )
     files = sorted(p.relative_to(res.root).as_posix() for p in res.root.rglob("*.dcm"))
     assert len(files) == res.n_files and all(pattern.fullmatch(f) for f in files)
     meta = pd.read_csv(res.metadata_csv, dtype=str, keep_default_na=False)
@@ -86,8 +100,11 @@ def test_descriptive_layout_paths_and_metadata(downloads):
         dcms = sorted(folder.glob("*.dcm"))
         assert len(dcms) == int(row["Number of Images"])
         head = read_header(dcms[0])
-        assert (head.series_uid, head.study_uid, head.patient_id) == (row["Series UID"], row["Study UID"],
-                                                                       row["Subject ID"])
+        assert (head.series_uid, head.study_uid, head.patient_id) == (
+            row["Series UID"],
+            row["Study UID"],
+            row["Subject ID"],
+        )
         assert row["File Location"].endswith(row["Series UID"][-5:]) and row["File Size"].endswith("B")
 
 
@@ -100,9 +117,21 @@ def test_csvs_in_the_official_format(downloads, kind):
     res = downloads["classic"]
     density = "breast_density" if kind == "mass" else "breast density"
     descriptors = ["mass shape", "mass margins"] if kind == "mass" else ["calc type", "calc distribution"]
-    columns = ["patient_id", density, "left or right breast", "image view", "abnormality id", "abnormality type",
-               *descriptors, "assessment", "pathology", "subtlety", "image file path", "cropped image file path",
-               "ROI mask file path"]
+    columns = [
+        "patient_id",
+        density,
+        "left or right breast",
+        "image view",
+        "abnormality id",
+        "abnormality type",
+        *descriptors,
+        "assessment",
+        "pathology",
+        "subtlety",
+        "image file path",
+        "cropped image file path",
+        "ROI mask file path",
+    ]
     newline_col = "ROI mask file path" if kind == "mass" else "cropped image file path"
     frames = []
     for split in ("train", "test"):
@@ -111,21 +140,34 @@ def test_csvs_in_the_official_format(downloads, kind):
         assert raw.startswith(",".join(columns).encode() + b"\r\n") and raw.endswith(b"\r\n")
         df = pd.read_csv(path, dtype=str, keep_default_na=False)
         assert list(df.columns) == columns
-        assert len(df) == len(_records(path)) - 1 == ((res.truth.abnormality_type == kind)
-                                                       & (res.truth.split == split)).sum()
+        assert (
+            len(df)
+            == len(_records(path)) - 1
+            == ((res.truth.abnormality_type == kind) & (res.truth.split == split)).sum()
+        )
         assert df[newline_col].str.endswith(".dcm\n").all()
-        others = [c for c in ("image file path", "cropped image file path", "ROI mask file path") if c != newline_col]
+        others = [
+            c
+            for c in ("image file path", "cropped image file path", "ROI mask file path")
+            if c != newline_col
+        ]
         assert not df[others].apply(lambda s: s.str.contains("\n")).any().any()
-        assert df[others[0]].str.fullmatch(r"[A-Za-z]+-[A-Za-z]+_P_\d{5}_(LEFT|RIGHT)_(CC|MLO)/[0-9.]+/[0-9.]+/000000\.dcm").all()
+        assert (
+            df[others[0]]
+            .str.fullmatch(r"[A-Za-z]+-[A-Za-z]+_P_\d{5}_(LEFT|RIGHT)_(CC|MLO)/[0-9.]+/[0-9.]+/000000\.dcm")
+            .all()
+        )
         assert df["abnormality type"].eq("mass" if kind == "mass" else "calcification").all()
         frames.append(df)
     both = pd.concat(frames)
     assert (both[descriptors[1]] == "N/A").any()  # the literal N/A survives keep_default_na=False
     assert set(both["pathology"]) <= {"MALIGNANT", "BENIGN", "BENIGN_WITHOUT_CALLBACK"}
     assert both[density].astype(int).between(1, 4).all()
-    # the swapped columns: calc points its crop column at 000001 and mask column at 000000 in one-series findings
-    one_series = both[both["cropped image file path"].str.rsplit("/", n=2).str[0]
-                      == both["ROI mask file path"].str.rsplit("/", n=2).str[0]]
+    # the swapped columns: in one-series findings calc's crop column names 000001 and its mask column 000000
+    one_series = both[
+        both["cropped image file path"].str.rsplit("/", n=2).str[0]
+        == both["ROI mask file path"].str.rsplit("/", n=2).str[0]
+    ]
     crop_file = one_series["cropped image file path"].str.strip().str[-10:]
     assert len(one_series) > 0 and (crop_file == ("000000.dcm" if kind == "mass" else "000001.dcm")).all()
 
@@ -136,8 +178,12 @@ def test_dicom_headers(downloads):
     full = pydicom.dcmread(row.image_path)
     assert full.Modality == "MG" and full.SOPClassUID == pydicom.uid.SecondaryCaptureImageStorage
     assert full.file_meta.TransferSyntaxUID == pydicom.uid.RLELossless
-    assert (full.PhotometricInterpretation, full.BitsAllocated, full.BitsStored, full.PixelRepresentation) == (
-        "MONOCHROME2", 16, 16, 0)
+    assert (
+        full.PhotometricInterpretation,
+        full.BitsAllocated,
+        full.BitsStored,
+        full.PixelRepresentation,
+    ) == ("MONOCHROME2", 16, 16, 0)
     assert full.PatientID == row.image_id and full.SeriesDescription == "full mammogram images"
     assert full.Laterality == row.side[0] and full.PatientOrientation == row.view
     for uid in (full.StudyInstanceUID, full.SeriesInstanceUID, full.SOPInstanceUID):
@@ -153,7 +199,10 @@ def test_dicom_headers(downloads):
         assert crop.BitsStored == 16 and crop.Rows < row.image_rows / 2 and crop.Columns < row.image_cols / 2
         assert {mask.SeriesDescription, crop.SeriesDescription} <= {"cropped images", "ROI mask images"}
         if row.roi_layout == "two-series":
-            assert mask.SeriesInstanceUID != crop.SeriesInstanceUID and mask.StudyInstanceUID != crop.StudyInstanceUID
+            assert (
+                mask.SeriesInstanceUID != crop.SeriesInstanceUID
+                and mask.StudyInstanceUID != crop.StudyInstanceUID
+            )
         else:
             assert mask.SeriesInstanceUID == crop.SeriesInstanceUID
             assert (crop.InstanceNumber == 1) == (row.roi_layout == "crop-first")
@@ -172,7 +221,11 @@ def test_quirks_are_present(downloads):
     calc = t[(t.abnormality_type == "calc") & (t.roi_layout == "crop-first")]
     for _, row in calc.iterrows():
         named_crop = read_header(res.root / row.csv_crop_path)
-        assert (named_crop.rows, named_crop.columns, named_crop.bits_stored) == (row.image_rows, row.image_cols, 8)
+        assert (named_crop.rows, named_crop.columns, named_crop.bits_stored) == (
+            row.image_rows,
+            row.image_cols,
+            8,
+        )
 
 
 def test_truncated_file_reads_header_not_pixels(downloads):
@@ -187,8 +240,18 @@ def test_truncated_file_reads_header_not_pixels(downloads):
 
 def test_cohort_is_balanced_and_split_by_woman():
     images, cross = synth.plan_cohort(80, "small", seed=0)
-    df = pd.DataFrame([{"pid": im.patient_id, "kind": im.abn_type, "split": im.split, "side": im.side,
-                        "malignant": im.findings[0].malignant} for im in images])
+    df = pd.DataFrame(
+        [
+            {
+                "pid": im.patient_id,
+                "kind": im.abn_type,
+                "split": im.split,
+                "side": im.side,
+                "malignant": im.findings[0].malignant,
+            }
+            for im in images
+        ]
+    )
     breasts = df.drop_duplicates(["pid", "kind", "side"])
     for (kind, split), g in breasts.groupby(["kind", "split"]):
         assert 0.35 <= g.malignant.mean() <= 0.65, (kind, split, g.malignant.mean())
@@ -208,8 +271,10 @@ def _solidity_circularity(mask: np.ndarray) -> tuple[float, float]:
 
 
 def test_malignant_masses_are_irregular_benign_round():
-    shapes = {m: [_solidity_circularity(mass_patch(18.0, m, np.random.default_rng(i))[1]) for i in range(12)]
-              for m in (False, True)}
+    shapes = {
+        m: [_solidity_circularity(mass_patch(18.0, m, np.random.default_rng(i))[1]) for i in range(12)]
+        for m in (False, True)
+    }
     benign, malignant = np.array(shapes[False]), np.array(shapes[True])
     assert benign[:, 0].min() > 0.95 and malignant[:, 0].max() < 0.85
     assert benign[:, 1].mean() > 0.8 > 0.5 > malignant[:, 1].mean()
@@ -218,15 +283,19 @@ def test_malignant_masses_are_irregular_benign_round():
 def test_synth_masks_show_the_morphology(downloads):
     t = downloads["classic"].truth
     mass = t[t.abnormality_type == "mass"]
-    solidity = {label: [_solidity_circularity(read_raw_pixels(p) > 0)[0] for p in g.mask_path]
-                for label, g in mass.groupby("label")}
+    solidity = {
+        label: [_solidity_circularity(read_raw_pixels(p) > 0)[0] for p in g.mask_path]
+        for label, g in mass.groupby("label")
+    }
     assert max(solidity[1]) < min(solidity[0])
 
 
 def test_image_looks_like_a_mammogram():
     rng = np.random.default_rng(0)
     for side in ("LEFT", "RIGHT"):
-        ph = render((512, 320), side, "MLO", 3, [LesionSpec("mass", True, 5), LesionSpec("mass", False, 6)], rng)
+        ph = render(
+            (512, 320), side, "MLO", 3, [LesionSpec("mass", True, 5), LesionSpec("mass", False, 6)], rng
+        )
         img = ph.image.astype(np.float64) / 65535
         chest, far = (0, -1) if side == "LEFT" else (-1, 0)
         assert ph.breast[200:300, chest].all() and not ph.breast[:, far].any()

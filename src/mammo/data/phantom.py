@@ -1,19 +1,23 @@
-"""Synthetic mammograms as pure functions (numpy out): breast silhouette, tissue texture, lesions, film marker.
+"""Synthetic mammograms as pure functions (numpy out): breast, tissue texture, lesions, film marker.
 
-Everything here is deterministic given a `numpy.random.Generator` and does no I/O; `mammo.data.synth` turns the
-arrays into a CBIS-DDSM-like download. Intensities are built in [0, 1] (bright = dense) and returned as uint16.
+Everything here is deterministic given a `numpy.random.Generator` and does no I/O; `mammo.data.synth` turns
+the arrays into a CBIS-DDSM-like download. Intensities are built in [0, 1] (bright = dense).
 
 - The breast is a half-ellipse whose flat side is the chest wall: it touches the left image edge for a LEFT
   breast and the right edge for a RIGHT one. Its brightness falls off towards the skin line (thinner tissue),
-  with a thin brighter skin band. MLO views add a bright pectoral-muscle triangle at the top of the chest wall.
+  with a thin brighter skin band. MLO views add a bright pectoral-muscle triangle at the top of the chest
+  wall.
 - Tissue texture is Gaussian-filtered noise at three scales, stretched along the nipple-chest-wall axis, made
   denser for higher BI-RADS density; a fine grain is added at full resolution.
 - Lesions depend on pathology. Benign masses are round or oval with a smooth, circumscribed edge and lower
   contrast; malignant masses are irregular (lobulated outline), denser, with spicules radiating outwards.
   Benign calcifications are a few coarse round dots; malignant ones many fine, pleomorphic dots with short
-  linear branches. The ROI mask is the lesion outline (mass: core plus the spicules near it; calc: the cluster).
-- A bright film label with text sits in a corner away from the breast, so breast cropping has something to remove.
+  linear branches. The ROI mask is the lesion outline (mass: core plus the spicules near it; calc: the
+  cluster).
+- A bright film label with text sits in a corner away from the breast, so breast cropping has something to
+  remove.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -26,7 +30,7 @@ TEXTURE_ROWS = 512  # texture is synthesised at most this tall, then resized: ch
 
 @dataclass(frozen=True)
 class LesionSpec:
-    """One finding to draw: `kind` is "mass" or "calc"; `shape_seed` fixes its shape across CC and MLO views."""
+    """One finding to draw: `kind` is "mass" or "calc"; `shape_seed` fixes its shape in CC and MLO views."""
 
     kind: str
     malignant: bool
@@ -42,7 +46,9 @@ class Phantom:
     breast: np.ndarray
 
 
-def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], sigma: float, stretch: float = 1.0) -> np.ndarray:
+def _smooth_noise(
+    rng: np.random.Generator, shape: tuple[int, int], sigma: float, stretch: float = 1.0
+) -> np.ndarray:
     """Unit-variance Gaussian-filtered white noise; `stretch` > 1 elongates it along the columns.
 
     Large sigmas are filtered on a coarser grid (about 2 px per sigma) and resized up: same look, far cheaper.
@@ -50,14 +56,18 @@ def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], sigma: float
     f = max(1.0, sigma / 2.0)
     small = (max(4, int(round(shape[0] / f))), max(4, int(round(shape[1] / f))))
     noise = rng.standard_normal(small).astype(np.float32)
-    out = cv2.GaussianBlur(noise, (0, 0), sigmaX=sigma / f * stretch, sigmaY=sigma / f, borderType=cv2.BORDER_REFLECT)
+    out = cv2.GaussianBlur(
+        noise, (0, 0), sigmaX=sigma / f * stretch, sigmaY=sigma / f, borderType=cv2.BORDER_REFLECT
+    )
     if small != shape:
         out = cv2.resize(out, (shape[1], shape[0]), interpolation=cv2.INTER_CUBIC)
     return out / max(float(out.std()), 1e-6)
 
 
-def breast_geometry(shape: tuple[int, int], view: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Thickness map (0 outside, ~1 at the chest wall) and pectoral-muscle map, chest wall on the left edge."""
+def breast_geometry(
+    shape: tuple[int, int], view: str, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Thickness map (0 outside, ~1 at the chest wall) and pectoral-muscle map; chest wall on the left."""
     rows, cols = shape
     y, x = np.mgrid[0:rows, 0:cols].astype(np.float32)
     mlo = view.upper() == "MLO"
@@ -83,9 +93,11 @@ def tissue(shape: tuple[int, int], density: int, rng: np.random.Generator) -> np
     f = min(1.0, TEXTURE_ROWS / rows)
     small = (max(8, int(round(rows * f))), max(8, int(round(cols * f))))
     h = small[0]
-    n = (0.5 * _smooth_noise(rng, small, h * 0.006, 2.5)
-         + 0.8 * _smooth_noise(rng, small, h * 0.018, 2.0)
-         + 1.0 * _smooth_noise(rng, small, h * 0.05, 1.5))
+    n = (
+        0.5 * _smooth_noise(rng, small, h * 0.006, 2.5)
+        + 0.8 * _smooth_noise(rng, small, h * 0.018, 2.0)
+        + 1.0 * _smooth_noise(rng, small, h * 0.05, 1.5)
+    )
     n /= max(float(n.std()), 1e-6)
     bias = {1: -1.1, 2: -0.45, 3: 0.15, 4: 0.75}.get(int(density), 0.0)
     frac = 1.0 / (1.0 + np.exp(-1.4 * (n + bias)))
@@ -108,7 +120,9 @@ def mass_patch(radius: float, malignant: bool, rng: np.random.Generator) -> tupl
     if malignant:
         outline = np.ones_like(theta)
         for k in range(2, 8):
-            outline += rng.uniform(0.05, 0.16) / np.sqrt(k - 1) * np.cos(k * theta + rng.uniform(0, 2 * np.pi))
+            outline += (
+                rng.uniform(0.05, 0.16) / np.sqrt(k - 1) * np.cos(k * theta + rng.uniform(0, 2 * np.pi))
+            )
         rr = dist / (radius * outline)
         core = rr < 1.0
         dome = np.clip(1.0 - rr, 0.0, 1.0) ** 0.3
@@ -136,7 +150,9 @@ def mass_patch(radius: float, malignant: bool, rng: np.random.Generator) -> tupl
     return density.astype(np.float32), mask
 
 
-def calc_patch(radius: float, malignant: bool, rng: np.random.Generator, scale: float) -> tuple[np.ndarray, np.ndarray]:
+def calc_patch(
+    radius: float, malignant: bool, rng: np.random.Generator, scale: float
+) -> tuple[np.ndarray, np.ndarray]:
     """A calcification cluster on a square patch: (density in [0, 1], bool mask of the cluster region)."""
     size = int(np.ceil(radius * 3.0)) | 1
     c = (size - 1) / 2.0
@@ -148,8 +164,13 @@ def calc_patch(radius: float, malignant: bool, rng: np.random.Generator, scale: 
         if malignant:
             t, off = rng.uniform(-1, 1) * radius, rng.normal(0, 0.25) * radius
             px, py = c + t * np.cos(axis) - off * np.sin(axis), c + t * np.sin(axis) + off * np.cos(axis)
-            axes = (max(1, int(round(rng.uniform(0.5, 1.6) * scale))), max(1, int(round(rng.uniform(0.4, 0.9) * scale))))
-            cv2.ellipse(dots, (int(px), int(py)), axes, float(rng.uniform(0, 180)), 0, 360, 1.0, -1, cv2.LINE_AA)
+            axes = (
+                max(1, int(round(rng.uniform(0.5, 1.6) * scale))),
+                max(1, int(round(rng.uniform(0.4, 0.9) * scale))),
+            )
+            cv2.ellipse(
+                dots, (int(px), int(py)), axes, float(rng.uniform(0, 180)), 0, 360, 1.0, -1, cv2.LINE_AA
+            )
             if rng.random() < 0.3:
                 a = axis + rng.normal(0, 0.5)
                 length = rng.uniform(2.0, 5.0) * scale
@@ -163,8 +184,11 @@ def calc_patch(radius: float, malignant: bool, rng: np.random.Generator, scale: 
             cv2.circle(dots, (int(px), int(py)), r_dot, 1.0, -1, cv2.LINE_AA)
     density = cv2.GaussianBlur(dots, (0, 0), max(0.4, 0.35 * scale))
     density /= max(float(density.max()), 1e-6)
-    region = cv2.dilate((dots > 0).astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5)),
-                        iterations=max(1, int(round(radius * 0.25))))
+    region = cv2.dilate(
+        (dots > 0).astype(np.uint8),
+        cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5)),
+        iterations=max(1, int(round(radius * 0.25))),
+    )
     hull = cv2.convexHull(cv2.findNonZero(region))
     mask = np.zeros((size, size), np.uint8)
     cv2.fillConvexPoly(mask, hull, 1)
@@ -180,11 +204,12 @@ def _paste(canvas: np.ndarray, patch: np.ndarray, cy: int, cx: int, op=np.add) -
     if ye <= ys or xe <= xs:
         return
     region = canvas[ys:ye, xs:xe]
-    canvas[ys:ye, xs:xe] = op(region, patch[ys - y0:ye - y0, xs - x0:xe - x0])
+    canvas[ys:ye, xs:xe] = op(region, patch[ys - y0 : ye - y0, xs - x0 : xe - x0])
 
 
-def _lesion_centres(thickness: np.ndarray, pectoral: np.ndarray, n: int, spacing: float,
-                    rng: np.random.Generator) -> list[tuple[int, int]]:
+def _lesion_centres(
+    thickness: np.ndarray, pectoral: np.ndarray, n: int, spacing: float, rng: np.random.Generator
+) -> list[tuple[int, int]]:
     """Centres well inside the breast, off the pectoral muscle, `spacing` apart when possible."""
     ys, xs = np.nonzero((thickness > 0.62) & (pectoral < 0.01))
     if ys.size == 0:
@@ -213,11 +238,17 @@ def _draw_marker(img: np.ndarray, breast_on_left: bool, rng: np.random.Generator
     x0 = cols - margin_x - w if breast_on_left else margin_x
     label = np.full((h, w), 235, np.uint8)
     cv2.putText(label, text, (h // 4, int(0.75 * h)), cv2.FONT_HERSHEY_SIMPLEX, scale, 64, thick, cv2.LINE_AA)
-    img[y0:y0 + h, x0:x0 + w] = label / 255.0
+    img[y0 : y0 + h, x0 : x0 + w] = label / 255.0
 
 
-def render(shape: tuple[int, int], side: str, view: str, density: int, lesions: list[LesionSpec],
-           rng: np.random.Generator) -> Phantom:
+def render(
+    shape: tuple[int, int],
+    side: str,
+    view: str,
+    density: int,
+    lesions: list[LesionSpec],
+    rng: np.random.Generator,
+) -> Phantom:
     """Render one mammogram of `shape` (rows, cols) with its lesions; masks are uint8 0/255 at full size."""
     rows, cols = shape
     scale = rows / 512.0
@@ -232,7 +263,13 @@ def render(shape: tuple[int, int], side: str, view: str, density: int, lesions: 
     drawn = []
     for spec in lesions:
         lrng = np.random.default_rng(spec.shape_seed)
-        drawn.append((spec, lrng, lrng.uniform(10.0, 20.0) * scale if spec.kind == "mass" else lrng.uniform(12.0, 22.0) * scale))
+        drawn.append(
+            (
+                spec,
+                lrng,
+                lrng.uniform(10.0, 20.0) * scale if spec.kind == "mass" else lrng.uniform(12.0, 22.0) * scale,
+            )
+        )
     spacing = 2.6 * max((r for _, _, r in drawn), default=1.0)
     centres = _lesion_centres(thickness, pectoral, len(lesions), spacing, rng)
     for (spec, lrng, radius), (cy, cx) in zip(drawn, centres):

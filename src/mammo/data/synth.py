@@ -1,24 +1,27 @@
-"""A synthetic CBIS-DDSM download: DICOMs in either folder layout, the four official CSVs, and the real quirks.
+"""A synthetic CBIS-DDSM download: DICOMs in either folder layout, the four official CSVs, the real quirks.
 
 Images come from `mammo.data.phantom` (pure numpy); this module plans the cohort and writes files.
 Deterministic per seed: the same seed gives byte-identical files. Everything is written to a hidden temporary
 folder beside `out` and renamed onto `out` at the end, so a killed run leaves no half-written download.
 
 What is written (see ../shared/docs/cbis-ddsm.md for the real collection):
-- DICOMs: Modality MG, Secondary Capture, PatientID = the CBIS folder name, Laterality and (as in the real files)
-  the view in PatientOrientation, SeriesDescription `full mammogram images` / `cropped images` / `ROI mask images`.
+- DICOMs: Modality MG, Secondary Capture, PatientID = the CBIS folder name, Laterality and (as in the real
+  files) the view in PatientOrientation, SeriesDescription `full mammogram images` / `cropped images` /
+  `ROI mask images`.
   Full images: 16-bit MONOCHROME2, RLE Lossless (as the real ones). ROI masks: 8-bit 0/255 at the full image's
   size, RLE Lossless. Crops: 16-bit, small, uncompressed (Explicit VR Little Endian).
   size="small": about 512 x 320 (rows x cols, varying by +-32); size="full": about 3328 x 2048 (+-128).
 - Layouts: "classic" `<Folder>/<StudyUID>/<SeriesUID>/000000.dcm`; "descriptive" (today's NBIA Data Retriever)
-  `CBIS-DDSM/<Folder>/<MM-DD-YYYY>-DDSM-NA-<5>/1.000000-<series description>-<5>/1-<n>.dcm` plus `metadata.csv`.
+  `CBIS-DDSM/<Folder>/<MM-DD-YYYY>-DDSM-NA-<5>/1.000000-<series description>-<5>/1-<n>.dcm`, plus the
+  retriever's `metadata.csv`.
 - The four CSVs at the root, byte-for-byte in the official format: CRLF records, `breast_density` (mass) vs
-  `breast density` (calc), mass shape/margins vs calc type/distribution, the literal `N/A`, a trailing "\\n" inside
+  `breast density` (calc), mass shape/margins vs calc type/distribution, the literal `N/A`, a trailing "\\n"
+  inside
   the quotes of `ROI mask file path` (mass) or `cropped image file path` (calc), paths in the classic form.
 
 Quirks present, and where (`SynthResult` exposes them for tests):
-- Swapped crop/mask columns: calc rows point `cropped image file path` at 000001.dcm and `ROI mask file path` at
-  000000.dcm, mass rows the other way round; which file is really the crop is decided per finding (next point),
+- Swapped crop/mask columns: calc rows point `cropped image file path` at 000001.dcm and `ROI mask file path`
+  at 000000.dcm, mass rows the other way round; which file really is the crop is decided per finding (next),
   so the columns are wrong for every calc finding stored crop-first and every mass finding stored mask-first.
 - Crop and mask in one series, crop first (000000 = crop) or mask first (000000 = mask); or in two separate
   series of two separate studies (each file 000000.dcm). Each arrangement occurs at least once when there are
@@ -32,6 +35,7 @@ Quirks present, and where (`SynthResult` exposes them for tests):
 Labels are balanced about 50/50 malignant/benign per abnormality type and split (breast level); the official
 split is by woman within each abnormality type, about 70/30 train/test.
 """
+
 from __future__ import annotations
 
 import csv
@@ -51,27 +55,63 @@ from mammo.errors import UserError
 
 SIZES = {"small": (512, 320, 16), "full": (3328, 2048, 64)}  # rows, cols, jitter step (x -2..2)
 LAYOUTS = ("descriptive", "classic")
-CSV_NAMES = {("mass", "train"): "mass_case_description_train_set.csv",
-             ("mass", "test"): "mass_case_description_test_set.csv",
-             ("calc", "train"): "calc_case_description_train_set.csv",
-             ("calc", "test"): "calc_case_description_test_set.csv"}
-FOLDER_PREFIX = {("mass", "train"): "Mass-Training", ("mass", "test"): "Mass-Test",
-                 ("calc", "train"): "Calc-Training", ("calc", "test"): "Calc-Test"}
+CSV_NAMES = {
+    ("mass", "train"): "mass_case_description_train_set.csv",
+    ("mass", "test"): "mass_case_description_test_set.csv",
+    ("calc", "train"): "calc_case_description_train_set.csv",
+    ("calc", "test"): "calc_case_description_test_set.csv",
+}
+FOLDER_PREFIX = {
+    ("mass", "train"): "Mass-Training",
+    ("mass", "test"): "Mass-Test",
+    ("calc", "train"): "Calc-Training",
+    ("calc", "test"): "Calc-Test",
+}
 # study dates of the real collection: (full images, ROI files) per file
-STUDY_DATES = {("mass", "train"): ("07-20-2016", "07-21-2016"), ("mass", "test"): ("10-04-2016", "10-04-2016"),
-               ("calc", "train"): ("08-07-2016", "09-06-2017"), ("calc", "test"): ("08-29-2017", "08-29-2017")}
+STUDY_DATES = {
+    ("mass", "train"): ("07-20-2016", "07-21-2016"),
+    ("mass", "test"): ("10-04-2016", "10-04-2016"),
+    ("calc", "train"): ("08-07-2016", "09-06-2017"),
+    ("calc", "test"): ("08-29-2017", "08-29-2017"),
+}
 FULL, CROP, MASK = "full mammogram images", "cropped images", "ROI mask images"
 ROI_LAYOUTS = ("crop-first", "mask-first", "two-series")
-METADATA_COLUMNS = ["Series UID", "Collection", "3rd Party Analysis", "Data Description URI", "Subject ID", "Study UID",
-                    "Study Description", "Study Date", "Series Description", "Manufacturer", "Modality",
-                    "SOP Class Name", "SOP Class UID", "Number of Images", "File Size", "File Location",
-                    "Download Timestamp"]
+METADATA_COLUMNS = [
+    "Series UID",
+    "Collection",
+    "3rd Party Analysis",
+    "Data Description URI",
+    "Subject ID",
+    "Study UID",
+    "Study Description",
+    "Study Date",
+    "Series Description",
+    "Manufacturer",
+    "Modality",
+    "SOP Class Name",
+    "SOP Class UID",
+    "Number of Images",
+    "File Size",
+    "File Location",
+    "Download Timestamp",
+]
 # descriptor vocabularies (values seen in the real CSVs), by pathology
-MASS_SHAPE = {True: ["IRREGULAR", "IRREGULAR-ARCHITECTURAL_DISTORTION", "LOBULATED"], False: ["OVAL", "ROUND", "LOBULATED"]}
-MASS_MARGINS = {True: ["SPICULATED", "ILL_DEFINED", "ILL_DEFINED-SPICULATED"], False: ["CIRCUMSCRIBED", "OBSCURED"]}
-CALC_TYPE = {True: ["PLEOMORPHIC", "FINE_LINEAR_BRANCHING", "AMORPHOUS"],
-             False: ["ROUND_AND_REGULAR-LUCENT_CENTER", "COARSE", "PUNCTATE", "VASCULAR"]}
-CALC_DIST = {True: ["CLUSTERED", "LINEAR", "SEGMENTAL"], False: ["CLUSTERED", "REGIONAL", "DIFFUSELY_SCATTERED"]}
+MASS_SHAPE = {
+    True: ["IRREGULAR", "IRREGULAR-ARCHITECTURAL_DISTORTION", "LOBULATED"],
+    False: ["OVAL", "ROUND", "LOBULATED"],
+}
+MASS_MARGINS = {
+    True: ["SPICULATED", "ILL_DEFINED", "ILL_DEFINED-SPICULATED"],
+    False: ["CIRCUMSCRIBED", "OBSCURED"],
+}
+CALC_TYPE = {
+    True: ["PLEOMORPHIC", "FINE_LINEAR_BRANCHING", "AMORPHOUS"],
+    False: ["ROUND_AND_REGULAR-LUCENT_CENTER", "COARSE", "PUNCTATE", "VASCULAR"],
+}
+CALC_DIST = {
+    True: ["CLUSTERED", "LINEAR", "SEGMENTAL"],
+    False: ["CLUSTERED", "REGIONAL", "DIFFUSELY_SCATTERED"],
+}
 
 
 @dataclass
@@ -130,10 +170,12 @@ class SynthResult:
 
     def summary(self) -> str:
         """One line: what was written where."""
-        return (f"synthetic CBIS-DDSM ({self.layout} layout, {self.size} images, seed {self.seed}): "
-                f"{self.n_women} women, {self.n_images} images, {self.n_findings} findings "
-                f"({self.n_malignant} malignant), {self.n_files} DICOM files + {len(self.csv_files)} CSVs "
-                f"in {self.root}; 1 truncated DICOM on purpose: {self.truncated.relative_to(self.root)}")
+        return (
+            f"synthetic CBIS-DDSM ({self.layout} layout, {self.size} images, seed {self.seed}): "
+            f"{self.n_women} women, {self.n_images} images, {self.n_findings} findings "
+            f"({self.n_malignant} malignant), {self.n_files} DICOM files + {len(self.csv_files)} CSVs "
+            f"in {self.root}; 1 truncated DICOM on purpose: {self.truncated.relative_to(self.root)}"
+        )
 
 
 def _uid(seed: int, *key: object) -> str:
@@ -190,27 +232,59 @@ def plan_cohort(n_women: int, size: str, seed: int) -> tuple[list[_Image], str]:
             for k in range(n_find):
                 is_mal = bool(mal) if k == 0 or state["mixed"] else not mal
                 state["mixed"] |= k > 0 and is_mal != bool(mal)
-                benign_kind = "BENIGN_WITHOUT_CALLBACK" if (not state["bwc"] or rng.random() < 0.3) else "BENIGN"
+                benign_kind = (
+                    "BENIGN_WITHOUT_CALLBACK" if (not state["bwc"] or rng.random() < 0.3) else "BENIGN"
+                )
                 pathology = "MALIGNANT" if is_mal else benign_kind
                 state["bwc"] |= pathology == "BENIGN_WITHOUT_CALLBACK"
                 desc = _descriptors(kind, is_mal, rng)
                 if (kind, split) not in state["na"]:
                     desc = (desc[0], "N/A")
                     state["na"].add((kind, split))
-                assessment = int(rng.choice([4, 5])) if is_mal else int(rng.choice([2, 3, 4] if pathology == "BENIGN" else [2, 3]))
-                findings.append(_Finding(k + 1, pathology, desc, assessment, int(rng.integers(1, 6)),
-                                         int(rng.integers(2**31))))
+                assessment = (
+                    int(rng.choice([4, 5]))
+                    if is_mal
+                    else int(rng.choice([2, 3, 4] if pathology == "BENIGN" else [2, 3]))
+                )
+                findings.append(
+                    _Finding(
+                        k + 1, pathology, desc, assessment, int(rng.integers(1, 6)), int(rng.integers(2**31))
+                    )
+                )
             state["multi"] |= n_find > 1
             views = ["CC", "MLO"] if rng.random() < 0.9 else [str(rng.choice(["CC", "MLO"]))]
             for view in views:
                 shape = (rows + step * int(rng.integers(-2, 3)), cols + step * int(rng.integers(-2, 3)))
-                images.append(_Image(pids[w], kind, split, side, view, int(density[w]), findings,
-                                     int(rng.integers(2**31)), shape))
+                images.append(
+                    _Image(
+                        pids[w],
+                        kind,
+                        split,
+                        side,
+                        view,
+                        int(density[w]),
+                        findings,
+                        int(rng.integers(2**31)),
+                        shape,
+                    )
+                )
     return images, cross
 
 
-def _dicom(pixels: np.ndarray, *, patient_id: str, study_uid: str, series_uid: str, sop_uid: str,
-           description: str, study_date: str, instance: int, side: str, view: str, rle: bool):
+def _dicom(
+    pixels: np.ndarray,
+    *,
+    patient_id: str,
+    study_uid: str,
+    series_uid: str,
+    sop_uid: str,
+    description: str,
+    study_date: str,
+    instance: int,
+    side: str,
+    view: str,
+    rle: bool,
+):
     """A Secondary Capture MG dataset holding `pixels` (uint16 or uint8 0/255), RLE-compressed when asked."""
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, RLELossless, SecondaryCaptureImageStorage
@@ -258,14 +332,16 @@ def _crop_box(mask: np.ndarray) -> tuple[int, int, int, int]:
 
 
 class _Writer:
-    """Writes DICOMs under a temporary root in one layout and records CSV rows, metadata rows and ground truth."""
+    """Writes DICOMs under a temporary root in one layout; keeps the metadata.csv rows and a file count."""
 
     def __init__(self, tmp: Path, layout: str, seed: int):
         self.tmp, self.layout, self.seed = tmp, layout, seed
         self.series: dict[str, dict] = {}  # series UID -> metadata.csv row (descriptive only)
         self.n_files = 0
 
-    def path(self, folder: str, study_uid: str, series_uid: str, date: str, description: str, index: int) -> Path:
+    def path(
+        self, folder: str, study_uid: str, series_uid: str, date: str, description: str, index: int
+    ) -> Path:
         """Relative path of file `index` (0-based) of a series, in this writer's layout."""
         if self.layout == "classic":
             return Path(folder, study_uid, series_uid, f"{index:06d}.dcm")
@@ -273,26 +349,62 @@ class _Writer:
         series_dir = f"1.000000-{description}-{series_uid[-5:]}"
         return Path("CBIS-DDSM", folder, study_dir, series_dir, f"1-{index + 1}.dcm")
 
-    def write(self, pixels: np.ndarray, folder: str, study_uid: str, series_uid: str, date: str, description: str,
-              index: int, side: str, view: str, rle: bool) -> Path:
+    def write(
+        self,
+        pixels: np.ndarray,
+        folder: str,
+        study_uid: str,
+        series_uid: str,
+        date: str,
+        description: str,
+        index: int,
+        side: str,
+        view: str,
+        rle: bool,
+    ) -> Path:
         """Write one DICOM file and return its path relative to the root."""
         rel = self.path(folder, study_uid, series_uid, date, description, index)
         sop = _uid(self.seed, "sop", series_uid, index)
-        ds = _dicom(pixels, patient_id=folder, study_uid=study_uid, series_uid=series_uid, sop_uid=sop,
-                    description=description, study_date=date, instance=index + 1, side=side, view=view, rle=rle)
+        ds = _dicom(
+            pixels,
+            patient_id=folder,
+            study_uid=study_uid,
+            series_uid=series_uid,
+            sop_uid=sop,
+            description=description,
+            study_date=date,
+            instance=index + 1,
+            side=side,
+            view=view,
+            rle=rle,
+        )
         target = self.tmp / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         ds.save_as(target, enforce_file_format=True)
         self.n_files += 1
         if self.layout == "descriptive":
-            row = self.series.setdefault(series_uid, {
-                "Series UID": series_uid, "Collection": "CBIS-DDSM", "3rd Party Analysis": "NO",
-                "Data Description URI": "https://doi.org/10.7937/K9/TCIA.2016.7O02S9CY", "Subject ID": folder,
-                "Study UID": study_uid, "Study Description": "", "Study Date": date,
-                "Series Description": description, "Manufacturer": "", "Modality": "MG",
-                "SOP Class Name": "Secondary Capture Image Storage", "SOP Class UID": "1.2.840.10008.5.1.4.1.1.7",
-                "Number of Images": 0, "File Size": 0, "File Location": "./" + rel.parent.as_posix(),
-                "Download Timestamp": ""})
+            row = self.series.setdefault(
+                series_uid,
+                {
+                    "Series UID": series_uid,
+                    "Collection": "CBIS-DDSM",
+                    "3rd Party Analysis": "NO",
+                    "Data Description URI": "https://doi.org/10.7937/K9/TCIA.2016.7O02S9CY",
+                    "Subject ID": folder,
+                    "Study UID": study_uid,
+                    "Study Description": "",
+                    "Study Date": date,
+                    "Series Description": description,
+                    "Manufacturer": "",
+                    "Modality": "MG",
+                    "SOP Class Name": "Secondary Capture Image Storage",
+                    "SOP Class UID": "1.2.840.10008.5.1.4.1.1.7",
+                    "Number of Images": 0,
+                    "File Size": 0,
+                    "File Location": "./" + rel.parent.as_posix(),
+                    "Download Timestamp": "",
+                },
+            )
             row["Number of Images"] += 1
             row["File Size"] += target.stat().st_size
         return rel
@@ -302,8 +414,13 @@ class _Writer:
         rows = []
         for i, row in enumerate(self.series.values()):
             size = row["File Size"]
-            rows.append({**row, "File Size": f"{size / 1e6:.2f} MB" if size >= 1e6 else f"{size / 1e3:.2f} KB",
-                         "Download Timestamp": f"2023-05-24T{2 + i // 3600:02d}:{i // 60 % 60:02d}:{i % 60:02d}.000"})
+            rows.append(
+                {
+                    **row,
+                    "File Size": f"{size / 1e6:.2f} MB" if size >= 1e6 else f"{size / 1e3:.2f} KB",
+                    "Download Timestamp": f"2023-05-24T02:{i // 60 % 60:02d}:{i % 60:02d}.{i // 3600:03d}",
+                }
+            )
         return pd.DataFrame(rows, columns=METADATA_COLUMNS)
 
 
@@ -317,12 +434,22 @@ def _roi_layouts(n: int, rng: np.random.Generator) -> list[str]:
 
 
 def _csv_text(kind: str, rows: list[list[str]]) -> str:
-    """One description CSV in the official format: CRLF records, quoted path fields holding a trailing newline."""
-    header = ["patient_id", "breast_density" if kind == "mass" else "breast density", "left or right breast",
-              "image view", "abnormality id", "abnormality type",
-              *(("mass shape", "mass margins") if kind == "mass" else ("calc type", "calc distribution")),
-              "assessment", "pathology", "subtlety", "image file path", "cropped image file path",
-              "ROI mask file path"]
+    """One description CSV in the official format: CRLF records, a path field quoted with its newline."""
+    header = [
+        "patient_id",
+        "breast_density" if kind == "mass" else "breast density",
+        "left or right breast",
+        "image view",
+        "abnormality id",
+        "abnormality type",
+        *(("mass shape", "mass margins") if kind == "mass" else ("calc type", "calc distribution")),
+        "assessment",
+        "pathology",
+        "subtlety",
+        "image file path",
+        "cropped image file path",
+        "ROI mask file path",
+    ]
     buf = io.StringIO(newline="")
     writer = csv.writer(buf, lineterminator="\r\n")
     writer.writerow(header)
@@ -341,9 +468,10 @@ def _check_args(out: Path, women: int, layout: str, size: str) -> None:
         raise UserError(f"{out} exists and is not empty; choose another folder or delete it")
 
 
-def make_download(out: str | os.PathLike, women: int = 12, layout: str = "descriptive", size: str = "small",
-                  seed: int = 0) -> SynthResult:
-    """Write a synthetic CBIS-DDSM download (DICOMs, the four CSVs, metadata.csv when descriptive) into `out`."""
+def make_download(
+    out: str | os.PathLike, women: int = 12, layout: str = "descriptive", size: str = "small", seed: int = 0
+) -> SynthResult:
+    """Write a synthetic CBIS-DDSM download (DICOMs, four CSVs, metadata.csv when descriptive) into `out`."""
     out = Path(out)
     _check_args(out, women, layout, size)
     images, cross = plan_cohort(int(women), size, seed)
@@ -377,12 +505,19 @@ def _write_all(tmp: Path, images: list[_Image], cross: str, layout: str, size: s
     truth, truncated = [], None
     bar = tqdm(images, desc="synth", unit="image", disable=size != "full" and len(images) < 200)
     for i, im in enumerate(bar):
-        ph = render(im.shape, im.side, im.view, im.density,
-                    [LesionSpec(im.abn_type, f.malignant, f.shape_seed) for f in im.findings],
-                    np.random.default_rng([seed, 2, im.seed]))
+        ph = render(
+            im.shape,
+            im.side,
+            im.view,
+            im.density,
+            [LesionSpec(im.abn_type, f.malignant, f.shape_seed) for f in im.findings],
+            np.random.default_rng([seed, 2, im.seed]),
+        )
         full_date, roi_date = STUDY_DATES[im.abn_type, im.split]
         study, series = _uid(seed, "study", im.folder), _uid(seed, "series", im.folder)
-        full_rel = writer.write(ph.image, im.folder, study, series, full_date, FULL, 0, im.side, im.view, rle=True)
+        full_rel = writer.write(
+            ph.image, im.folder, study, series, full_date, FULL, 0, im.side, im.view, rle=True
+        )
         classic_full = Path(im.folder, study, series, "000000.dcm").as_posix()
         if i == truncate_at:
             truncated = full_rel
@@ -396,18 +531,48 @@ def _write_all(tmp: Path, images: list[_Image], cross: str, layout: str, size: s
             arrangement = next(roi_layouts)
             paths = _write_roi(writer, seed, roi_folder, roi_date, crop, mask, arrangement, im, rng)
             crop_rel, mask_rel, crop_col, mask_col = paths
-            row = [im.patient_id, str(im.density), im.side, im.view, str(f.abn_id),
-                   "mass" if im.abn_type == "mass" else "calcification", *f.descriptors, str(f.assessment),
-                   f.pathology, str(f.subtlety), classic_full,
-                   crop_col + ("\n" if im.abn_type == "calc" else ""), mask_col + ("\n" if im.abn_type == "mass" else "")]
+            row = [
+                im.patient_id,
+                str(im.density),
+                im.side,
+                im.view,
+                str(f.abn_id),
+                "mass" if im.abn_type == "mass" else "calcification",
+                *f.descriptors,
+                str(f.assessment),
+                f.pathology,
+                str(f.subtlety),
+                classic_full,
+                crop_col + ("\n" if im.abn_type == "calc" else ""),
+                mask_col + ("\n" if im.abn_type == "mass" else ""),
+            ]
             csv_rows[im.abn_type, im.split].append(row)
-            truth.append({"patient_id": im.patient_id, "image_id": im.folder, "abnormality_type": im.abn_type,
-                          "split": im.split, "side": im.side, "view": im.view, "abnormality_id": f.abn_id,
-                          "pathology": f.pathology, "label": int(f.malignant), "image_path": str(full_rel),
-                          "mask_path": str(mask_rel), "crop_path": str(crop_rel), "roi_layout": arrangement,
-                          "csv_crop_path": crop_col, "csv_mask_path": mask_col, "x_min": x0, "y_min": y0,
-                          "x_max": x1, "y_max": y1, "image_rows": im.shape[0], "image_cols": im.shape[1],
-                          "truncated": i == truncate_at})
+            truth.append(
+                {
+                    "patient_id": im.patient_id,
+                    "image_id": im.folder,
+                    "abnormality_type": im.abn_type,
+                    "split": im.split,
+                    "side": im.side,
+                    "view": im.view,
+                    "abnormality_id": f.abn_id,
+                    "pathology": f.pathology,
+                    "label": int(f.malignant),
+                    "image_path": str(full_rel),
+                    "mask_path": str(mask_rel),
+                    "crop_path": str(crop_rel),
+                    "roi_layout": arrangement,
+                    "csv_crop_path": crop_col,
+                    "csv_mask_path": mask_col,
+                    "x_min": x0,
+                    "y_min": y0,
+                    "x_max": x1,
+                    "y_max": y1,
+                    "image_rows": im.shape[0],
+                    "image_cols": im.shape[1],
+                    "truncated": i == truncate_at,
+                }
+            )
     _truncate(tmp / truncated)
     csv_files = []
     for key, name in CSV_NAMES.items():
@@ -419,15 +584,36 @@ def _write_all(tmp: Path, images: list[_Image], cross: str, layout: str, size: s
         metadata = Path("metadata.csv")
         writer.metadata().to_csv(tmp / metadata, index=False)
     truth_df = pd.DataFrame(truth)
-    return SynthResult(root=tmp, layout=layout, size=size, seed=seed, n_women=len({im.patient_id for im in images}),
-                       n_images=len(images), n_findings=len(truth_df), n_malignant=int(truth_df["label"].sum()),
-                       n_files=writer.n_files, csv_files=csv_files, metadata_csv=metadata, truncated=truncated,
-                       cross_split_patient=cross, truth=truth_df)
+    return SynthResult(
+        root=tmp,
+        layout=layout,
+        size=size,
+        seed=seed,
+        n_women=len({im.patient_id for im in images}),
+        n_images=len(images),
+        n_findings=len(truth_df),
+        n_malignant=int(truth_df["label"].sum()),
+        n_files=writer.n_files,
+        csv_files=csv_files,
+        metadata_csv=metadata,
+        truncated=truncated,
+        cross_split_patient=cross,
+        truth=truth_df,
+    )
 
 
-def _write_roi(writer: _Writer, seed: int, folder: str, date: str, crop: np.ndarray, mask: np.ndarray,
-               arrangement: str, im: _Image, rng: np.random.Generator) -> tuple[Path, Path, str, str]:
-    """Write one finding's crop and mask; return their real paths and what the CSV's crop and mask columns say."""
+def _write_roi(
+    writer: _Writer,
+    seed: int,
+    folder: str,
+    date: str,
+    crop: np.ndarray,
+    mask: np.ndarray,
+    arrangement: str,
+    im: _Image,
+    rng: np.random.Generator,
+) -> tuple[Path, Path, str, str]:
+    """Write one finding's crop and mask; return their real paths and what the CSV's two columns say."""
     if arrangement == "two-series":
         s_crop, s_mask = _uid(seed, "study", folder, "crop"), _uid(seed, "study", folder, "mask")
         r_crop, r_mask = _uid(seed, "series", folder, "crop"), _uid(seed, "series", folder, "mask")
@@ -439,16 +625,21 @@ def _write_roi(writer: _Writer, seed: int, folder: str, date: str, crop: np.ndar
     study, series = _uid(seed, "study", folder), _uid(seed, "series", folder)
     description = CROP if rng.random() < 0.5 else MASK
     crop_index = 0 if arrangement == "crop-first" else 1
-    crop_rel = writer.write(crop, folder, study, series, date, description, crop_index, im.side, im.view, rle=False)
-    mask_rel = writer.write(mask, folder, study, series, date, description, 1 - crop_index, im.side, im.view, rle=True)
+    crop_rel = writer.write(
+        crop, folder, study, series, date, description, crop_index, im.side, im.view, rle=False
+    )
+    mask_rel = writer.write(
+        mask, folder, study, series, date, description, 1 - crop_index, im.side, im.view, rle=True
+    )
     classic = [Path(folder, study, series, f"{k:06d}.dcm").as_posix() for k in (0, 1)]
-    # the official columns: mass crop=000000, mask=000001; calc crop=000001, mask=000000 (whatever the files hold)
+    # the official columns: mass crop=000000, mask=000001; calc crop=000001, mask=000000 (whatever is inside)
     crop_col, mask_col = (classic[0], classic[1]) if im.abn_type == "mass" else (classic[1], classic[0])
     return crop_rel, mask_rel, crop_col, mask_col
 
 
 def _pick_truncated(images: list[_Image], cross: str) -> int:
-    """Index of the full image to truncate: a mass-train image of a woman (not the cross-split one) with another view."""
+    """Index of the full image to cut: mass-train if possible, of a woman with other images."""
+
     def ok(im: _Image) -> bool:
         return im.patient_id != cross and sum(o.patient_id == im.patient_id for o in images) > 1
 

@@ -13,7 +13,6 @@ import numpy as np
 
 from mammo.errors import DataError
 
-
 VIEW_CODES = {"CC", "MLO", "ML", "LM", "LMO", "XCC", "XCCL", "XCCM", "FB", "SIO", "AT", "SPOT", "MAG"}
 
 
@@ -131,10 +130,11 @@ def read_raw_pixels(path: str | os.PathLike) -> np.ndarray:
 
 
 def read_pixels(path: str | os.PathLike) -> np.ndarray:
-    """Decode a grayscale DICOM to display-ready uint16: modality LUT, VOI LUT if present, MONOCHROME1 inverted.
+    """Decode a grayscale DICOM to display-ready uint16: modality LUT, VOI LUT if any, MONOCHROME1 inverted.
 
     Integer results are scaled losslessly from the stored bit depth to the full 16-bit range
-    (x * 65535 / (2**BitsStored - 1)); float results (rescale slope, VOI window) are mapped min..max to 0..65535.
+    (x * 65535 / (2**BitsStored - 1)); float results (rescale slope, VOI window) are mapped min..max to
+    0..65535.
     """
     from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
@@ -143,7 +143,8 @@ def read_pixels(path: str | os.PathLike) -> np.ndarray:
     out = apply_modality_lut(arr, ds)
     if "WindowCenter" in ds or "VOILUTSequence" in ds:
         out = apply_voi_lut(out, ds)
-    return _to_display_uint16(out, int(ds.get("BitsStored", 16) or 16), str(ds.get("PhotometricInterpretation", "")))
+    bits = int(ds.get("BitsStored", 16) or 16)
+    return _to_display_uint16(out, bits, str(ds.get("PhotometricInterpretation", "")))
 
 
 def _to_display_uint16(arr: np.ndarray, bits_stored: int, photometric: str) -> np.ndarray:
