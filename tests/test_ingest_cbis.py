@@ -373,17 +373,25 @@ def synth_data(tmp_path_factory):
     base = tmp_path_factory.mktemp("synth")
     out = {}
     for layout in ("classic", "descriptive"):
-        synth.make_download(base / layout, women=6, layout=layout, size="small", seed=3)
+        made = synth.make_download(base / layout, women=6, layout=layout, size="small", seed=3)
         ingest_cbis(base / layout, base / f"data-{layout}", workers=2)
-        out[layout] = base / f"data-{layout}"
+        out[layout] = (base / f"data-{layout}", made.truth)
     return out
 
 
 @pytest.mark.parametrize("layout", ["classic", "descriptive"])
 def test_synth_download_end_to_end(synth_data, layout):
-    data = synth_data[layout]
+    data, truth = synth_data[layout]
     man, rej = read(data)
     assert len(man) > 0 and rej["reason"].str.contains("truncated").any()
+    usable = truth[~truth["truncated"]]
+    assert len(man) == len(usable)
+    want = usable.set_index(["image_id", "abnormality_id"])[["crop_path", "mask_path", "label"]].astype(str)
+    got = man.astype({"abnormality_id": int}).set_index(["image_id", "abnormality_id"])
+    assert got.loc[want.index, ["crop_path", "mask_path", "label"]].equals(
+        want
+    )  # right despite swapped columns
+    assert set(usable["roi_layout"]) >= {"crop-first", "mask-first", "two-series"}
     assert man["image_path"].map(lambda p: Path(p).is_file()).all()
     with_mask = man[man["mask_path"] != ""]
     assert len(with_mask) > 0 and (man["crop_path"] != "").sum() > 0
@@ -404,5 +412,5 @@ def test_synth_download_end_to_end(synth_data, layout):
 
 def test_synth_layouts_give_the_same_manifest(synth_data):
     keys = ["image_id", "abnormality_id", "patient_id", "split", "label", "image_rows", "image_cols"]
-    a, b = (read(synth_data[k])[0][keys].sort_values(keys).reset_index(drop=True) for k in synth_data)
+    a, b = (read(synth_data[k][0])[0][keys].sort_values(keys).reset_index(drop=True) for k in synth_data)
     assert a.equals(b)
