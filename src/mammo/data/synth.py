@@ -191,8 +191,7 @@ def _groups(n_women: int, rng: np.random.Generator) -> dict[tuple[str, str], lis
     n_mass = min(n_women - 1, max(1, int(round(n_women * 0.55))))
     out: dict[tuple[str, str], list[int]] = {}
     for kind, members in (("mass", order[:n_mass]), ("calc", order[n_mass:])):
-        n_test = int(round(len(members) * 0.3)) if len(members) > 1 else 0
-        n_test = max(n_test, 1) if len(members) > 1 else 0
+        n_test = max(1, int(round(len(members) * 0.3))) if len(members) > 1 else 0
         out[kind, "train"] = sorted(members[n_test:].tolist())
         out[kind, "test"] = sorted(members[:n_test].tolist())
     cross = out["mass", "train"][0]
