@@ -122,7 +122,7 @@ def completeness_problem(path: str | os.PathLike, h: DicomHeader) -> str:
     try:
         ds = pydicom.dcmread(path, defer_size=1024)
     except Exception as exc:
-        return f"unreadable DICOM ({type(exc).__name__}: {exc})"
+        return f"unreadable DICOM ({type(exc).__name__}: {' '.join(str(exc).split())})"
     elem = ds.get_item(0x7FE00010, keep_deferred=True)
     if elem is None:
         return "no pixel data"
