@@ -6,6 +6,10 @@ channels_last, and peak memory is `torch.cuda.max_memory_allocated`. Models whos
 would not fit in half the free memory are recorded as skipped with the reason (the seed CNNs at 512).
 
     python bench/bench_train.py [--sizes 224 512] [--models ...] [--out bench/results/train.json]
+
+Throughput is the batch over the median step time (`images_per_s`) and over the fastest step
+(`images_per_s_best_step`, the better estimate on a machine shared with other work). `--models` reruns
+only those models and keeps the other rows of an existing output file.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import json
 import os
 import platform
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -72,8 +77,9 @@ def skip_reason(name: str, size: int, device: str) -> str | None:
     return None
 
 
-def run_one(name: str, size: int, batch: int, device: str, warmup: int, min_steps: int, max_seconds: float) -> dict:
-    """Time training steps of `name` at `size` on random data in this process; return throughput and memory."""
+def run_one(name: str, size: int, batch: int, device: str, warmup: int, min_steps: int,
+            max_seconds: float) -> dict:
+    """Time training steps of `name` at `size` on random data in this process; return speed and memory."""
     import torch
 
     from mammo.models import create_model
@@ -104,13 +110,15 @@ def run_one(name: str, size: int, batch: int, device: str, warmup: int, min_step
 
     for _ in range(warmup):
         step()
-    steps, start = 0, time.perf_counter()
-    while steps < min_steps or (time.perf_counter() - start < max_seconds and steps < 50):
+    times: list[float] = []
+    while len(times) < min_steps or (sum(times) < max_seconds and len(times) < 50):
+        start = time.perf_counter()
         step()
-        steps += 1
-    seconds = time.perf_counter() - start
-    result = {"model": name, "size": size, "device": device, "batch_size": batch, "steps": steps,
-              "step_s": round(seconds / steps, 4), "images_per_s": round(batch * steps / seconds, 2),
+        times.append(time.perf_counter() - start)
+    median, best = statistics.median(times), min(times)
+    result = {"model": name, "size": size, "device": device, "batch_size": batch, "steps": len(times),
+              "step_s": round(median, 4), "images_per_s": round(batch / median, 2),
+              "images_per_s_best_step": round(batch / best, 2),
               "params_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 2)}
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     result.update(peak_rss_mb=round(peak), rss_increase_mb=round(peak - rss_before))
@@ -122,7 +130,8 @@ def run_one(name: str, size: int, batch: int, device: str, warmup: int, min_step
 def run_in_subprocess(name: str, size: int, args: argparse.Namespace, device: str) -> dict:
     """Run one measurement in a fresh interpreter so its peak memory is its own."""
     cmd = [sys.executable, __file__, "--one", name, str(size), "--device", device, "--batch", str(args.batch),
-           "--warmup", str(args.warmup), "--min-steps", str(args.min_steps), "--max-seconds", str(args.max_seconds)]
+           "--warmup", str(args.warmup), "--min-steps", str(args.min_steps),
+           "--max-seconds", str(args.max_seconds)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
@@ -138,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--gpu-batch", type=int, default=32)
     parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--min-steps", type=int, default=2)
+    parser.add_argument("--min-steps", type=int, default=3)
     parser.add_argument("--max-seconds", type=float, default=10.0)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--device", default="cpu", help=argparse.SUPPRESS)
@@ -161,7 +170,8 @@ def main(argv: list[str] | None = None) -> int:
     machine = machine_info()
     started = time.perf_counter()
     for device in devices:
-        run_args = argparse.Namespace(**{**vars(args), "batch": args.gpu_batch if device == "cuda" else args.batch})
+        batch = args.gpu_batch if device == "cuda" else args.batch
+        run_args = argparse.Namespace(**{**vars(args), "batch": batch})
         for name in args.models or list_models():
             for size in args.sizes:
                 reason = skip_reason(name, size, device)
@@ -170,8 +180,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(json.dumps(row), flush=True)
                 results.append(row)
     report = {
-        "what": "training step (forward, BCEWithLogits backward, AdamW step) on random tensors; a bare PyTorch "
-                "loop, so it is also the reference the real trainer should approach",
+        "what": "training step (forward, BCEWithLogits backward, AdamW step) on random tensors; a bare "
+                "PyTorch loop, so it is also the reference the real trainer should approach",
         "machine": machine,
         "load_avg_1m_at_end": round(os.getloadavg()[0], 2),
         "torch_threads": cpu_threads(),
@@ -180,6 +190,12 @@ def main(argv: list[str] | None = None) -> int:
         "total_seconds": round(time.perf_counter() - started),
         "results": results,
     }
+    if args.models and args.out.exists():
+        rerun = {(r["model"], r["size"], r["device"]) for r in results}
+        previous = json.loads(args.out.read_text())["results"]
+        kept = [r for r in previous if (r["model"], r["size"], r["device"]) not in rerun]
+        report["results"] = kept + results
+        report["partial_rerun"] = sorted({r[0] for r in rerun})
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_json(report, args.out)
     print(f"wrote {args.out}")

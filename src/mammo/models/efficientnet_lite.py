@@ -54,7 +54,8 @@ def one_channel_conv(conv: nn.Conv2d) -> Conv2dDynamicSamePadding:
 
 def _feature_layers(depth: float) -> tuple[str, ...]:
     """Stem, the last block of every stage, and the head conv, as `named_modules()` names."""
-    repeats = [r if i in (0, len(_BASE_REPEATS) - 1) else math.ceil(depth * r) for i, r in enumerate(_BASE_REPEATS)]
+    last = len(_BASE_REPEATS) - 1
+    repeats = [r if i in (0, last) else math.ceil(depth * r) for i, r in enumerate(_BASE_REPEATS)]
     ends = [sum(repeats[: i + 1]) - 1 for i in range(len(repeats))]
     return ("_conv_stem", *(f"_blocks.{e}" for e in ends), "_conv_head")
 
@@ -63,7 +64,8 @@ def build_lite(variant: int, pretrained: bool, bn_momentum: float = 0.1, dropout
                drop_connect_rate: float = 0.2) -> EfficientNet:
     """EfficientNet-Lite`variant` with a summed one-channel stem and a one-logit head."""
     arch = f"efficientnet-lite{variant}"
-    overrides = {"image_size": None, "batch_norm_momentum": 1.0 - bn_momentum, "drop_connect_rate": drop_connect_rate}
+    overrides = {"image_size": None, "batch_norm_momentum": 1.0 - bn_momentum,
+                 "drop_connect_rate": drop_connect_rate}
     if dropout_rate is not None:
         overrides["dropout_rate"] = dropout_rate
     net = EfficientNet.from_name(arch, num_classes=1, **overrides)
@@ -95,7 +97,7 @@ def _register(variant: int) -> None:
                         "scheduler": "cosine", "augment": "mammo"},
     )
     def builder(pretrained: bool = True, input_size: int | None = None, **kwargs: float) -> EfficientNet:
-        """EfficientNet-Lite with packaged ImageNet weights; fully convolutional, so input_size is not needed."""
+        """EfficientNet-Lite with packaged ImageNet weights; fully convolutional, so input_size is unused."""
         return build_lite(variant, pretrained, **kwargs)
 
 

@@ -12,7 +12,8 @@ from torch import nn
 
 from mammo.models.registry import register_model
 
-_FROM_SCRATCH = {"optimizer": "adamw", "lr": 1e-3, "weight_decay": 1e-2, "scheduler": "cosine", "augment": "mammo"}
+_FROM_SCRATCH = {"optimizer": "adamw", "lr": 1e-3, "weight_decay": 1e-2, "scheduler": "cosine",
+                 "augment": "mammo"}
 
 
 @register_model(
@@ -40,7 +41,7 @@ def densenet121(pretrained: bool = False, input_size: int | None = None) -> nn.M
     train_defaults={**_FROM_SCRATCH, "size": 224},
 )
 def resnet18(pretrained: bool = False, input_size: int | None = None) -> nn.Module:
-    """MONAI ResNet18 with the ImageNet layout (7x7 stride-2 stem conv + max pool; MONAI's default stride is 1)."""
+    """MONAI ResNet18 in the ImageNet layout: 7x7 stride-2 stem conv, max pool (MONAI default: stride 1)."""
     from monai.networks.nets import resnet18 as monai_resnet18
 
     return monai_resnet18(spatial_dims=2, n_input_channels=1, num_classes=1, conv1_t_stride=2)

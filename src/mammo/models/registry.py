@@ -120,7 +120,8 @@ def get_model_info(name: str) -> ModelInfo:
     return dataclasses.replace(info, train_defaults=copy.deepcopy(info.train_defaults))
 
 
-def create_model(name: str, pretrained: bool = True, weights: str | Path | None = None, **kwargs: Any) -> nn.Module:
+def create_model(name: str, pretrained: bool = True, weights: str | Path | None = None,
+                 **kwargs: Any) -> nn.Module:
     """Build model `name`: packaged weights when `pretrained` and available, or a local state dict `weights`.
 
     `weights` may be a plain state dict or a mammo checkpoint (its ``state_dict`` is used); when it is
@@ -155,9 +156,9 @@ def load_weights(model: nn.Module, path: str | Path, name: str) -> None:
     wrong_shape = sorted(k for k in set(expected) & set(state)
                          if getattr(state[k], "shape", None) != expected[k].shape)
     if missing or unexpected or wrong_shape:
+        problems = (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong_shape))
         parts = [f"{label} {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''} ({len(keys)})"
-                 for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong_shape))
-                 if keys]
+                 for label, keys in problems if keys]
         raise UserError(f"weights {path} do not fit model {name!r}: {'; '.join(parts)}; "
                         "were they saved from this model with the same arguments?")
     model.load_state_dict(state)
