@@ -13,6 +13,7 @@ import json
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator
+import multiprocessing
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
@@ -224,7 +225,9 @@ def run_tasks(tasks: list[ImageTask], workers: int) -> Iterator[list[dict]]:
         with _single_thread_cv2():
             yield from map(process_image, tasks)
         return
-    pool = ProcessPoolExecutor(workers, initializer=_init_worker)
+    # forkserver, not fork: forking a process that already ran threads (ingest's header pool, tqdm's monitor,
+    # OpenCV's pool) can deadlock the child on a lock held by a thread that does not exist there.
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver"), initializer=_init_worker)
     try:
         for future in as_completed([pool.submit(process_image, t) for t in tasks]):
             yield future.result()
