@@ -5,6 +5,7 @@ import pathlib
 import shutil
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pandas as pd
 import pydicom
@@ -364,6 +365,16 @@ def test_real_dicoms_in_both_layouts(tmp_path):
     assert tuple(sizes.loc["Mass-Test_P_00820_RIGHT_MLO"]) == ("4672", "2632")
     assert (man["crop_path"] == "").all() and (man["mask_path"] == "").all()
     assert len(rej) == 10 and rej["reason"].str.startswith("ROI files not found").all()
+
+    # and on through whole-image preparation, as 16-bit PNGs that keep more than 256 grey levels
+    from mammo.prep.run import prepare
+
+    prepare(tmp_path / "data", tmp_path / "prep", task="whole", size=256, workers=1)
+    ds = pd.read_csv(tmp_path / "prep" / "dataset.csv")
+    assert len(ds) == 8 and int(ds["label"].sum()) == 2
+    for rel in ds["image"]:
+        img = cv2.imread(str(tmp_path / "prep" / rel), cv2.IMREAD_UNCHANGED)
+        assert img.dtype == np.uint16 and img.shape == (256, 256) and len(np.unique(img)) > 256
 
 
 @pytest.fixture(scope="module")
