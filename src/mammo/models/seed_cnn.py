@@ -39,6 +39,9 @@ _SEED_DEFAULTS = {
     "batch_size": 32,
     "epochs": 10,
     "scheduler": "constant",
+    "warmup_epochs": 0,
+    "grad_clip": None,
+    "balance": "none",
     "augment": "seed",
 }
 _FEATURE_LAYERS = ("features.block1", "features.block2", "features.block3")
