@@ -20,6 +20,7 @@ test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"
 
 demo: $(STAMP)
+	rm -rf demo-out
 	$(VENV)/bin/mammo demo --out demo-out
 
 bench: $(STAMP)
