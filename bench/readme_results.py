@@ -54,7 +54,7 @@ def prepare_section(d: dict) -> list[str]:
     sc = d.get("scaling")
     if sc:
         lines += ["", f"Workers 1 -> 2 on {sc['images']} images: {sc['speedup_2_over_1']:.2f}x wall "
-                  f"(parallel CPU efficiency {sc['parallel_efficiency_cpu']:.2f}; load average at start "
+                  f"(parallel efficiency {sc['parallel_efficiency']:.2f}; load average at start "
                   f"{d['machine']['load_average_at_start'][0]:.1f} on {d['machine']['cpu_count']} cores)."]
     return lines
 

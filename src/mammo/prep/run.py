@@ -227,7 +227,9 @@ def run_tasks(tasks: list[ImageTask], workers: int) -> Iterator[list[dict]]:
         return
     # forkserver, not fork: forking a process that already ran threads (ingest's header pool, tqdm's monitor,
     # OpenCV's pool) can deadlock the child on a lock held by a thread that does not exist there.
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver"), initializer=_init_worker)
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["mammo.prep.run"])  # workers fork from a server that has imported us once
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker)
     try:
         for future in as_completed([pool.submit(process_image, t) for t in tasks]):
             yield future.result()
