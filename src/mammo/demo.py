@@ -29,7 +29,7 @@ class DemoResult:
 
 
 # (women, image size, prepare size, epochs, max batches per epoch) for the full and the fast demo
-_BUDGETS = {False: dict(women=60, prep_size=128, epochs=6, max_batches=None, batch_size=16),
+_BUDGETS = {False: dict(women=200, prep_size=128, epochs=10, max_batches=None, batch_size=32),
             True: dict(women=20, prep_size=64, epochs=1, max_batches=2, batch_size=8)}
 
 
