@@ -59,6 +59,13 @@ def prepare_section(d: dict) -> list[str]:
     return lines
 
 
+def ingest_section(d: dict) -> list[str]:
+    """Header-only ingest speed."""
+    return [f"**Ingest** reads headers only: {d['dicom_files']} synthetic DICOMs ({d['findings']} findings) indexed in "
+            f"{d['seconds']} s, {d['files_per_s']:.0f} files/s, peak memory {d['peak_rss_mb']} MB; 10,000 files would "
+            f"take about {d['projected_seconds_for_10000_files']:.0f} s on a warm disk (`bench/bench_ingest.py`)."]
+
+
 def train_section(d: dict, loader: dict | None) -> list[str]:
     """Training images/s and peak memory per model and size; the loader's rate beside the default model's."""
     lines = [f"**Training throughput**, forward+backward+AdamW, batch {d['cpu_batch_size']}, "
@@ -91,7 +98,7 @@ def train_section(d: dict, loader: dict | None) -> list[str]:
 def render() -> str:
     """The whole generated section."""
     parts: list[str] = []
-    for name, fn in (("rsna.json", rsna_section), ("prepare.json", prepare_section)):
+    for name, fn in (("rsna.json", rsna_section), ("prepare.json", prepare_section), ("ingest.json", ingest_section)):
         d = _load(name)
         if d:
             parts += fn(d) + [""]

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-STEPS = [["bench_prepare.py"], ["bench_train.py"], ["bench_loader.py"], ["real_rsna.py"], ["readme_results.py"]]
+STEPS = [["bench_ingest.py"], ["bench_prepare.py"], ["bench_train.py"], ["bench_loader.py"], ["real_rsna.py"], ["readme_results.py"]]
 
 
 def main() -> None:
