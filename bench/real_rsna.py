@@ -16,6 +16,8 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
+
 HERE = Path(__file__).resolve().parent
 SHARED = HERE.parents[1] / "shared" / "data" / "rsna-screening-dev"
 MAMMO = [sys.executable, "-m", "mammo"]
@@ -24,7 +26,7 @@ MAMMO = [sys.executable, "-m", "mammo"]
 # Adadelta lr 1.0, batch 32, 150 px, seed augmentation) with the input scaling fixed. It trains at about 1 image/s
 # on this 2-core CPU, so its epochs are the original's size (8 steps of 60 = 480 images: 15 batches of 32), 3 of them.
 TRAIN_FLAGS = {
-    "efficientnet-lite0": ["--epochs", "8", "--batch-size", "32", "--patience", "4"],
+    "efficientnet-lite0": ["--epochs", "10", "--batch-size", "32", "--lr", "1e-3", "--patience", "4"],
     "seed-final": ["--epochs", "3", "--max-train-batches", "15"],
 }
 
@@ -43,6 +45,7 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=HERE / "out" / "rsna")
     ap.add_argument("--models", nargs="+", default=list(TRAIN_FLAGS))
     ap.add_argument("--size", type=int, default=224)
+    ap.add_argument("--out", type=Path, default=HERE / "results" / "rsna.json")
     a = ap.parse_args()
     if not (SHARED / "labels.csv").is_file():
         sys.exit(f"{SHARED}: not found; this benchmark needs ../shared/data/rsna-screening-dev beside the repo")
@@ -53,7 +56,7 @@ def main() -> None:
     if not (prep / "dataset.csv").is_file():
         steps["prepare"] = _run(MAMMO + ["prepare", str(data), "--out", str(prep), "--task", "whole",
                                          "--size", str(a.size), "--workers", str(os.cpu_count() or 1)])
-    out_path = HERE / "results" / "rsna.json"
+    out_path = a.out
     results = json.loads(out_path.read_text()) if out_path.is_file() else {"models": {}}
     for name in a.models:
         run = a.work / f"run-{name}"
@@ -61,10 +64,11 @@ def main() -> None:
         train_s = _run(MAMMO + ["train", str(prep), "--out", str(run), "--model", name, "--device", "cpu"] + flags)
         eval_s = _run(MAMMO + ["evaluate", str(run), "--split", "test", "--device", "cpu"])
         m = json.loads((run / "eval" / "test" / "metrics.json").read_text())
-        epochs = sum(1 for _ in open(run / "metrics.csv")) - 1
+        history = pd.read_csv(run / "metrics.csv")
         results["models"][name] = {
             "train_command": "mammo " + shlex.join(["train", "PREP", "--out", "RUN", "--model", name] + flags),
-            "epochs_run": epochs, "train_seconds": train_s, "evaluate_seconds": eval_s,
+            "epochs_run": len(history), "best_val_auc": round(float(history["val_auc"].max()), 4),
+            "train_seconds": train_s, "evaluate_seconds": eval_s,
             **{k: m.get(k) for k in ("auc", "auc_ci_low", "auc_ci_high", "accuracy", "sensitivity", "specificity",
                                      "threshold", "ece", "ece_uncalibrated", "brier", "temperature", "n", "n_pos",
                                      "n_women", "majority_accuracy", "prediction_spread")},
