@@ -26,7 +26,7 @@ MAMMO = [sys.executable, "-m", "mammo"]
 # Adadelta lr 1.0, batch 32, 150 px, seed augmentation) with the input scaling fixed. It trains at about 1 image/s
 # on this 2-core CPU, so its epochs are the original's size (8 steps of 60 = 480 images: 15 batches of 32), 3 of them.
 TRAIN_FLAGS = {
-    "efficientnet-lite0": ["--epochs", "10", "--batch-size", "32", "--lr", "1e-3", "--patience", "4"],
+    "efficientnet-lite0": ["--epochs", "8", "--batch-size", "32", "--patience", "4"],
     "seed-final": ["--epochs", "3", "--max-train-batches", "15"],
 }
 
