@@ -255,7 +255,7 @@ def test_cohort_is_balanced_and_split_by_woman():
     breasts = df.drop_duplicates(["pid", "kind", "side"])
     for (kind, split), g in breasts.groupby(["kind", "split"]):
         assert 0.35 <= g.malignant.mean() <= 0.65, (kind, split, g.malignant.mean())
-    for kind, g in df.groupby("kind"):
+    for _kind, g in df.groupby("kind"):
         women = g.groupby("split")["pid"].unique()
         assert not set(women["train"]) & set(women["test"])
         n_train, n_test = len(set(women["train"])), len(set(women["test"]) - {cross})
