@@ -36,15 +36,21 @@ def manifest_path(data_dir: str | os.PathLike) -> Path:
     return Path(data_dir) / MANIFEST
 
 
-def read_manifest(data_dir: str | os.PathLike) -> pd.DataFrame:
-    """Read DATA/manifest.csv with every column as text except `label` (int); clear error when absent or broken."""
+def read_manifest_text(data_dir: str | os.PathLike) -> pd.DataFrame:
+    """Read DATA/manifest.csv as it is, every column as text, without schema checks (validate reports those)."""
     path = manifest_path(data_dir)
     if not path.is_file():
         raise DataError(f"{path}: no manifest here; run `mammo ingest ... --out {data_dir}` first")
     try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False)
+        return pd.read_csv(path, dtype=str, keep_default_na=False)
     except Exception as exc:
-        raise DataError(f"{path}: unreadable manifest ({exc})") from None
+        raise DataError(f"{path}: unreadable manifest ({type(exc).__name__}: {exc})") from None
+
+
+def read_manifest(data_dir: str | os.PathLike) -> pd.DataFrame:
+    """Read DATA/manifest.csv with every column as text except `label` (int); clear error when absent or broken."""
+    path = manifest_path(data_dir)
+    df = read_manifest_text(data_dir)
     missing = [c for c in MANIFEST_COLUMNS if c not in df.columns]
     if missing:
         raise DataError(f"{path}: missing columns {', '.join(missing)}; re-run `mammo ingest`")

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from mammo.data.cbis import parallel_map
-from mammo.data.manifest import MANIFEST_COLUMNS, REJECTED, manifest_path
+from mammo.data.manifest import MANIFEST_COLUMNS, REJECTED, manifest_path, read_manifest_text
 from mammo.data.table import image_size
 from mammo.errors import DataError
 
@@ -180,12 +180,7 @@ def validate(data_dir: str | os.PathLike) -> Report:
     """Check DATA/manifest.csv and report every problem at once (errors make `mammo validate` exit 1)."""
     data_dir = Path(data_dir)
     path = manifest_path(data_dir)
-    if not path.is_file():
-        raise DataError(f"{path}: no manifest here; run `mammo ingest ... --out {data_dir}` first")
-    try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except Exception as exc:
-        raise DataError(f"{path}: unreadable manifest ({type(exc).__name__}: {exc})") from None
+    df = read_manifest_text(data_dir)
     report = Report(data_dir)
     report.header = (
         f"{path}: {len(df)} findings"
