@@ -41,7 +41,11 @@ FORMAT = (
 PROGRESS = ".progress.jsonl"
 OUTPUTS = ("dataset.csv", "prepare.json", "rejected.csv", PROGRESS)
 TASKS = ("whole", "roi")
-WHOLE_META = ["side", "view", "abnormality_type", "pathology", "assessment", "breast_density", "subtlety"]
+# Subgroup fields of screening tables (e.g. RSNA's site, machine, age): carried for reports, never model inputs.
+SUBGROUP_META = ["age", "site_id", "machine_id", "density"]
+WHOLE_META = [
+    "side", "view", "abnormality_type", "pathology", "assessment", "breast_density", "subtlety", *SUBGROUP_META
+]
 ROI_META = WHOLE_META + ["abnormality_id", "mass_shape", "mass_margins", "calc_type", "calc_distribution"]
 LEAD_COLUMNS = ["sample_id", "image", "label", "patient_id", "split", "image_id"]
 PROCESS_COLUMNS = ["source_rows", "source_cols", "crop_x0", "crop_y0", "crop_x1", "crop_y1", "flipped"]
