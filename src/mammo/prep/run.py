@@ -239,8 +239,8 @@ def run_tasks(tasks: list[ImageTask], workers: int) -> Iterator[list[dict]]:
             yield future.result()
     except BrokenProcessPool:
         raise DataError(
-            "a prepare worker process died (a decoder crash on some image?); rerun the same command "
-            "to resume, or use --workers 1 to see which file"
+            "a prepare worker process died (a decoder crash on some image, or, from a Python script, a call "
+            "outside `if __name__ == '__main__':`); rerun to resume, or use --workers 1 to see which file"
         ) from None
     finally:
         pool.shutdown(wait=True, cancel_futures=True)  # on Ctrl-C: drop the queue, do not finish it
@@ -441,7 +441,11 @@ def prepare(
     overwrite: bool = False,
     context: float = 0.5,
 ) -> PrepareResult:
-    """Make PREP/ from DATA/: whole-breast or lesion crops as 16-bit PNGs, splits by woman, resumable."""
+    """Make PREP/ from DATA/: whole-breast or lesion crops as 16-bit PNGs, splits by woman, resumable.
+
+    With workers > 1 the images are processed in a forkserver pool (safe after threads), so a Python script
+    calling this must do so under `if __name__ == "__main__":`, as for any multiprocessing code.
+    """
     if task not in TASKS:
         raise UserError(f"--task must be whole or roi, got {task!r}")
     if size < 16:
