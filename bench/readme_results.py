@@ -59,8 +59,8 @@ def prepare_section(d: dict) -> list[str]:
                   f"(parallel efficiency {sc['parallel_efficiency']:.2f}; load average at start "
                   f"{d['machine']['load_average_at_start'][0]:.1f} on {d['machine']['cpu_count']} cores). "
                   f"Two compute-bound processes reach {sc.get('compute_bound_speedup_2_over_1', float('nan')):.2f}x "
-                  "on the same machine: the gap is the memory traffic of decoding and resizing full-size images "
-                  "(the parent process uses under 5% of a core)."]
+                  "on the same machine, so the gap is most likely the memory traffic of decoding and resizing full-size "
+                  "images (the parent process uses under 5% of a core)."]
     return lines
 
 
