@@ -32,13 +32,11 @@ import cv2
 import numpy as np
 import pandas as pd
 import pydicom
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from threadpoolctl import threadpool_limits
 
 import mammo
 from mammo.data.manifest import write_manifest
-from mammo.io.dicom import read_pixels
+from mammo.io.dicom import read_pixels, write_dicom16
 from mammo.io.images import write_png16
 from mammo.prep.run import ImageTask, Item, prepare, process_image
 
@@ -78,19 +76,7 @@ def synthetic_mammogram(rows: int, cols: int, seed: int) -> np.ndarray:
 
 def write_dicom(img: np.ndarray, path: Path) -> None:
     """Uncompressed 16-bit MONOCHROME2 MG DICOM."""
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1.2"  # Digital Mammography X-Ray Image Storage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    ds.Modality, ds.PatientID = "MG", path.stem
-    ds.Rows, ds.Columns = img.shape
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
-    ds.PixelData = img.tobytes()
-    ds.save_as(path, enforce_file_format=True)
+    write_dicom16(img, path)
 
 
 def real_files() -> list[Path]:

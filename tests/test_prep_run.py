@@ -7,11 +7,10 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
 from mammo.data.manifest import MANIFEST_COLUMNS, write_manifest
 from mammo.errors import UserError
+from mammo.io.dicom import write_dicom16
 from mammo.prep.run import prepare, safe_id
 
 ROWS, COLS = 240, 160
@@ -31,20 +30,8 @@ def breast_image(chest_left: bool, seed: int) -> np.ndarray:
 
 
 def write_dicom(img: np.ndarray, path: Path) -> None:
-    """A minimal uncompressed 16-bit MONOCHROME2 DICOM."""
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    ds.Modality, ds.PatientID = "MG", path.stem
-    ds.Rows, ds.Columns = img.shape
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
-    ds.PixelData = img.tobytes()
-    ds.save_as(path, enforce_file_format=True)
+    """Uncompressed 16-bit MONOCHROME2 MG DICOM."""
+    write_dicom16(img, path)
 
 
 @pytest.fixture()

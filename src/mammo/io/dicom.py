@@ -160,3 +160,26 @@ def _to_display_uint16(arr: np.ndarray, bits_stored: int, photometric: str) -> n
     if photometric == "MONOCHROME1":
         out = 65535 - out
     return out
+
+
+def write_dicom16(img: np.ndarray, path: str | os.PathLike, patient_id: str | None = None) -> None:
+    """Write a minimal uncompressed 16-bit MONOCHROME2 MG DICOM (fixtures, benchmarks, users' own test files)."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+
+    if img.dtype != np.uint16 or img.ndim != 2:
+        raise ValueError(f"write_dicom16 needs a 2-D uint16 array, got {img.dtype} {img.shape}")
+    path = Path(path)
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.Modality, ds.PatientID = "MG", patient_id or path.stem
+    ds.Rows, ds.Columns = img.shape
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
+    ds.PixelData = img.tobytes()
+    ds.save_as(path, enforce_file_format=True)
