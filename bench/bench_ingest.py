@@ -4,6 +4,7 @@ Makes a synthetic CBIS-DDSM download (`--women`, small images, both layouts' wor
 `ingest_cbis` on it with the downloader's metadata.csv removed, so every file's header is read.
     python bench/bench_ingest.py [--women 600] [--out bench/results/ingest.json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,12 +35,17 @@ def main() -> dict:
         t0 = time.perf_counter()
         result = ingest_cbis(Path(tmp) / "dl", Path(tmp) / "data", workers=4)
         seconds = time.perf_counter() - t0
-    out = {"command": "python bench/bench_ingest.py", "women": a.women, "dicom_files": made.n_files,
-           "findings": result.rows, "seconds": round(seconds, 2),
-           "files_per_s": round(made.n_files / seconds, 1),
-           "projected_seconds_for_10000_files": round(10000 * seconds / made.n_files, 1),
-           "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
-           "machine": {"cpus": os.cpu_count(), "platform": platform.platform()}}
+    out = {
+        "command": "python bench/bench_ingest.py",
+        "women": a.women,
+        "dicom_files": made.n_files,
+        "findings": result.rows,
+        "seconds": round(seconds, 2),
+        "files_per_s": round(made.n_files / seconds, 1),
+        "projected_seconds_for_10000_files": round(10000 * seconds / made.n_files, 1),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+    }
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(out, indent=2) + "\n")
     print(json.dumps(out))

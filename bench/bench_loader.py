@@ -6,6 +6,7 @@ default model's training images/s (from bench/results/train.json, same size) say
 
     python bench/bench_loader.py [--sizes 224 512] [--out bench/results/loader.json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,8 +33,16 @@ def make_prep(root: Path, size: int, n: int = 64) -> None:
         img = cv2.GaussianBlur(rng.random((size, size), dtype=np.float32), (0, 0), 4)
         img = (img - img.min()) / (np.ptp(img) + 1e-6)
         cv2.imwrite(str(root / "images" / f"{i}.png"), (img * 65535).astype(np.uint16))
-        rows.append({"sample_id": str(i), "image": f"images/{i}.png", "label": i % 2, "patient_id": str(i),
-                     "split": "train", "image_id": str(i)})
+        rows.append(
+            {
+                "sample_id": str(i),
+                "image": f"images/{i}.png",
+                "label": i % 2,
+                "patient_id": str(i),
+                "split": "train",
+                "image_id": str(i),
+            }
+        )
     pd.DataFrame(rows).to_csv(root / "dataset.csv", index=False)
 
 
@@ -47,8 +56,14 @@ def loader_rate(prep: Path, size: int, workers: int, passes: int = 2) -> float:
 
     rows = pd.read_csv(prep / "dataset.csv", dtype={"patient_id": str})
     ds = PrepDataset(prep, rows, size=size, mean=0.5, std=0.5, augment=Augmenter("mammo", size), seed=0)
-    dl = DataLoader(ds, batch_size=16, shuffle=True, num_workers=workers, persistent_workers=workers > 0,
-                    generator=torch.Generator().manual_seed(0))
+    dl = DataLoader(
+        ds,
+        batch_size=16,
+        shuffle=True,
+        num_workers=workers,
+        persistent_workers=workers > 0,
+        generator=torch.Generator().manual_seed(0),
+    )
     for _ in dl:  # warm-up: worker start-up and file cache
         pass
     t0 = time.perf_counter()
@@ -68,16 +83,27 @@ def main() -> dict:
 
     torch.set_num_threads(1)
     train = json.loads((RESULTS / "train.json").read_text()) if (RESULTS / "train.json").is_file() else {}
-    out: dict = {"command": "python bench/bench_loader.py", "batch_size": 16, "augment": "mammo",
-                 "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                             "load_avg_1m": round(os.getloadavg()[0], 2)}, "sizes": {}}
+    out: dict = {
+        "command": "python bench/bench_loader.py",
+        "batch_size": 16,
+        "augment": "mammo",
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "load_avg_1m": round(os.getloadavg()[0], 2),
+        },
+        "sizes": {},
+    }
     for size in a.sizes:
         with tempfile.TemporaryDirectory() as tmp:
             make_prep(Path(tmp), size)
             rates = {str(w): round(loader_rate(Path(tmp), size, w), 1) for w in (0, 1, 2)}
         model_rate = _model_rate(train, "efficientnet-lite0", size)
-        out["sizes"][str(size)] = {"samples_per_s_by_workers": rates, "default_model_train_images_per_s": model_rate,
-                                   "loader_over_model_1_worker": round(rates["1"] / model_rate, 1) if model_rate else None}
+        out["sizes"][str(size)] = {
+            "samples_per_s_by_workers": rates,
+            "default_model_train_images_per_s": model_rate,
+            "loader_over_model_1_worker": round(rates["1"] / model_rate, 1) if model_rate else None,
+        }
         print(f"{size}px: loader {rates} samples/s; efficientnet-lite0 trains at {model_rate} images/s")
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(out, indent=2) + "\n")

@@ -49,10 +49,15 @@ def machine_info() -> dict:
     """Where the numbers come from: CPU, memory, torch version and threads, GPU if any."""
     import torch
 
-    info = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-            "python": platform.python_version(), "torch": torch.__version__, "cpu_threads": cpu_threads(),
-            "mem_available_gb": round(available_memory_bytes() / 2**30, 1),
-            "load_avg_1m": round(os.getloadavg()[0], 2)}
+    info = {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cpu_threads": cpu_threads(),
+        "mem_available_gb": round(available_memory_bytes() / 2**30, 1),
+        "load_avg_1m": round(os.getloadavg()[0], 2),
+    }
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info
@@ -71,14 +76,17 @@ def skip_reason(name: str, size: int, device: str) -> str | None:
     need = params * BYTES_PER_PARAM_TRAINING
     free = torch.cuda.mem_get_info()[0] if device == "cuda" else available_memory_bytes()
     if free and need > free / 2:
-        return (f"not built: {params / 1e9:.2f} G parameters at {size} px ({largest} alone "
-                f"{sizes[largest] / 1e9:.2f} G) need {need / 2**30:.0f} GiB for weights, gradients and AdamW "
-                f"state ({free / 2**30:.0f} GiB free on {device})")
+        return (
+            f"not built: {params / 1e9:.2f} G parameters at {size} px ({largest} alone "
+            f"{sizes[largest] / 1e9:.2f} G) need {need / 2**30:.0f} GiB for weights, gradients and AdamW "
+            f"state ({free / 2**30:.0f} GiB free on {device})"
+        )
     return None
 
 
-def run_one(name: str, size: int, batch: int, device: str, warmup: int, min_steps: int,
-            max_seconds: float) -> dict:
+def run_one(
+    name: str, size: int, batch: int, device: str, warmup: int, min_steps: int, max_seconds: float
+) -> dict:
     """Time training steps of `name` at `size` on random data in this process; return speed and memory."""
     import torch
 
@@ -116,10 +124,17 @@ def run_one(name: str, size: int, batch: int, device: str, warmup: int, min_step
         step()
         times.append(time.perf_counter() - start)
     median, best = statistics.median(times), min(times)
-    result = {"model": name, "size": size, "device": device, "batch_size": batch, "steps": len(times),
-              "step_s": round(median, 4), "images_per_s": round(batch / median, 2),
-              "images_per_s_best_step": round(batch / best, 2),
-              "params_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 2)}
+    result = {
+        "model": name,
+        "size": size,
+        "device": device,
+        "batch_size": batch,
+        "steps": len(times),
+        "step_s": round(median, 4),
+        "images_per_s": round(batch / median, 2),
+        "images_per_s_best_step": round(batch / best, 2),
+        "params_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 2),
+    }
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     result.update(peak_rss_mb=round(peak), rss_increase_mb=round(peak - rss_before))
     if cuda:
@@ -129,9 +144,23 @@ def run_one(name: str, size: int, batch: int, device: str, warmup: int, min_step
 
 def run_in_subprocess(name: str, size: int, args: argparse.Namespace, device: str) -> dict:
     """Run one measurement in a fresh interpreter so its peak memory is its own."""
-    cmd = [sys.executable, __file__, "--one", name, str(size), "--device", device, "--batch", str(args.batch),
-           "--warmup", str(args.warmup), "--min-steps", str(args.min_steps),
-           "--max-seconds", str(args.max_seconds)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--one",
+        name,
+        str(size),
+        "--device",
+        device,
+        "--batch",
+        str(args.batch),
+        "--warmup",
+        str(args.warmup),
+        "--min-steps",
+        str(args.min_steps),
+        "--max-seconds",
+        str(args.max_seconds),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
@@ -155,8 +184,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.one:
-        result = run_one(args.one[0], int(args.one[1]), args.batch, args.device, args.warmup, args.min_steps,
-                         args.max_seconds)
+        result = run_one(
+            args.one[0],
+            int(args.one[1]),
+            args.batch,
+            args.device,
+            args.warmup,
+            args.min_steps,
+            args.max_seconds,
+        )
         print(json.dumps(result))
         return 0
 
@@ -175,13 +211,16 @@ def main(argv: list[str] | None = None) -> int:
         for name in args.models or list_models():
             for size in args.sizes:
                 reason = skip_reason(name, size, device)
-                row = ({"model": name, "size": size, "device": device, "skipped": reason} if reason
-                       else run_in_subprocess(name, size, run_args, device))
+                row = (
+                    {"model": name, "size": size, "device": device, "skipped": reason}
+                    if reason
+                    else run_in_subprocess(name, size, run_args, device)
+                )
                 print(json.dumps(row), flush=True)
                 results.append(row)
     report = {
         "what": "training step (forward, BCEWithLogits backward, AdamW step) on random tensors; a bare "
-                "PyTorch loop, so it is also the reference the real trainer should approach",
+        "PyTorch loop, so it is also the reference the real trainer should approach",
         "machine": machine,
         "load_avg_1m_at_end": round(os.getloadavg()[0], 2),
         "torch_threads": cpu_threads(),

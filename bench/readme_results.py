@@ -3,6 +3,7 @@
 Replaces the text between `<!-- results:start -->` and `<!-- results:end -->` in README.md.
     python bench/readme_results.py
 """
+
 from __future__ import annotations
 
 import json
@@ -20,10 +21,13 @@ def _load(name: str) -> dict | None:
 
 def rsna_section(d: dict) -> list[str]:
     """Real screening images: each model's test AUC with its by-woman interval and the time it took."""
-    lines = [f"**Real data: {d['dataset']}**, prepared at {d['prepare_size']} px, CPU with {d['machine']['cpus']} cores "
-             "(`bench/real_rsna.py` -> `bench/results/rsna.json`):", "",
-             "| model | test AUC (95% CI by woman) | accuracy | sens / spec | ECE calibrated (raw) | prediction spread (std) | epochs | train time |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"**Real data: {d['dataset']}**, prepared at {d['prepare_size']} px, CPU with {d['machine']['cpus']} cores "
+        "(`bench/real_rsna.py` -> `bench/results/rsna.json`):",
+        "",
+        "| model | test AUC (95% CI by woman) | accuracy | sens / spec | ECE calibrated (raw) | prediction spread (std) | epochs | train time |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for name, m in d["models"].items():
         spread = m.get("prediction_spread") or {}
         flag = " (near-constant)" if spread.get("near_constant") else ""
@@ -31,51 +35,70 @@ def rsna_section(d: dict) -> list[str]:
             f"| `{name}` | **{m['auc']:.3f}** ({m['auc_ci_low']:.3f}-{m['auc_ci_high']:.3f}) | {m['accuracy']:.3f} "
             f"(majority {m['majority_accuracy']:.3f}) | {m['sensitivity']:.2f} / {m['specificity']:.2f} | "
             f"{m['ece']:.3f} ({m['ece_uncalibrated']:.3f}) | {spread.get('std', float('nan')):.3f}{flag} | "
-            f"{m['epochs_run']} | {m['train_seconds'] / 60:.1f} min |")
+            f"{m['epochs_run']} | {m['train_seconds'] / 60:.1f} min |"
+        )
     n = next(iter(d["models"].values()))
-    lines += ["", f"Test split: {n['n']} images of {n['n_women']} women ({n['n_pos']} with cancer). Commands:", ""]
+    lines += [
+        "",
+        f"Test split: {n['n']} images of {n['n_women']} women ({n['n_pos']} with cancer). Commands:",
+        "",
+    ]
     lines += [f"- `{m['train_command']}`" for m in d["models"].values()]
     return lines
 
 
 def prepare_section(d: dict) -> list[str]:
     """Whole-image preparation against the seed's loop, per image, one core."""
-    lines = ["**Whole-image preparation vs the starting point's loop** (pydicom + skimage resize), one core, "
-             f"output {d['size']} px (`bench/bench_prepare.py` -> `bench/results/prepare.json`):", "",
-             "| images | seed loop s/image | mammo s/image | speed-up (wall / CPU) | read+decode floor s/image "
-             "| ceiling set by decoding |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        "**Whole-image preparation vs the starting point's loop** (pydicom + skimage resize), one core, "
+        f"output {d['size']} px (`bench/bench_prepare.py` -> `bench/results/prepare.json`):",
+        "",
+        "| images | seed loop s/image | mammo s/image | speed-up (wall / CPU) | read+decode floor s/image "
+        "| ceiling set by decoding |",
+        "|---|---|---|---|---|---|",
+    ]
     names = {"synthetic": "synthetic", "real_cbis_ddsm": "real CBIS-DDSM"}
     for name, s in d["sets"].items():
         t = s["s_per_image"]
         lo, hi = s["rows_cols_min_max"][:2], s["rows_cols_min_max"][2:]
-        lines.append(f"| {s['images']} {names.get(name, name)} ({lo[0]}x{lo[1]} to {hi[0]}x{hi[1]}, "
-                     f"{', '.join(s['transfer_syntax'])}) | {t['seed']:.3f} | {t['ours_prepare_workers1']:.3f} | "
-                     f"**{s['speedup_seed_over_ours_prepare']:.1f}x** / {s['speedup_seed_over_ours_prepare_cpu']:.1f}x | "
-                     f"{t['floor_read_decode']:.3f} | {s['best_possible_speedup_given_decode']:.1f}x |")
+        lines.append(
+            f"| {s['images']} {names.get(name, name)} ({lo[0]}x{lo[1]} to {hi[0]}x{hi[1]}, "
+            f"{', '.join(s['transfer_syntax'])}) | {t['seed']:.3f} | {t['ours_prepare_workers1']:.3f} | "
+            f"**{s['speedup_seed_over_ours_prepare']:.1f}x** / {s['speedup_seed_over_ours_prepare_cpu']:.1f}x | "
+            f"{t['floor_read_decode']:.3f} | {s['best_possible_speedup_given_decode']:.1f}x |"
+        )
     sc = d.get("scaling")
     if sc:
-        lines += ["", f"Workers 1 -> 2 on {sc['images']} images: {sc['speedup_2_over_1']:.2f}x wall "
-                  f"(parallel efficiency {sc['parallel_efficiency']:.2f}; load average at start "
-                  f"{d['machine']['load_average_at_start'][0]:.1f} on {d['machine']['cpu_count']} cores). "
-                  f"Two compute-bound processes reach {sc.get('compute_bound_speedup_2_over_1', float('nan')):.2f}x "
-                  "on the same machine, so the gap is most likely the memory traffic of decoding and resizing full-size "
-                  "images (the parent process uses under 5% of a core)."]
+        lines += [
+            "",
+            f"Workers 1 -> 2 on {sc['images']} images: {sc['speedup_2_over_1']:.2f}x wall "
+            f"(parallel efficiency {sc['parallel_efficiency']:.2f}; load average at start "
+            f"{d['machine']['load_average_at_start'][0]:.1f} on {d['machine']['cpu_count']} cores). "
+            f"Two compute-bound processes reach {sc.get('compute_bound_speedup_2_over_1', float('nan')):.2f}x "
+            "on the same machine, so the gap is most likely the memory traffic of decoding and resizing full-size "
+            "images (the parent process uses under 5% of a core).",
+        ]
     return lines
 
 
 def ingest_section(d: dict) -> list[str]:
     """Header-only ingest speed."""
-    return [f"**Ingest** reads headers only: {d['dicom_files']} synthetic DICOMs ({d['findings']} findings) indexed in "
-            f"{d['seconds']} s, {d['files_per_s']:.0f} files/s, peak memory {d['peak_rss_mb']} MB; 10,000 files would "
-            f"take about {d['projected_seconds_for_10000_files']:.0f} s on a warm disk (`bench/bench_ingest.py`)."]
+    return [
+        f"**Ingest** reads headers only: {d['dicom_files']} synthetic DICOMs ({d['findings']} findings) indexed in "
+        f"{d['seconds']} s, {d['files_per_s']:.0f} files/s, peak memory {d['peak_rss_mb']} MB; 10,000 files would "
+        f"take about {d['projected_seconds_for_10000_files']:.0f} s on a warm disk (`bench/bench_ingest.py`)."
+    ]
 
 
 def train_section(d: dict, loader: dict | None) -> list[str]:
     """Training images/s and peak memory per model and size; the loader's rate beside the default model's."""
-    lines = [f"**Training throughput**, forward+backward+AdamW, batch {d['cpu_batch_size']}, "
-             f"{d['machine']['cpu_threads']} CPU threads (`bench/bench_train.py` -> `bench/results/train.json`):", "",
-             "| model | 224 px images/s | 224 px peak RSS | 512 px images/s | 512 px peak RSS |", "|---|---|---|---|---|"]
+    lines = [
+        f"**Training throughput**, forward+backward+AdamW, batch {d['cpu_batch_size']}, "
+        f"{d['machine']['cpu_threads']} CPU threads (`bench/bench_train.py` -> `bench/results/train.json`):",
+        "",
+        "| model | 224 px images/s | 224 px peak RSS | 512 px images/s | 512 px peak RSS |",
+        "|---|---|---|---|---|",
+    ]
     rows: dict[str, dict] = {}
     skipped: dict[str, str] = {}
     for r in d["results"]:
@@ -93,26 +116,36 @@ def train_section(d: dict, loader: dict | None) -> list[str]:
         lines.append(f"| `{model}` | " + " | ".join(cells) + " |")
     lines += [f"\n`{m}` at 512 px: {why}" for m, why in skipped.items()]
     if loader:
-        lines += ["", "**Data loader** (PrepDataset + MONAI augmentation, batch 16; `bench/bench_loader.py`):", "",
-                  "| size | samples/s with 0 / 1 / 2 workers | default model trains at | loader / model (1 worker) |",
-                  "|---|---|---|---|"]
+        lines += [
+            "",
+            "**Data loader** (PrepDataset + MONAI augmentation, batch 16; `bench/bench_loader.py`):",
+            "",
+            "| size | samples/s with 0 / 1 / 2 workers | default model trains at | loader / model (1 worker) |",
+            "|---|---|---|---|",
+        ]
         for size, s in loader["sizes"].items():
             r = s["samples_per_s_by_workers"]
-            lines.append(f"| {size} | {r['0']} / {r['1']} / {r['2']} | {s['default_model_train_images_per_s']} images/s | "
-                         f"{s['loader_over_model_1_worker']}x |")
+            lines.append(
+                f"| {size} | {r['0']} / {r['1']} / {r['2']} | {s['default_model_train_images_per_s']} images/s | "
+                f"{s['loader_over_model_1_worker']}x |"
+            )
     return lines
 
 
 def render() -> str:
     """The whole generated section."""
     parts: list[str] = []
-    for name, fn in (("rsna.json", rsna_section), ("prepare.json", prepare_section), ("ingest.json", ingest_section)):
+    for name, fn in (
+        ("rsna.json", rsna_section),
+        ("prepare.json", prepare_section),
+        ("ingest.json", ingest_section),
+    ):
         d = _load(name)
         if d:
-            parts += fn(d) + [""]
+            parts += [*fn(d), ""]
     train = _load("train.json")
     if train:
-        parts += train_section(train, _load("loader.json")) + [""]
+        parts += [*train_section(train, _load("loader.json")), ""]
     return "\n".join(parts).rstrip() + "\n"
 
 
@@ -124,8 +157,10 @@ def main() -> None:
         raise SystemExit(f"README.md lacks the {START} ... {END} markers")
     head, rest = text.split(START, 1)
     _, tail = rest.split(END, 1)
-    readme.write_text(f"{head}{START}\n<!-- generated by bench/readme_results.py from bench/results/*.json -->\n"
-                      f"{render()}{END}{tail}")
+    readme.write_text(
+        f"{head}{START}\n<!-- generated by bench/readme_results.py from bench/results/*.json -->\n"
+        f"{render()}{END}{tail}"
+    )
 
 
 if __name__ == "__main__":

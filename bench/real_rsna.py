@@ -4,6 +4,7 @@ Runs the README's commands (ingest --table -> prepare -> train -> evaluate) as s
 bench/results/rsna.json with the test metrics (AUC with 95% CI by woman) and the wall time of every step.
 Usage: python bench/real_rsna.py [--work DIR] [--models efficientnet-lite0 seed-final]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,37 +49,83 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=HERE / "results" / "rsna.json")
     a = ap.parse_args()
     if not (SHARED / "labels.csv").is_file():
-        sys.exit(f"{SHARED}: not found; this benchmark needs ../shared/data/rsna-screening-dev beside the repo")
+        sys.exit(
+            f"{SHARED}: not found; this benchmark needs ../shared/data/rsna-screening-dev beside the repo"
+        )
     data, prep = a.work / "data", a.work / f"prep{a.size}"
     steps: dict[str, float] = {}
     if not (data / "manifest.csv").is_file():
-        steps["ingest"] = _run(MAMMO + ["ingest", "--table", str(SHARED / "labels.csv"), "--out", str(data)])
+        steps["ingest"] = _run([*MAMMO, "ingest", "--table", str(SHARED / "labels.csv"), "--out", str(data)])
     if not (prep / "dataset.csv").is_file():
-        steps["prepare"] = _run(MAMMO + ["prepare", str(data), "--out", str(prep), "--task", "whole",
-                                         "--size", str(a.size), "--workers", str(os.cpu_count() or 1)])
+        steps["prepare"] = _run(
+            [
+                *MAMMO,
+                "prepare",
+                str(data),
+                "--out",
+                str(prep),
+                "--task",
+                "whole",
+                "--size",
+                str(a.size),
+                "--workers",
+                str(os.cpu_count() or 1),
+            ]
+        )
     out_path = a.out
     results = json.loads(out_path.read_text()) if out_path.is_file() else {"models": {}}
     for name in a.models:
         run = a.work / f"run-{name}"
         flags = TRAIN_FLAGS.get(name, [])
-        train_s = _run(MAMMO + ["train", str(prep), "--out", str(run), "--model", name, "--device", "cpu"] + flags)
-        eval_s = _run(MAMMO + ["evaluate", str(run), "--split", "test", "--device", "cpu"])
+        train_s = _run(
+            [*MAMMO, "train", str(prep), "--out", str(run), "--model", name, "--device", "cpu", *flags]
+        )
+        eval_s = _run([*MAMMO, "evaluate", str(run), "--split", "test", "--device", "cpu"])
         m = json.loads((run / "eval" / "test" / "metrics.json").read_text())
         history = pd.read_csv(run / "metrics.csv")
         results["models"][name] = {
-            "train_command": "mammo " + shlex.join(["train", "PREP", "--out", "RUN", "--model", name] + flags),
-            "epochs_run": len(history), "best_val_auc": round(float(history["val_auc"].max()), 4),
-            "train_seconds": train_s, "evaluate_seconds": eval_s,
-            **{k: m.get(k) for k in ("auc", "auc_ci_low", "auc_ci_high", "accuracy", "sensitivity", "specificity",
-                                     "threshold", "ece", "ece_uncalibrated", "brier", "temperature", "n", "n_pos",
-                                     "n_women", "majority_accuracy", "prediction_spread")},
+            "train_command": "mammo "
+            + shlex.join(["train", "PREP", "--out", "RUN", "--model", name, *flags]),
+            "epochs_run": len(history),
+            "best_val_auc": round(float(history["val_auc"].max()), 4),
+            "train_seconds": train_s,
+            "evaluate_seconds": eval_s,
+            **{
+                k: m.get(k)
+                for k in (
+                    "auc",
+                    "auc_ci_low",
+                    "auc_ci_high",
+                    "accuracy",
+                    "sensitivity",
+                    "specificity",
+                    "threshold",
+                    "ece",
+                    "ece_uncalibrated",
+                    "brier",
+                    "temperature",
+                    "n",
+                    "n_pos",
+                    "n_women",
+                    "majority_accuracy",
+                    "prediction_spread",
+                )
+            },
         }
-        results.update(dataset="rsna-screening-dev (test split by woman)", prepare_size=a.size,
-                       machine={"cpus": os.cpu_count(), "platform": platform.platform(),
-                                "python": platform.python_version()},
-                       data_steps_seconds={**results.get("data_steps_seconds", {}), **steps})
+        results.update(
+            dataset="rsna-screening-dev (test split by woman)",
+            prepare_size=a.size,
+            machine={
+                "cpus": os.cpu_count(),
+                "platform": platform.platform(),
+                "python": platform.python_version(),
+            },
+            data_steps_seconds={**results.get("data_steps_seconds", {}), **steps},
+        )
         out_path.write_text(json.dumps(results, indent=2) + "\n")
-        print(f"{name}: test AUC {m['auc']:.3f} ({m['auc_ci_low']:.3f}-{m['auc_ci_high']:.3f}), train {train_s}s")
+        print(
+            f"{name}: test AUC {m['auc']:.3f} ({m['auc_ci_low']:.3f}-{m['auc_ci_high']:.3f}), train {train_s}s"
+        )
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Rerun every benchmark on this machine, then regenerate the README's results section from their JSON.
 
-    python bench/run_all.py [--skip-real]      (make bench)
+python bench/run_all.py [--skip-real]      (make bench)
 """
+
 from __future__ import annotations
 
 import subprocess
@@ -9,7 +10,14 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-STEPS = [["bench_ingest.py"], ["bench_prepare.py"], ["bench_train.py"], ["bench_loader.py"], ["real_rsna.py"], ["readme_results.py"]]
+STEPS = [
+    ["bench_ingest.py"],
+    ["bench_prepare.py"],
+    ["bench_train.py"],
+    ["bench_loader.py"],
+    ["real_rsna.py"],
+    ["readme_results.py"],
+]
 
 
 def main() -> None:

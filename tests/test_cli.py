@@ -1,4 +1,5 @@
 """The CLI skin: help for every command, one-line errors with exit codes, no torch import for data commands."""
+
 import subprocess
 import sys
 from pathlib import Path
@@ -19,14 +20,21 @@ def test_every_command_has_help(capsys) -> None:
 
 
 def test_python_dash_m_runs() -> None:
-    out = subprocess.run([sys.executable, "-m", "mammo", "--help"], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "mammo", "--help"], capture_output=True, text=True, check=True
+    )
     assert "synth" in out.stdout and "evaluate" in out.stdout
 
 
-@pytest.mark.parametrize("argv", [["prepare", "{tmp}/none", "--out", "{tmp}/prep"],
-                                  ["train", "{tmp}/none", "--out", "{tmp}/run"],
-                                  ["evaluate", "{tmp}/none"],
-                                  ["ingest", "--table", "{tmp}/none.csv", "--out", "{tmp}/data"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["prepare", "{tmp}/none", "--out", "{tmp}/prep"],
+        ["train", "{tmp}/none", "--out", "{tmp}/run"],
+        ["evaluate", "{tmp}/none"],
+        ["ingest", "--table", "{tmp}/none.csv", "--out", "{tmp}/data"],
+    ],
+)
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path: Path, capsys, argv: list[str]) -> None:
     rc = main([a.format(tmp=tmp_path) for a in argv])
     err = capsys.readouterr().err.strip().splitlines()
@@ -42,12 +50,14 @@ def test_debug_shows_the_traceback(tmp_path: Path) -> None:
 
 
 def test_data_commands_do_not_import_torch(tmp_path: Path) -> None:
-    code = ("import sys; from mammo.cli import main; "
-            f"main(['synth', {str(tmp_path / 'dl')!r}, '--women', '4']); "
-            f"main(['ingest', {str(tmp_path / 'dl')!r}, '--out', {str(tmp_path / 'data')!r}]); "
-            f"main(['validate', {str(tmp_path / 'data')!r}]); "
-            f"main(['prepare', {str(tmp_path / 'data')!r}, '--out', {str(tmp_path / 'prep')!r}, '--size', '64', '--workers', '1']); "
-            "print('torch' in sys.modules)")
+    code = (
+        "import sys; from mammo.cli import main; "
+        f"main(['synth', {str(tmp_path / 'dl')!r}, '--women', '4']); "
+        f"main(['ingest', {str(tmp_path / 'dl')!r}, '--out', {str(tmp_path / 'data')!r}]); "
+        f"main(['validate', {str(tmp_path / 'data')!r}]); "
+        f"main(['prepare', {str(tmp_path / 'data')!r}, '--out', {str(tmp_path / 'prep')!r}, '--size', '64', '--workers', '1']); "
+        "print('torch' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "False"
     assert (tmp_path / "prep" / "dataset.csv").is_file()

@@ -1,4 +1,5 @@
 """The one-command demo: its fast version runs every step and leaves each step's output."""
+
 import json
 from pathlib import Path
 
@@ -11,8 +12,17 @@ from mammo.errors import UserError
 def test_fast_demo_runs_every_step(tmp_path: Path) -> None:
     result = run_demo(tmp_path / "demo", fast=True)
     out = tmp_path / "demo"
-    for path in ("download", "data/manifest.csv", "data/rejected.csv", "eda/summary.md", "prep/dataset.csv",
-                 "run/best.pt", "run/metrics.csv", "run/eval/val/metrics.json", "run/eval/test/roc.png"):
+    for path in (
+        "download",
+        "data/manifest.csv",
+        "data/rejected.csv",
+        "eda/summary.md",
+        "prep/dataset.csv",
+        "run/best.pt",
+        "run/metrics.csv",
+        "run/eval/val/metrics.json",
+        "run/eval/test/roc.png",
+    ):
         assert (out / path).exists(), path
     metrics = json.loads((out / "run" / "eval" / "test" / "metrics.json").read_text())
     assert result.test_auc == metrics["auc"] and 0.0 <= result.test_auc <= 1.0

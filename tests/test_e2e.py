@@ -1,4 +1,5 @@
 """End to end on a synthetic download in both layouts: synth -> ingest -> validate -> prepare (whole, roi) -> eda."""
+
 from pathlib import Path
 
 import cv2

@@ -1,4 +1,5 @@
 """`mammo eda` on manifests built in code (CBIS-like and table-like) and on the real CBIS-DDSM mass CSVs."""
+
 from __future__ import annotations
 
 import re
@@ -19,11 +20,28 @@ CSV_DIR = SHARED / "data" / "cbis-ddsm-csv"
 
 def finding(pid, image_id, split, pathology, atype="mass", view="CC", **extra) -> dict:
     """One manifest row with CBIS-like descriptors."""
-    row = {c: "" for c in MANIFEST_COLUMNS}
-    row.update(patient_id=pid, image_id=image_id, split=split, pathology=pathology, abnormality_type=atype, view=view,
-               side="LEFT", abnormality_id="1", label=int(pathology == "MALIGNANT"), image_path=f"/x/{image_id}.dcm",
-               breast_density="2", subtlety="3", assessment="4", image_rows="4000", image_cols="2500",
-               mass_shape="", mass_margins="", calc_type="", calc_distribution="")
+    row = dict.fromkeys(MANIFEST_COLUMNS, "")
+    row.update(
+        patient_id=pid,
+        image_id=image_id,
+        split=split,
+        pathology=pathology,
+        abnormality_type=atype,
+        view=view,
+        side="LEFT",
+        abnormality_id="1",
+        label=int(pathology == "MALIGNANT"),
+        image_path=f"/x/{image_id}.dcm",
+        breast_density="2",
+        subtlety="3",
+        assessment="4",
+        image_rows="4000",
+        image_cols="2500",
+        mass_shape="",
+        mass_margins="",
+        calc_type="",
+        calc_distribution="",
+    )
     if atype == "mass":
         row.update(mass_shape="IRREGULAR" if pathology == "MALIGNANT" else "OVAL", mass_margins="SPICULATED")
     else:
@@ -38,7 +56,9 @@ def cbis_like() -> pd.DataFrame:
         finding("P1", "m1", "train", "MALIGNANT"),
         finding("P1", "m1", "train", "BENIGN"),
         finding("P1", "m1", "train", "BENIGN_WITHOUT_CALLBACK", assessment="2"),
-        finding("P1", "c1", "test", "BENIGN", atype="calc", view="MLO", image_rows="5000"),  # P1 crosses splits
+        finding(
+            "P1", "c1", "test", "BENIGN", atype="calc", view="MLO", image_rows="5000"
+        ),  # P1 crosses splits
         finding("P2", "m2", "train", "BENIGN", view="MLO", breast_density="3"),
         finding("P3", "m3", "test", "MALIGNANT", assessment="5"),
         finding("P4", "c4", "test", "MALIGNANT", atype="calc", subtlety="5"),
@@ -59,10 +79,22 @@ def test_cbis_like_manifest_gives_every_figure_and_right_numbers(tmp_path):
     assert (n["malignant_findings"], n["malignant_images"]) == (4, 3)
     assert (n["multi_finding_images"], n["mixed_images"]) == (2, 1)
     assert n["cross_split_women_ids"] == ["P1"]
-    assert n["per_split"]["train"] == {"findings": 4, "malignant_findings": 1, "images": 2, "malignant_images": 1,
-                                       "women": 2, "malignant_women": 1}
-    assert n["per_split"]["test"] == {"findings": 4, "malignant_findings": 3, "images": 3, "malignant_images": 2,
-                                      "women": 3, "malignant_women": 2}
+    assert n["per_split"]["train"] == {
+        "findings": 4,
+        "malignant_findings": 1,
+        "images": 2,
+        "malignant_images": 1,
+        "women": 2,
+        "malignant_women": 1,
+    }
+    assert n["per_split"]["test"] == {
+        "findings": 4,
+        "malignant_findings": 3,
+        "images": 3,
+        "malignant_images": 2,
+        "women": 3,
+        "malignant_women": 2,
+    }
     assert list(n["per_split"]) == ["train", "test"]
     md = result.summary_path.read_text()
     assert "**8 findings** on **5 images** of **4 women**" in md
@@ -75,15 +107,27 @@ def test_cbis_like_manifest_gives_every_figure_and_right_numbers(tmp_path):
 def test_table_like_manifest_skips_what_it_lacks(tmp_path):
     rows = []
     for i in range(6):
-        row = {c: "" for c in MANIFEST_COLUMNS}
-        row.update(patient_id=f"W{i // 2}", image_id=f"/imgs/{i}.png", label=i % 2,
-                   pathology="malignant" if i % 2 else "benign", image_path=f"/imgs/{i}.png")
+        row = dict.fromkeys(MANIFEST_COLUMNS, "")
+        row.update(
+            patient_id=f"W{i // 2}",
+            image_id=f"/imgs/{i}.png",
+            label=i % 2,
+            pathology="malignant" if i % 2 else "benign",
+            image_path=f"/imgs/{i}.png",
+        )
         rows.append(row)
     write_manifest(pd.DataFrame(rows), tmp_path / "data")
     result = run_eda(tmp_path / "data", tmp_path / "eda")
     skipped = {name for name, _ in result.skipped}
-    assert {"density_vs_pathology", "mass_shape_vs_pathology", "image_sizes", "pathology_by_view",
-            "class_balance_by_split", "women_per_split", "assessment_vs_pathology"} <= skipped
+    assert {
+        "density_vs_pathology",
+        "mass_shape_vs_pathology",
+        "image_sizes",
+        "pathology_by_view",
+        "class_balance_by_split",
+        "women_per_split",
+        "assessment_vs_pathology",
+    } <= skipped
     assert {p.stem for p in result.figures} == {"pathology_counts", "findings_per_image"}
     assert all((tmp_path / "eda" / f"{s}.png").exists() is False for s in skipped)
     n = result.numbers
@@ -128,7 +172,9 @@ def _manifest_from_official_csvs(names: list[str]) -> pd.DataFrame:
 
 @pytest.mark.skipif(not CSV_DIR.is_dir(), reason="../shared/data/cbis-ddsm-csv is absent")
 def test_real_mass_csvs_counts(tmp_path):
-    df = _manifest_from_official_csvs(["mass_case_description_train_set.csv", "mass_case_description_test_set.csv"])
+    df = _manifest_from_official_csvs(
+        ["mass_case_description_train_set.csv", "mass_case_description_test_set.csv"]
+    )
     write_manifest(df, tmp_path / "data")
     result = run_eda(tmp_path / "data", tmp_path / "eda")
     n = result.numbers
@@ -140,8 +186,11 @@ def test_real_mass_csvs_counts(tmp_path):
     assert n["multi_finding_images"] == 58 + 13 and n["mixed_images"] == 6 + 2
     assert n["cross_split_women"] == 0  # the mass files alone are split by woman
     assert n["pathology"] == {"MALIGNANT": 784, "BENIGN": 771, "BENIGN_WITHOUT_CALLBACK": 141}
-    assert {name for name, _ in result.skipped} == {"calc_type_vs_pathology", "calc_distribution_vs_pathology",
-                                                    "image_sizes"}
+    assert {name for name, _ in result.skipped} == {
+        "calc_type_vs_pathology",
+        "calc_distribution_vs_pathology",
+        "image_sizes",
+    }
     assert "| train | 1318 | 637 | 1231 |" in result.summary_path.read_text()
 
 

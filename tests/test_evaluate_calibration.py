@@ -1,4 +1,5 @@
 """Temperature scaling repairs a deliberately over-confident model."""
+
 from __future__ import annotations
 
 import numpy as np

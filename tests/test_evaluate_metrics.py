@@ -1,4 +1,5 @@
 """Metrics against scikit-learn on fixed numbers, and known answers for the bootstrap and calibration error."""
+
 from __future__ import annotations
 
 import math

@@ -1,4 +1,5 @@
 """`evaluate` end to end on a PREP and RUN made in code: files, metric values, image level, BI-RADS, errors, CLI."""
+
 from __future__ import annotations
 
 import json
@@ -42,17 +43,35 @@ def make_prep(root, rows: list[dict], task: str = "whole"):
     return prep
 
 
-def make_run(root, monkeypatch, task: str = "whole", temperature: float = 2.0, threshold: float = 0.5,
-             model: torch.nn.Module | None = None):
+def make_run(
+    root,
+    monkeypatch,
+    task: str = "whole",
+    temperature: float = 2.0,
+    threshold: float = 0.5,
+    model: torch.nn.Module | None = None,
+):
     """A RUN folder whose best.pt is stood in for by a fake model through a patched load_run."""
     run = root / "run"
     run.mkdir()
     (run / "best.pt").write_bytes(b"stand-in")
-    ckpt = {"model": {"name": "brightness", "args": {}}, "temperature": temperature, "threshold": threshold,
-            "preprocessing": {"task": task, "size": SIZE, "mean": 0.0, "std": 1.0, "input_scale": 65535,
-                              "prepare": {"task": task}}}
+    ckpt = {
+        "model": {"name": "brightness", "args": {}},
+        "temperature": temperature,
+        "threshold": threshold,
+        "preprocessing": {
+            "task": task,
+            "size": SIZE,
+            "mean": 0.0,
+            "std": 1.0,
+            "input_scale": 65535,
+            "prepare": {"task": task},
+        },
+    }
     fake = model or BrightnessModel()
-    monkeypatch.setattr("mammo.train.checkpoint.load_run", lambda run_dir, which="best", device="cpu": (fake, ckpt))
+    monkeypatch.setattr(
+        "mammo.train.checkpoint.load_run", lambda run_dir, which="best", device="cpu": (fake, ckpt)
+    )
     return run
 
 
@@ -60,14 +79,39 @@ def whole_rows() -> list[dict]:
     """8 test images of 4 women (+2 train rows): malignant ones brighter, BI-RADS partly informative."""
     rows = []
     spec = [  # patient, label, brightness, assessment
-        ("P1", 1, 0.9, "5"), ("P1", 0, 0.2, "2"), ("P2", 1, 0.8, "3;4"), ("P2", 0, 0.3, "4"),
-        ("P3", 1, 0.7, "4"), ("P3", 0, 0.4, "3"), ("P4", 0, 0.1, ""), ("P4", 0, 0.35, "2"),
+        ("P1", 1, 0.9, "5"),
+        ("P1", 0, 0.2, "2"),
+        ("P2", 1, 0.8, "3;4"),
+        ("P2", 0, 0.3, "4"),
+        ("P3", 1, 0.7, "4"),
+        ("P3", 0, 0.4, "3"),
+        ("P4", 0, 0.1, ""),
+        ("P4", 0, 0.35, "2"),
     ]
     for i, (pid, label, b, a) in enumerate(spec):
-        rows.append({"sample_id": f"s{i}", "image_id": f"img{i}", "label": label, "patient_id": pid,
-                     "split": "test", "brightness": b, "assessment": a})
-    rows += [{"sample_id": f"t{i}", "image_id": f"timg{i}", "label": i, "patient_id": f"T{i}", "split": "train",
-              "brightness": 0.5, "assessment": ""} for i in range(2)]
+        rows.append(
+            {
+                "sample_id": f"s{i}",
+                "image_id": f"img{i}",
+                "label": label,
+                "patient_id": pid,
+                "split": "test",
+                "brightness": b,
+                "assessment": a,
+            }
+        )
+    rows += [
+        {
+            "sample_id": f"t{i}",
+            "image_id": f"timg{i}",
+            "label": i,
+            "patient_id": f"T{i}",
+            "split": "train",
+            "brightness": 0.5,
+            "assessment": "",
+        }
+        for i in range(2)
+    ]
     return rows
 
 
@@ -96,8 +140,16 @@ def test_evaluate_whole_writes_metrics_predictions_and_plots(tmp_path, monkeypat
     assert m["birads_auc"] == pytest.approx(want) and m["birads_n"] == 7
 
     pred = pd.read_csv(out / "predictions.csv", dtype={"patient_id": str})
-    assert list(pred.columns[:8]) == ["sample_id", "image_id", "patient_id", "label", "logit", "probability",
-                                      "probability_uncalibrated", "prediction"]
+    assert list(pred.columns[:8]) == [
+        "sample_id",
+        "image_id",
+        "patient_id",
+        "label",
+        "logit",
+        "probability",
+        "probability_uncalibrated",
+        "prediction",
+    ]
     assert len(pred) == 8 and set(pred["sample_id"]) == {f"s{i}" for i in range(8)}
     brightness = np.array([0.9, 0.2, 0.8, 0.3, 0.7, 0.4, 0.1, 0.35])
     np.testing.assert_allclose(pred["logit"], 8 * (brightness - 0.5), atol=1e-4)
@@ -109,10 +161,18 @@ def test_evaluate_whole_writes_metrics_predictions_and_plots(tmp_path, monkeypat
 
 def test_evaluate_roi_adds_image_level_block(tmp_path, monkeypatch):
     # two findings on img0 (benign dim + malignant bright), one on img1, two benign on img2
-    spec = [("img0", "P1", 0, 0.3), ("img0", "P1", 1, 0.9), ("img1", "P2", 1, 0.6), ("img2", "P3", 0, 0.45),
-            ("img2", "P3", 0, 0.2), ("img3", "P4", 0, 0.7)]
-    rows = [{"sample_id": f"f{i}", "image_id": img, "label": y, "patient_id": p, "split": "val", "brightness": b}
-            for i, (img, p, y, b) in enumerate(spec)]
+    spec = [
+        ("img0", "P1", 0, 0.3),
+        ("img0", "P1", 1, 0.9),
+        ("img1", "P2", 1, 0.6),
+        ("img2", "P3", 0, 0.45),
+        ("img2", "P3", 0, 0.2),
+        ("img3", "P4", 0, 0.7),
+    ]
+    rows = [
+        {"sample_id": f"f{i}", "image_id": img, "label": y, "patient_id": p, "split": "val", "brightness": b}
+        for i, (img, p, y, b) in enumerate(spec)
+    ]
     prep = make_prep(tmp_path, rows, task="roi")
     run = make_run(tmp_path, monkeypatch, task="roi", temperature=1.0)
     m = evaluate(run, data=prep, split="val", device="cpu").metrics
@@ -135,7 +195,7 @@ def test_constant_model_is_flagged(tmp_path, monkeypatch):
 
 def test_errors_name_the_problem(tmp_path, monkeypatch):
     prep = make_prep(tmp_path, whole_rows())
-    with pytest.raises(DataError, match="no best.pt"):
+    with pytest.raises(DataError, match=r"no best.pt"):
         evaluate(tmp_path, data=prep, split="test", device="cpu")
     run = make_run(tmp_path, monkeypatch)
     with pytest.raises(DataError, match="split 'val' has no rows"):
@@ -166,15 +226,34 @@ def test_real_checkpoint_round_trip(tmp_path):
     prep = make_prep(tmp_path, whole_rows())
     torch.manual_seed(0)
     model = create_model("seed-basic", pretrained=False, input_size=SIZE).eval()
-    pre = {"task": "whole", "size": SIZE, "mean": 0.25, "std": 0.5, "input_scale": 65535,
-           "prepare": {"task": "whole", "out": str(prep)}}
+    pre = {
+        "task": "whole",
+        "size": SIZE,
+        "mean": 0.25,
+        "std": 0.5,
+        "input_scale": 65535,
+        "prepare": {"task": "whole", "out": str(prep)},
+    }
     run = tmp_path / "run"
-    save_checkpoint(run / "best.pt", make_checkpoint("seed-basic", {"input_size": SIZE}, model.state_dict(), pre,
-                                                     epoch=1, best_val_auc=0.5, config={}, threshold=0.4,
-                                                     temperature=1.5))
+    save_checkpoint(
+        run / "best.pt",
+        make_checkpoint(
+            "seed-basic",
+            {"input_size": SIZE},
+            model.state_dict(),
+            pre,
+            epoch=1,
+            best_val_auc=0.5,
+            config={},
+            threshold=0.4,
+            temperature=1.5,
+        ),
+    )
     m = evaluate(run, split="test", device="cpu").metrics  # PREP found through the checkpoint
     pred = pd.read_csv(run / "eval" / "test" / "predictions.csv")
-    imgs = np.stack([cv2.imread(str(prep / f"images/{s}.png"), cv2.IMREAD_UNCHANGED) for s in pred["sample_id"]])
+    imgs = np.stack(
+        [cv2.imread(str(prep / f"images/{s}.png"), cv2.IMREAD_UNCHANGED) for s in pred["sample_id"]]
+    )
     x = torch.from_numpy(((imgs.astype(np.float32) / 65535 - 0.25) / 0.5)[:, None])
     with torch.no_grad():
         want = model(x).reshape(-1).numpy()
@@ -189,16 +268,36 @@ def test_train_then_evaluate_end_to_end(tmp_path):
     from mammo.train.loop import train
 
     rng = np.random.default_rng(0)
-    rows = [{"sample_id": f"s{i}", "image_id": f"i{i}", "label": i % 2, "patient_id": f"P{i // 2}",
-             "split": ("train", "train", "val", "test")[i // 2 % 4],
-             "brightness": float(np.clip(0.3 + 0.4 * (i % 2) + rng.normal(0, 0.1), 0, 1))} for i in range(48)]
+    rows = [
+        {
+            "sample_id": f"s{i}",
+            "image_id": f"i{i}",
+            "label": i % 2,
+            "patient_id": f"P{i // 2}",
+            "split": ("train", "train", "val", "test")[i // 2 % 4],
+            "brightness": float(np.clip(0.3 + 0.4 * (i % 2) + rng.normal(0, 0.1), 0, 1)),
+        }
+        for i in range(48)
+    ]
     prep = make_prep(tmp_path, rows)
     run = tmp_path / "run"
-    train(prep, run, overrides={"model": "seed-basic", "epochs": 1, "size": SIZE, "device": "cpu", "workers": 0,
-                                "batch_size": 8})
+    train(
+        prep,
+        run,
+        overrides={
+            "model": "seed-basic",
+            "epochs": 1,
+            "size": SIZE,
+            "device": "cpu",
+            "workers": 0,
+            "batch_size": 8,
+        },
+    )
     m = evaluate(run, split="test", device="cpu").metrics
     ckpt = load_checkpoint(run / "best.pt")
-    assert m["threshold"] == pytest.approx(ckpt["threshold"]) and m["temperature"] == pytest.approx(ckpt["temperature"])
+    assert m["threshold"] == pytest.approx(ckpt["threshold"]) and m["temperature"] == pytest.approx(
+        ckpt["temperature"]
+    )
     assert (m["n"], m["n_pos"], m["n_women"], m["model"]) == (12, 6, 6, "seed-basic")
     assert m["data"] == str(prep.resolve())
     pred = pd.read_csv(run / "eval" / "test" / "predictions.csv")
@@ -207,12 +306,24 @@ def test_train_then_evaluate_end_to_end(tmp_path):
 
 
 def test_one_class_split_gives_null_auc_and_skips_roc(tmp_path, monkeypatch):
-    rows = [{"sample_id": f"s{i}", "image_id": f"i{i}", "label": 0, "patient_id": f"P{i}", "split": "test",
-             "brightness": (0.3, 0.4, 0.6, 0.7)[i]} for i in range(4)]
+    rows = [
+        {
+            "sample_id": f"s{i}",
+            "image_id": f"i{i}",
+            "label": 0,
+            "patient_id": f"P{i}",
+            "split": "test",
+            "brightness": (0.3, 0.4, 0.6, 0.7)[i],
+        }
+        for i in range(4)
+    ]
     prep = make_prep(tmp_path, rows)
     run = make_run(tmp_path, monkeypatch)
     result = evaluate(run, data=prep, split="test", device="cpu")
     m = json.loads((run / "eval" / "test" / "metrics.json").read_text())
     assert m["auc"] is None and m["sensitivity"] is None and m["specificity"] == 0.5
-    assert not (run / "eval" / "test" / "roc.png").exists() and (run / "eval" / "test" / "confusion.png").exists()
+    assert (
+        not (run / "eval" / "test" / "roc.png").exists()
+        and (run / "eval" / "test" / "confusion.png").exists()
+    )
     assert "AUC n/a" in result.summary() and any("one class" in w for w in m["warnings"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -106,7 +107,7 @@ def test_unsupported_pixel_type(tmp_path):
 def test_dicom_is_routed_to_the_dicom_reader(tmp_path):
     src = get_testdata_file("MR_small.dcm", download=False)
     no_suffix = tmp_path / "image_without_suffix"
-    no_suffix.write_bytes(open(src, "rb").read())
+    no_suffix.write_bytes(Path(src).read_bytes())
     assert is_dicom_path(no_suffix) and not is_dicom_path(tmp_path / "nothing")
     out = read_image(no_suffix)
     assert out.dtype == np.uint16 and out.shape == (pydicom.dcmread(src).Rows, pydicom.dcmread(src).Columns)

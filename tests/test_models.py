@@ -102,8 +102,9 @@ def test_lite0_gray_input_equals_rgb_net_on_replicated_gray():
         assert torch.allclose(gray.extract_features(x), expected, atol=1e-4)
 
 
-@pytest.mark.parametrize(("typo", "suggestion"), [("efficientnet-lite", "efficientnet-lite0"),
-                                                   ("seed_final", "seed-final")])
+@pytest.mark.parametrize(
+    ("typo", "suggestion"), [("efficientnet-lite", "efficientnet-lite0"), ("seed_final", "seed-final")]
+)
 def test_unknown_model_suggests_close_names(typo, suggestion):
     with pytest.raises(UserError, match=f"did you mean.*'{suggestion}'"):
         create_model(typo)
@@ -127,7 +128,7 @@ def test_weights_round_trip(tmp_path):
 
 
 def test_weights_errors_are_user_errors(tmp_path):
-    with pytest.raises(UserError, match="not found.*missing.pt"):
+    with pytest.raises(UserError, match=r"not found.*missing.pt"):
         create_model("resnet18", weights=tmp_path / "missing.pt")
     junk = tmp_path / "junk.pt"
     junk.write_text("not a tensor file")
@@ -135,11 +136,11 @@ def test_weights_errors_are_user_errors(tmp_path):
         create_model("resnet18", weights=junk)
     other = tmp_path / "resnet.pt"
     torch.save(create_model("resnet18").state_dict(), other)
-    with pytest.raises(UserError, match="do not fit model 'efficientnet-lite0'.*missing"):
+    with pytest.raises(UserError, match=r"do not fit model 'efficientnet-lite0'.*missing"):
         create_model("efficientnet-lite0", weights=other)
     small = tmp_path / "seed30.pt"
     torch.save(create_model("seed-basic", input_size=30).state_dict(), small)
-    with pytest.raises(UserError, match="wrong shape classifier.1.weight"):
+    with pytest.raises(UserError, match=r"wrong shape classifier.1.weight"):
         create_model("seed-basic", input_size=31, weights=small)
 
 

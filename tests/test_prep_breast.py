@@ -60,7 +60,7 @@ def test_find_breast_box_excludes_label():
 
 def test_film_border_is_not_breast():
     img, inside = half_ellipse(chest_left=False, border=True)
-    x0, y0, x1, y1 = find_breast(img, target=400).box
+    x0, _y0, _x1, y1 = find_breast(img, target=400).box
     ys, xs = np.nonzero(inside)
     assert x0 >= xs.min() - 8 and y1 <= ys.max() + 9  # neither the left line nor the bottom line is included
 

@@ -33,7 +33,7 @@ def _val_logits(model, prep, ckpt):
 
 
 def test_checkpoint_contract_and_weights_only(trained_run):
-    prep, run = trained_run
+    _prep, run = trained_run
     raw = torch.load(run / "best.pt", weights_only=True)
     assert {
         "format",

@@ -141,7 +141,7 @@ def test_dataset_resizes_and_augments_per_epoch(tmp_path):
 
 
 def test_dataset_errors(tmp_path):
-    with pytest.raises(DataError, match="dataset.csv: not found"):
+    with pytest.raises(DataError, match=r"dataset.csv: not found"):
         read_dataset_csv(tmp_path)
     prep = make_prep(tmp_path / "prep", n_train=4, n_val=2, n_test=0)
     df = read_dataset_csv(prep)

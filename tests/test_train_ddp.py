@@ -23,7 +23,9 @@ from mammo.train.loop import predict_loader
 def test_two_process_gloo_run(tmp_path):
     prep = make_prep(tmp_path / "prep", n_train=32, n_val=15, n_test=0)  # 15 val rows: the sampler pads one
     run = tmp_path / "run"
-    (tmp_path / "cfg.yaml").write_text("balance: sampler\n")  # under DDP a weighted sampler becomes pos_weight
+    (tmp_path / "cfg.yaml").write_text(
+        "balance: sampler\n"
+    )  # under DDP a weighted sampler becomes pos_weight
     cmd = [
         sys.executable,
         "-m",

@@ -21,9 +21,19 @@ def test_default_model_learns_synth_lesions(tmp_path):
     result = train(
         tmp_path / "prep",
         tmp_path / "run",
-        overrides={"epochs": 4, "batch_size": 16, "lr": 1e-3, "size": 96, "workers": 0, "device": "cpu", "seed": 0},
+        overrides={
+            "epochs": 4,
+            "batch_size": 16,
+            "lr": 1e-3,
+            "size": 96,
+            "workers": 0,
+            "device": "cpu",
+            "seed": 0,
+        },
     )
-    print(f"efficientnet-lite0 on synth roi at 96 px, 4 epochs: {time.perf_counter() - t0:.1f} s, "
-          f"best val AUC {result.best_val_auc:.3f}")
+    print(
+        f"efficientnet-lite0 on synth roi at 96 px, 4 epochs: {time.perf_counter() - t0:.1f} s, "
+        f"best val AUC {result.best_val_auc:.3f}"
+    )
     assert result.model == "efficientnet-lite0"
     assert result.best_val_auc > 0.9

@@ -34,25 +34,25 @@ def _clean(tmp_path: Path) -> pd.DataFrame:
     ]:
         mask = np.zeros((40, 30), np.uint8)
         rows.append(
-            dict(
-                patient_id=pid,
-                image_id=img,
-                abnormality_type="mass",
-                split=split,
-                side="LEFT",
-                view="CC",
-                abnormality_id=str(abn),
-                pathology="MALIGNANT" if label else "BENIGN",
-                label=str(label),
-                image_path=_img(tmp_path / "img" / f"{img}.png"),
-                mask_path=_img(tmp_path / "mask" / f"{img}_{abn}.png", mask.shape),
-                crop_path="",
-                image_rows="40",
-                image_cols="30",
-                assessment="4",
-                breast_density="2",
-                subtlety="3",
-            )
+            {
+                "patient_id": pid,
+                "image_id": img,
+                "abnormality_type": "mass",
+                "split": split,
+                "side": "LEFT",
+                "view": "CC",
+                "abnormality_id": str(abn),
+                "pathology": "MALIGNANT" if label else "BENIGN",
+                "label": str(label),
+                "image_path": _img(tmp_path / "img" / f"{img}.png"),
+                "mask_path": _img(tmp_path / "mask" / f"{img}_{abn}.png", mask.shape),
+                "crop_path": "",
+                "image_rows": "40",
+                "image_cols": "30",
+                "assessment": "4",
+                "breast_density": "2",
+                "subtlety": "3",
+            }
         )
     return pd.DataFrame(rows)
 
@@ -119,7 +119,7 @@ def test_real_csvs_name_the_31_cross_split_women(tmp_path):
     df, _ = label_rows(read_case_csvs(find_case_csvs(CSV_DIR)))
     df["image_id"] = df["image_file_path"].map(lambda p: path_parts(p)[0])
     df["image_path"] = df["mask_path"] = df["crop_path"] = ""
-    report = validate(_write(df[MANIFEST_COLUMNS + ["breast_density", "subtlety", "assessment"]], tmp_path))
+    report = validate(_write(df[[*MANIFEST_COLUMNS, "breast_density", "subtlety", "assessment"]], tmp_path))
     assert len(report.errors) == 1 and report.errors[0].startswith(
         "31 women in both test and train: P_00016, P_00041"
     )

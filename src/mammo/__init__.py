@@ -1,2 +1,3 @@
 """mammo: mammography benign-vs-malignant classification, from download to explained prediction."""
+
 __version__ = "0.1.0"

@@ -1,4 +1,5 @@
 """`python -m mammo` runs the CLI."""
+
 from mammo.cli import main
 
 raise SystemExit(main())

@@ -4,12 +4,13 @@ Heavy libraries (torch, matplotlib) are imported inside the command that needs t
 and the data commands start fast. A UserError becomes one line on stderr and a non-zero exit;
 `--debug` shows the traceback instead.
 """
+
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 from mammo.errors import UserError
 
@@ -24,7 +25,9 @@ def _cmd_synth(a: argparse.Namespace) -> int:
 def _cmd_ingest(a: argparse.Namespace) -> int:
     sources = [x for x in (a.root, a.table, a.folders) if x is not None]
     if len(sources) != 1:
-        raise UserError("ingest needs exactly one source: ROOT (a CBIS-DDSM download), --table FILE.csv or --folders DIR")
+        raise UserError(
+            "ingest needs exactly one source: ROOT (a CBIS-DDSM download), --table FILE.csv or --folders DIR"
+        )
     if a.table is not None:
         from mammo.data.table import ingest_table
 
@@ -53,8 +56,18 @@ def _cmd_prepare(a: argparse.Namespace) -> int:
     from mammo.prep.run import prepare
 
     result = prepare(
-        a.data, a.out, task=a.task, size=a.size, abnormality=a.abnormality, view=a.view, split=a.split,
-        val_fraction=a.val_fraction, seed=a.seed, workers=a.workers, overwrite=a.overwrite, context=a.context,
+        a.data,
+        a.out,
+        task=a.task,
+        size=a.size,
+        abnormality=a.abnormality,
+        view=a.view,
+        split=a.split,
+        val_fraction=a.val_fraction,
+        seed=a.seed,
+        workers=a.workers,
+        overwrite=a.overwrite,
+        context=a.context,
     )
     print(result.summary())
     return 0
@@ -77,8 +90,22 @@ def _cmd_models(a: argparse.Namespace) -> int:
 def _cmd_train(a: argparse.Namespace) -> int:
     from mammo.train.loop import train
 
-    flags = {k: getattr(a, k) for k in ("model", "epochs", "batch_size", "lr", "size", "device", "seed", "weights",
-                                         "workers", "patience", "max_train_batches")}
+    flags = {
+        k: getattr(a, k)
+        for k in (
+            "model",
+            "epochs",
+            "batch_size",
+            "lr",
+            "size",
+            "device",
+            "seed",
+            "weights",
+            "workers",
+            "patience",
+            "max_train_batches",
+        )
+    }
     result = train(a.prep, a.out, config_file=a.config, overrides=flags, resume=a.resume)
     if result is not None:
         print(result.summary())
@@ -101,7 +128,9 @@ def _cmd_demo(a: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser (every subcommand, with examples in its help)."""
-    p = argparse.ArgumentParser(prog="mammo", description="Mammography benign-vs-malignant: data to explained prediction.")
+    p = argparse.ArgumentParser(
+        prog="mammo", description="Mammography benign-vs-malignant: data to explained prediction."
+    )
     p.add_argument("--debug", action="store_true", help="show full tracebacks instead of one-line errors")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -110,20 +139,36 @@ def build_parser() -> argparse.ArgumentParser:
         sp.set_defaults(func=fn)
         return sp
 
-    s = add("synth", _cmd_synth, "write a synthetic CBIS-DDSM download (DICOMs + the four CSVs, with the real quirks)")
+    s = add(
+        "synth",
+        _cmd_synth,
+        "write a synthetic CBIS-DDSM download (DICOMs + the four CSVs, with the real quirks)",
+    )
     s.add_argument("out", type=Path)
     s.add_argument("--women", type=int, default=12)
     s.add_argument("--layout", choices=["descriptive", "classic"], default="descriptive")
     s.add_argument("--size", choices=["full", "small"], default="small")
     s.add_argument("--seed", type=int, default=0)
 
-    s = add("ingest", _cmd_ingest, "index a download (CBIS-DDSM tree, --table or --folders) into DATA/manifest.csv")
+    s = add(
+        "ingest",
+        _cmd_ingest,
+        "index a download (CBIS-DDSM tree, --table or --folders) into DATA/manifest.csv",
+    )
     s.add_argument("root", type=Path, nargs="?", help="CBIS-DDSM download root (either folder layout)")
-    s.add_argument("--csv-dir", type=Path, help="folder with the four case-description CSVs (default: searched under ROOT)")
-    s.add_argument("--table", type=Path, help="CSV with columns image,label [patient_id,split,view,side,x_min,...]")
+    s.add_argument(
+        "--csv-dir",
+        type=Path,
+        help="folder with the four case-description CSVs (default: searched under ROOT)",
+    )
+    s.add_argument(
+        "--table", type=Path, help="CSV with columns image,label [patient_id,split,view,side,x_min,...]"
+    )
     s.add_argument("--folders", type=Path, help="class-per-folder tree (e.g. train/Benign, train/Malignant)")
     s.add_argument("--out", type=Path, required=True)
-    s.add_argument("--bwc", choices=["benign", "drop"], default="benign", help="BENIGN_WITHOUT_CALLBACK handling")
+    s.add_argument(
+        "--bwc", choices=["benign", "drop"], default="benign", help="BENIGN_WITHOUT_CALLBACK handling"
+    )
     s.add_argument("--workers", type=int, default=4)
 
     s = add("validate", _cmd_validate, "report every problem of DATA at once (exit 1 on errors)")
@@ -138,7 +183,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--view", choices=["CC", "MLO", "all"], default="all")
     s.add_argument("--split", choices=["official", "random"], default="official")
     s.add_argument("--val-fraction", type=float, default=0.2)
-    s.add_argument("--context", type=float, default=0.5, help="roi: padding around the lesion box, as a fraction of its side")
+    s.add_argument(
+        "--context",
+        type=float,
+        default=0.5,
+        help="roi: padding around the lesion box, as a fraction of its side",
+    )
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--workers", type=int, default=2)
     s.add_argument("--overwrite", action="store_true")

@@ -1,12 +1,13 @@
 """The one-command demo: the whole job on built-in synthetic data, one printed line per step."""
+
 from __future__ import annotations
 
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from mammo.errors import UserError
 
@@ -24,13 +25,17 @@ class DemoResult:
     def summary(self) -> str:
         """The last lines the demo prints."""
         lo, hi = self.auc_ci
-        return (f"demo done in {self.seconds:.0f}s: synthetic test AUC {self.test_auc:.3f} (95% CI {lo:.3f}-{hi:.3f}); "
-                f"metrics and plots in {self.out / 'run' / 'eval' / 'test'}")
+        return (
+            f"demo done in {self.seconds:.0f}s: synthetic test AUC {self.test_auc:.3f} (95% CI {lo:.3f}-{hi:.3f}); "
+            f"metrics and plots in {self.out / 'run' / 'eval' / 'test'}"
+        )
 
 
 # (women, image size, prepare size, epochs, max batches per epoch) for the full and the fast demo
-_BUDGETS = {False: dict(women=200, prep_size=128, epochs=10, max_batches=None, batch_size=32),
-            True: dict(women=20, prep_size=64, epochs=1, max_batches=2, batch_size=8)}
+_BUDGETS = {
+    False: {"women": 200, "prep_size": 128, "epochs": 10, "max_batches": None, "batch_size": 32},
+    True: {"women": 20, "prep_size": 64, "epochs": 1, "max_batches": 2, "batch_size": 8},
+}
 
 
 def _step(name: str, fn: Callable[[], object]) -> object:
@@ -55,21 +60,39 @@ def run_demo(out: str | os.PathLike = "demo-out", fast: bool = False) -> DemoRes
     b = _BUDGETS[fast]
     t0 = time.perf_counter()
     download, data, prep, run = out / "download", out / "data", out / "prep", out / "run"
-    _step("synth", lambda: make_download(download, women=b["women"], layout="descriptive", size="small", seed=0))
+    _step(
+        "synth", lambda: make_download(download, women=b["women"], layout="descriptive", size="small", seed=0)
+    )
     _step("ingest", lambda: ingest_cbis(download, data))
     report = validate(data)
-    print(f"[validate] {len(report.errors)} errors, {len(report.warnings)} warnings (report: mammo validate {data})")
+    print(
+        f"[validate] {len(report.errors)} errors, {len(report.warnings)} warnings (report: mammo validate {data})"
+    )
     _step("eda", lambda: run_eda(data, out / "eda"))
-    _step("prepare", lambda: prepare(data, prep, task="roi", size=b["prep_size"], workers=min(2, os.cpu_count() or 1)))
+    _step(
+        "prepare",
+        lambda: prepare(data, prep, task="roi", size=b["prep_size"], workers=min(2, os.cpu_count() or 1)),
+    )
 
     from mammo.evaluate.run import evaluate
     from mammo.train.loop import train
 
-    overrides = {"epochs": b["epochs"], "size": b["prep_size"], "batch_size": b["batch_size"],
-                 "max_train_batches": b["max_batches"], "workers": 0, "device": "cpu"}
+    overrides = {
+        "epochs": b["epochs"],
+        "size": b["prep_size"],
+        "batch_size": b["batch_size"],
+        "max_train_batches": b["max_batches"],
+        "workers": 0,
+        "device": "cpu",
+    }
     _step("train", lambda: train(prep, run, overrides=overrides))
     _step("evaluate", lambda: evaluate(run, split="val", device="cpu"))
     ev = _step("evaluate", lambda: evaluate(run, split="test", device="cpu"))
     metrics = json.loads((run / "eval" / "test" / "metrics.json").read_text())
-    return DemoResult(out=out, test_auc=metrics["auc"], auc_ci=(metrics["auc_ci_low"], metrics["auc_ci_high"]),
-                      seconds=time.perf_counter() - t0, steps={"evaluate": ev.summary()})
+    return DemoResult(
+        out=out,
+        test_auc=metrics["auc"],
+        auc_ci=(metrics["auc_ci_low"], metrics["auc_ci_high"]),
+        seconds=time.perf_counter() - t0,
+        steps={"evaluate": ev.summary()},
+    )

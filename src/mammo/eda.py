@@ -4,12 +4,13 @@ One function per figure; a figure whose columns are absent (e.g. a --table manif
 and listed. Counts say their unit: findings (manifest rows), images (image_id) or women (patient_id).
 No torch here: this is a data command.
 """
+
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -43,11 +44,15 @@ class EdaResult:
     def summary(self) -> str:
         """Two lines: the headline counts, and what was written (and skipped)."""
         n = self.numbers
-        skipped = f", skipped {len(self.skipped)} ({', '.join(s for s, _ in self.skipped)})" if self.skipped else ""
-        return (f"{n['findings']} findings on {n['images']} images of {n['women']} women "
-                f"({n['malignant_images']} images malignant); {n['mixed_images']} mixed images, "
-                f"{n['cross_split_women']} women in more than one split\n"
-                f"{len(self.figures)} figures{skipped} -> {self.summary_path}")
+        skipped = (
+            f", skipped {len(self.skipped)} ({', '.join(s for s, _ in self.skipped)})" if self.skipped else ""
+        )
+        return (
+            f"{n['findings']} findings on {n['images']} images of {n['women']} women "
+            f"({n['malignant_images']} images malignant); {n['mixed_images']} mixed images, "
+            f"{n['cross_split_women']} women in more than one split\n"
+            f"{len(self.figures)} figures{skipped} -> {self.summary_path}"
+        )
 
 
 def _figure(width: float = 6.0, height: float = 4.0) -> Figure:
@@ -89,8 +94,12 @@ def _split_order(table: pd.DataFrame | pd.Series) -> pd.DataFrame | pd.Series:
 def image_table(df: pd.DataFrame) -> pd.DataFrame:
     """One row per image: its split, woman, number of findings, label (any malignant) and mixed flag."""
     return df.groupby("image_id", sort=False).agg(
-        split=("split", "first"), patient_id=("patient_id", "first"), findings=("label", "size"),
-        label=("label", "max"), mixed=("label", lambda s: s.nunique() > 1))
+        split=("split", "first"),
+        patient_id=("patient_id", "first"),
+        findings=("label", "size"),
+        label=("label", "max"),
+        mixed=("label", lambda s: s.nunique() > 1),
+    )
 
 
 def woman_table(df: pd.DataFrame) -> pd.DataFrame:
@@ -159,25 +168,39 @@ def density_vs_pathology(df: pd.DataFrame, path: Path) -> None:
 
 def mass_shape_vs_pathology(df: pd.DataFrame, path: Path) -> None:
     """Mass findings per shape stacked by pathology (irregular shapes lean malignant)."""
-    _by_pathology(df[df["mass_shape"].astype(str).str.strip() != ""], "mass_shape", path, "Mass shape vs pathology")
+    _by_pathology(
+        df[df["mass_shape"].astype(str).str.strip() != ""], "mass_shape", path, "Mass shape vs pathology"
+    )
 
 
 def mass_margins_vs_pathology(df: pd.DataFrame, path: Path) -> None:
     """Mass findings per margin type stacked by pathology (spiculated margins lean malignant)."""
-    _by_pathology(df[df["mass_margins"].astype(str).str.strip() != ""], "mass_margins", path,
-                  "Mass margins vs pathology")
+    _by_pathology(
+        df[df["mass_margins"].astype(str).str.strip() != ""],
+        "mass_margins",
+        path,
+        "Mass margins vs pathology",
+    )
 
 
 def calc_type_vs_pathology(df: pd.DataFrame, path: Path) -> None:
     """Calcification findings per morphology type stacked by pathology."""
-    _by_pathology(df[df["calc_type"].astype(str).str.strip() != ""], "calc_type", path,
-                  "Calcification type vs pathology")
+    _by_pathology(
+        df[df["calc_type"].astype(str).str.strip() != ""],
+        "calc_type",
+        path,
+        "Calcification type vs pathology",
+    )
 
 
 def calc_distribution_vs_pathology(df: pd.DataFrame, path: Path) -> None:
     """Calcification findings per distribution stacked by pathology."""
-    _by_pathology(df[df["calc_distribution"].astype(str).str.strip() != ""], "calc_distribution", path,
-                  "Calcification distribution vs pathology")
+    _by_pathology(
+        df[df["calc_distribution"].astype(str).str.strip() != ""],
+        "calc_distribution",
+        path,
+        "Calcification distribution vs pathology",
+    )
 
 
 def subtlety_vs_pathology(df: pd.DataFrame, path: Path) -> None:
@@ -192,8 +215,9 @@ def assessment_vs_pathology(df: pd.DataFrame, path: Path) -> None:
 
 def image_sizes(df: pd.DataFrame, path: Path) -> None:
     """Full-image sizes (columns x rows), one point per image, coloured by image label."""
-    img = df.groupby("image_id", sort=False).agg(rows=("image_rows", "first"), cols=("image_cols", "first"),
-                                                  label=("label", "max"))
+    img = df.groupby("image_id", sort=False).agg(
+        rows=("image_rows", "first"), cols=("image_cols", "first"), label=("label", "max")
+    )
     img["rows"] = pd.to_numeric(img["rows"], errors="coerce")
     img["cols"] = pd.to_numeric(img["cols"], errors="coerce")
     img = img.dropna(subset=["rows", "cols"])
@@ -201,7 +225,9 @@ def image_sizes(df: pd.DataFrame, path: Path) -> None:
     ax = fig.add_subplot()
     for label, name in LABEL_NAMES.items():
         sel = img[img["label"] == label]
-        ax.scatter(sel["cols"], sel["rows"], s=8, alpha=0.6, color=LABEL_COLORS[name], label=f"{name} ({len(sel)})")
+        ax.scatter(
+            sel["cols"], sel["rows"], s=8, alpha=0.6, color=LABEL_COLORS[name], label=f"{name} ({len(sel)})"
+        )
     ax.set(title=f"Image sizes ({len(img)} images)", xlabel="columns (px)", ylabel="rows (px)")
     ax.legend(fontsize=8)
     _save(fig, path)
@@ -222,7 +248,7 @@ def class_balance_by_split(df: pd.DataFrame, path: Path) -> None:
     """Benign/malignant per split, by image (any malignant finding) and by woman (any malignant image)."""
     fig = _figure(9.0, 4.0)
     units = (("image", "images", image_table(df)), ("woman", "women", woman_table(df)))
-    for ax, (unit, units_label, table) in zip(fig.subplots(1, 2), units):
+    for ax, (unit, units_label, table) in zip(fig.subplots(1, 2), units, strict=False):
         counts = _split_order(pd.crosstab(_text(table["split"]), table["label"].map(LABEL_NAMES)))
         _stacked_bars(ax, counts, LABEL_COLORS)
         for i, (_, row) in enumerate(counts.iterrows()):
@@ -272,26 +298,37 @@ def compute_numbers(df: pd.DataFrame) -> dict:
         img = images[images.index.isin(rows["image_id"])]
         women = woman_table(rows)
         per_split[split] = {
-            "findings": len(rows), "malignant_findings": int(rows["label"].sum()),
-            "images": len(img), "malignant_images": int(img["label"].sum()),
-            "women": int(rows["patient_id"].nunique()), "malignant_women": int(women["label"].sum()),
+            "findings": len(rows),
+            "malignant_findings": int(rows["label"].sum()),
+            "images": len(img),
+            "malignant_images": int(img["label"].sum()),
+            "women": int(rows["patient_id"].nunique()),
+            "malignant_women": int(women["label"].sum()),
         }
     return {
-        "findings": len(df), "images": len(images), "women": int(df["patient_id"].nunique()),
-        "malignant_findings": int(df["label"].sum()), "malignant_images": int(images["label"].sum()),
-        "multi_finding_images": int((images["findings"] > 1).sum()), "mixed_images": int(images["mixed"].sum()),
-        "cross_split_women": len(cross), "cross_split_women_ids": cross,
+        "findings": len(df),
+        "images": len(images),
+        "women": int(df["patient_id"].nunique()),
+        "malignant_findings": int(df["label"].sum()),
+        "malignant_images": int(images["label"].sum()),
+        "multi_finding_images": int((images["findings"] > 1).sum()),
+        "mixed_images": int(images["mixed"].sum()),
+        "cross_split_women": len(cross),
+        "cross_split_women_ids": cross,
         "pathology": {k: int(v) for k, v in _text(df["pathology"]).value_counts().items()},
         "abnormality_type": {k: int(v) for k, v in _text(df["abnormality_type"]).value_counts().items()},
         "per_split": per_split,
     }
 
 
-def summary_markdown(data_dir: Path, numbers: dict, figures: list[Path], skipped: list[tuple[str, str]]) -> str:
+def summary_markdown(
+    data_dir: Path, numbers: dict, figures: list[Path], skipped: list[tuple[str, str]]
+) -> str:
     """The Markdown summary: headline counts, a per-split table, leak and label checks, figure links."""
     n = numbers
     lines = [
-        f"# EDA of `{data_dir}`", "",
+        f"# EDA of `{data_dir}`",
+        "",
         f"- **{n['findings']} findings** on **{n['images']} images** of **{n['women']} women**",
         f"- malignant: {n['malignant_findings']} findings, {n['malignant_images']} images "
         "(an image is malignant when any of its findings is)",
@@ -300,15 +337,22 @@ def summary_markdown(data_dir: Path, numbers: dict, figures: list[Path], skipped
         f"- images with more than one finding: {n['multi_finding_images']}; "
         f"with mixed benign/malignant findings: {n['mixed_images']}",
         f"- women in more than one split: {n['cross_split_women']}"
-        + (f" ({', '.join(n['cross_split_women_ids'][:20])}{' ...' if n['cross_split_women'] > 20 else ''})"
-           if n["cross_split_women"] else ""),
-        "", "## Per split", "",
+        + (
+            f" ({', '.join(n['cross_split_women_ids'][:20])}{' ...' if n['cross_split_women'] > 20 else ''})"
+            if n["cross_split_women"]
+            else ""
+        ),
+        "",
+        "## Per split",
+        "",
         "| split | findings | malignant findings | images | malignant images | women | malignant women |",
         "|---|---|---|---|---|---|---|",
     ]
     for split, s in n["per_split"].items():
-        lines.append(f"| {split} | {s['findings']} | {s['malignant_findings']} | {s['images']} | "
-                     f"{s['malignant_images']} | {s['women']} | {s['malignant_women']} |")
+        lines.append(
+            f"| {split} | {s['findings']} | {s['malignant_findings']} | {s['images']} | "
+            f"{s['malignant_images']} | {s['women']} | {s['malignant_women']} |"
+        )
     lines += ["", "## Figures", ""]
     lines += [f"![{p.stem}]({p.name})" for p in figures]
     if skipped:
@@ -322,7 +366,9 @@ def run_eda(data_dir: str | os.PathLike, out: str | os.PathLike) -> EdaResult:
     data_dir, out = Path(data_dir), Path(out)
     df = read_manifest(data_dir)
     if df.empty:
-        raise DataError(f"{data_dir / 'manifest.csv'}: no rows; re-run `mammo ingest` on a download with images")
+        raise DataError(
+            f"{data_dir / 'manifest.csv'}: no rows; re-run `mammo ingest` on a download with images"
+        )
     result = EdaResult(out=out)
     for name, columns, draw in FIGURES:
         absent = [c for c in columns if not _present(df, c)]
@@ -333,5 +379,7 @@ def run_eda(data_dir: str | os.PathLike, out: str | os.PathLike) -> EdaResult:
         draw(df, path)
         result.figures.append(path)
     result.numbers = compute_numbers(df)
-    write_text(summary_markdown(data_dir, result.numbers, result.figures, result.skipped), result.summary_path)
+    write_text(
+        summary_markdown(data_dir, result.numbers, result.figures, result.skipped), result.summary_path
+    )
     return result

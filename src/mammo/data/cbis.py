@@ -76,7 +76,7 @@ def write_outputs(
 
 def parallel_map(fn: Callable[[T], R], items: list[T], workers: int, desc: str) -> list[R]:
     """fn over items in a thread pool with a progress bar (header reads are I/O-bound, so threads overlap)."""
-    bar = dict(total=len(items), desc=desc, leave=False, disable=len(items) < 2)
+    bar = {"total": len(items), "desc": desc, "leave": False, "disable": len(items) < 2}
     if workers <= 1:
         return [fn(x) for x in tqdm(items, **bar)]
     with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -257,7 +257,7 @@ def decide_roi(candidates: list[FileInfo], shape: tuple[int, int]) -> RoiDecisio
             except DataError as exc:
                 out.problems.append((c.path, _strip_path(str(exc), c.path)))
                 kinds.append("")
-    for c, kind in zip(good, kinds):
+    for c, kind in zip(good, kinds, strict=False):
         h = c.header
         if kind == "mask" and (h.rows, h.columns) != shape:
             out.problems.append(
@@ -313,14 +313,14 @@ def _resolve_row(row: dict, index: DownloadIndex) -> tuple[dict | None, list[tup
             problems.append(
                 (src, f"no usable ROI {kind} among {len(candidates)} ROI file(s); {kind}_path left empty")
             )
-    fields = dict(
-        image_id=img_parts[0],
-        image_path=os.path.abspath(full.path),
-        mask_path=roi.mask,
-        crop_path=roi.crop,
-        image_rows=shape[0],
-        image_cols=shape[1],
-    )
+    fields = {
+        "image_id": img_parts[0],
+        "image_path": os.path.abspath(full.path),
+        "mask_path": roi.mask,
+        "crop_path": roi.crop,
+        "image_rows": shape[0],
+        "image_cols": shape[1],
+    }
     return fields, problems
 
 
@@ -357,7 +357,7 @@ def ingest_cbis(
     records = rows.to_dict("records")
     resolved = parallel_map(lambda r: _resolve_row(r, index), records, workers, "findings")
     kept = []
-    for rec, (fields, row_problems) in zip(records, resolved):
+    for rec, (fields, row_problems) in zip(records, resolved, strict=False):
         problems += row_problems
         if fields is not None:
             kept.append({**rec, **fields})

@@ -102,7 +102,7 @@ def read_case_csv(path: str | os.PathLike) -> pd.DataFrame:
     folders = df["image_file_path"].map(lambda p: (path_parts(p) or ("?",))[0])
     df["source_row"] = [
         f"{path.name} record {i + 1} ({f} #{a})"
-        for i, (f, a) in enumerate(zip(folders, df["abnormality_id"]))
+        for i, (f, a) in enumerate(zip(folders, df["abnormality_id"], strict=False))
     ]
     return df
 

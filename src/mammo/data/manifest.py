@@ -1,4 +1,5 @@
 """The manifest contract: DATA/manifest.csv (one row per finding) and DATA/rejected.csv (every problem)."""
+
 from __future__ import annotations
 
 import os
@@ -14,18 +15,18 @@ REJECTED = "rejected.csv"
 
 # Columns every manifest has, in this order; sources add their own columns after them.
 MANIFEST_COLUMNS = [
-    "patient_id",       # the woman: splits group by this
-    "image_id",         # key of the full image (CBIS: top-level folder name; table/folders: the image path)
+    "patient_id",  # the woman: splits group by this
+    "image_id",  # key of the full image (CBIS: top-level folder name; table/folders: the image path)
     "abnormality_type",  # mass | calc | "" (unknown, e.g. a --table without it)
-    "split",            # official split as given: train | test (a --table may also give val); "" when unknown
-    "side",             # LEFT | RIGHT | ""
-    "view",             # CC | MLO | other view code | ""
-    "abnormality_id",   # 1.. within an image
-    "pathology",        # as in the source (MALIGNANT, BENIGN, BENIGN_WITHOUT_CALLBACK, or the table's label text)
-    "label",            # 1 malignant, 0 benign
-    "image_path",       # absolute path of the full image (DICOM or image file)
-    "mask_path",        # absolute path of the ROI mask, "" when none
-    "crop_path",        # absolute path of the lesion crop, "" when none
+    "split",  # official split as given: train | test (a --table may also give val); "" when unknown
+    "side",  # LEFT | RIGHT | ""
+    "view",  # CC | MLO | other view code | ""
+    "abnormality_id",  # 1.. within an image
+    "pathology",  # as in the source (MALIGNANT, BENIGN, BENIGN_WITHOUT_CALLBACK, or the table's label text)
+    "label",  # 1 malignant, 0 benign
+    "image_path",  # absolute path of the full image (DICOM or image file)
+    "mask_path",  # absolute path of the ROI mask, "" when none
+    "crop_path",  # absolute path of the lesion crop, "" when none
 ]
 BOX_COLUMNS = ["x_min", "y_min", "x_max", "y_max"]  # lesion box in full-image pixels, when a table gives one
 REJECTED_COLUMNS = ["path_or_row", "reason"]
@@ -56,7 +57,9 @@ def read_manifest(data_dir: str | os.PathLike) -> pd.DataFrame:
         raise DataError(f"{path}: missing columns {', '.join(missing)}; re-run `mammo ingest`")
     bad = ~df["label"].isin(["0", "1"])
     if bad.any():
-        raise DataError(f"{path}: label must be 0 or 1, found {df.loc[bad, 'label'].iloc[0]!r} (row {int(bad.idxmax()) + 2})")
+        raise DataError(
+            f"{path}: label must be 0 or 1, found {df.loc[bad, 'label'].iloc[0]!r} (row {int(bad.idxmax()) + 2})"
+        )
     df["label"] = df["label"].astype(int)
     return df
 

@@ -54,7 +54,7 @@ def _smooth_noise(
     Large sigmas are filtered on a coarser grid (about 2 px per sigma) and resized up: same look, far cheaper.
     """
     f = max(1.0, sigma / 2.0)
-    small = (max(4, int(round(shape[0] / f))), max(4, int(round(shape[1] / f))))
+    small = (max(4, round(shape[0] / f)), max(4, round(shape[1] / f)))
     noise = rng.standard_normal(small).astype(np.float32)
     out = cv2.GaussianBlur(
         noise, (0, 0), sigmaX=sigma / f * stretch, sigmaY=sigma / f, borderType=cv2.BORDER_REFLECT
@@ -91,7 +91,7 @@ def tissue(shape: tuple[int, int], density: int, rng: np.random.Generator) -> np
     """Fibroglandular fraction in [0, 1]: multi-scale filtered noise, denser for BI-RADS density 3-4."""
     rows, cols = shape
     f = min(1.0, TEXTURE_ROWS / rows)
-    small = (max(8, int(round(rows * f))), max(8, int(round(cols * f))))
+    small = (max(8, round(rows * f)), max(8, round(cols * f)))
     h = small[0]
     n = (
         0.5 * _smooth_noise(rng, small, h * 0.006, 2.5)
@@ -129,11 +129,11 @@ def mass_patch(radius: float, malignant: bool, rng: np.random.Generator) -> tupl
         dome = cv2.GaussianBlur(dome, (0, 0), max(0.6, 0.10 * radius))
         spic = np.zeros((size, size), np.float32)
         c = (size - 1) / 2.0
-        width = max(1, int(round(radius * 0.10)))
+        width = max(1, round(radius * 0.10))
         for angle in rng.uniform(0, 2 * np.pi, int(rng.integers(9, 17))):
             length = radius * rng.uniform(1.7, 3.0)
-            end = (int(round(c + length * np.cos(angle))), int(round(c + length * np.sin(angle))))
-            cv2.line(spic, (int(round(c)), int(round(c))), end, 1.0, width, cv2.LINE_AA)
+            end = (round(c + length * np.cos(angle)), round(c + length * np.sin(angle)))
+            cv2.line(spic, (round(c), round(c)), end, 1.0, width, cv2.LINE_AA)
         taper = np.clip(1.15 - dist / (radius * 3.1), 0.0, 1.0)
         density = np.maximum(dome, 0.75 * spic * taper)
         mask = core | ((spic > 0.5) & (dist < radius * 1.6))
@@ -165,8 +165,8 @@ def calc_patch(
             t, off = rng.uniform(-1, 1) * radius, rng.normal(0, 0.25) * radius
             px, py = c + t * np.cos(axis) - off * np.sin(axis), c + t * np.sin(axis) + off * np.cos(axis)
             axes = (
-                max(1, int(round(rng.uniform(0.5, 1.6) * scale))),
-                max(1, int(round(rng.uniform(0.4, 0.9) * scale))),
+                max(1, round(rng.uniform(0.5, 1.6) * scale)),
+                max(1, round(rng.uniform(0.4, 0.9) * scale)),
             )
             cv2.ellipse(
                 dots, (int(px), int(py)), axes, float(rng.uniform(0, 180)), 0, 360, 1.0, -1, cv2.LINE_AA
@@ -175,19 +175,19 @@ def calc_patch(
                 a = axis + rng.normal(0, 0.5)
                 length = rng.uniform(2.0, 5.0) * scale
                 end = (int(px + length * np.cos(a)), int(py + length * np.sin(a)))
-                cv2.line(dots, (int(px), int(py)), end, 0.8, max(1, int(round(0.5 * scale))), cv2.LINE_AA)
+                cv2.line(dots, (int(px), int(py)), end, 0.8, max(1, round(0.5 * scale)), cv2.LINE_AA)
         else:
             rad = radius * np.sqrt(rng.uniform(0, 1)) * 0.8
             a = rng.uniform(0, 2 * np.pi)
             px, py = c + rad * np.cos(a), c + rad * np.sin(a)
-            r_dot = max(1, int(round(rng.uniform(1.4, 2.6) * scale)))
+            r_dot = max(1, round(rng.uniform(1.4, 2.6) * scale))
             cv2.circle(dots, (int(px), int(py)), r_dot, 1.0, -1, cv2.LINE_AA)
     density = cv2.GaussianBlur(dots, (0, 0), max(0.4, 0.35 * scale))
     density /= max(float(density.max()), 1e-6)
     region = cv2.dilate(
         (dots > 0).astype(np.uint8),
         cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5)),
-        iterations=max(1, int(round(radius * 0.25))),
+        iterations=max(1, round(radius * 0.25)),
     )
     hull = cv2.convexHull(cv2.findNonZero(region))
     mask = np.zeros((size, size), np.uint8)
@@ -230,7 +230,7 @@ def _draw_marker(img: np.ndarray, breast_on_left: bool, rng: np.random.Generator
     rows, cols = img.shape
     h = int(rows * 0.05)
     scale = h / 34.0
-    thick = max(1, int(round(scale * 2)))
+    thick = max(1, round(scale * 2))
     (tw, _), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
     w = tw + h // 2
     margin_y, margin_x = int(rows * 0.03), int(cols * 0.04)
@@ -250,7 +250,7 @@ def render(
     rng: np.random.Generator,
 ) -> Phantom:
     """Render one mammogram of `shape` (rows, cols) with its lesions; masks are uint8 0/255 at full size."""
-    rows, cols = shape
+    rows, _cols = shape
     scale = rows / 512.0
     thickness, pectoral = breast_geometry(shape, view, rng)
     frac = tissue(shape, density, rng)
@@ -272,7 +272,7 @@ def render(
         )
     spacing = 2.6 * max((r for _, _, r in drawn), default=1.0)
     centres = _lesion_centres(thickness, pectoral, len(lesions), spacing, rng)
-    for (spec, lrng, radius), (cy, cx) in zip(drawn, centres):
+    for (spec, lrng, radius), (cy, cx) in zip(drawn, centres, strict=False):
         if spec.kind == "mass":
             dens, mask = mass_patch(radius, spec.malignant, lrng)
             amp = lrng.uniform(0.20, 0.27) if spec.malignant else lrng.uniform(0.14, 0.19)

@@ -188,10 +188,10 @@ def _uid(seed: int, *key: object) -> str:
 def _groups(n_women: int, rng: np.random.Generator) -> dict[tuple[str, str], list[int]]:
     """Women (indices) per (abnormality type, split): types ~55/45, split by woman ~70/30 within each type."""
     order = rng.permutation(n_women)
-    n_mass = min(n_women - 1, max(1, int(round(n_women * 0.55))))
+    n_mass = min(n_women - 1, max(1, round(n_women * 0.55)))
     out: dict[tuple[str, str], list[int]] = {}
     for kind, members in (("mass", order[:n_mass]), ("calc", order[n_mass:])):
-        n_test = max(1, int(round(len(members) * 0.3))) if len(members) > 1 else 0
+        n_test = max(1, round(len(members) * 0.3)) if len(members) > 1 else 0
         out[kind, "train"] = sorted(members[n_test:].tolist())
         out[kind, "test"] = sorted(members[:n_test].tolist())
     cross = out["mass", "train"][0]
@@ -225,7 +225,7 @@ def plan_cohort(n_women: int, size: str, seed: int) -> tuple[list[_Image], str]:
             breasts += [(w, s) for s in sides]
         malignant = np.zeros(len(breasts), bool)
         malignant[rng.permutation(len(breasts))[: (len(breasts) + int(rng.integers(0, 2))) // 2]] = True
-        for (w, side), mal in zip(breasts, malignant):
+        for (w, side), mal in zip(breasts, malignant, strict=False):
             n_find = 2 if (not state["multi"] or rng.random() < 0.15) else 1
             findings = []
             for k in range(n_find):
@@ -427,7 +427,7 @@ def _roi_layouts(n: int, rng: np.random.Generator) -> list[str]:
     """How each finding's crop and mask are stored: each arrangement at least once when n >= 3."""
     choice = rng.choice(ROI_LAYOUTS, size=n, p=[0.6, 0.25, 0.15]).tolist()
     if n >= 3:
-        for i, kind in zip(rng.choice(n, size=3, replace=False), ROI_LAYOUTS):
+        for i, kind in zip(rng.choice(n, size=3, replace=False), ROI_LAYOUTS, strict=False):
             choice[i] = kind
     return choice
 
@@ -520,7 +520,7 @@ def _write_all(tmp: Path, images: list[_Image], cross: str, layout: str, size: s
         classic_full = Path(im.folder, study, series, "000000.dcm").as_posix()
         if i == truncate_at:
             truncated = full_rel
-        for f, mask in zip(im.findings, ph.lesion_masks):
+        for f, mask in zip(im.findings, ph.lesion_masks, strict=False):
             x0, y0, x1, y1 = _crop_box(mask)
             pad = max(4, (max(x1 - x0, y1 - y0) + 1) // 8)
             ya, yb = max(0, y0 - pad), min(mask.shape[0], y1 + pad + 1)

@@ -138,7 +138,7 @@ def build_manifest(
         keep[i] = False
     probes = parallel_map(_probe, list(df["image_path"].where(keep, "")), WORKERS, "images")
     sizes = {}
-    for i, (rows, cols, why) in zip(df.index, probes):
+    for i, (rows, cols, why) in zip(df.index, probes, strict=False):
         if keep[i] and why:
             problems.append((df.at[i, "image_path"], f"{why}; {row_id[i]} dropped"))
             keep[i] = False
@@ -147,7 +147,7 @@ def build_manifest(
     df["image_cols"] = [sizes[i][1] for i in df.index]
     for col in ("mask_path", "crop_path"):
         for i, (rows, cols, why) in zip(
-            df.index, parallel_map(_probe, list(df[col].where(keep, "")), WORKERS, col)
+            df.index, parallel_map(_probe, list(df[col].where(keep, "")), WORKERS, col), strict=False
         ):
             mismatch = col == "mask_path" and not why and rows and (rows, cols) != sizes[i]
             if why or mismatch:

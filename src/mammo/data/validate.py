@@ -129,10 +129,10 @@ def mask_size_mismatches(df: pd.DataFrame, data_dir: Path) -> list[str]:
     sizes = parallel_map(size, list(rows["mask_path"]), WORKERS, "mask headers")
     bad = [
         f"{p} ({s[0]}x{s[1]} vs {r}x{c})"
-        for p, s, r, c in zip(rows["mask_path"], sizes, rows["image_rows"], rows["image_cols"])
+        for p, s, r, c in zip(rows["mask_path"], sizes, rows["image_rows"], rows["image_cols"], strict=False)
         if s is not None and (str(s[0]), str(s[1])) != (str(r), str(c))
     ]
-    unreadable = [p for p, s in zip(rows["mask_path"], sizes) if s is None]
+    unreadable = [p for p, s in zip(rows["mask_path"], sizes, strict=False) if s is None]
     out = [f"{len(bad)} masks whose size differs from their image: {_names(bad[:5])}"] if bad else []
     out += [f"{len(unreadable)} masks unreadable: {_names(unreadable[:5])}"] if unreadable else []
     return out

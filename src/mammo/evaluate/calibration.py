@@ -1,4 +1,5 @@
 """Temperature scaling (Guo et al. 2017): one scalar T fitted on validation logits so probabilities mean what they say."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -22,8 +23,11 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     labels = np.asarray(labels, dtype=np.float64)
     if len(np.unique(labels)) < 2:
         return 1.0
-    res = minimize_scalar(lambda log_t: _nll(logits, labels, float(np.exp(log_t))),
-                          bounds=(np.log(MIN_TEMPERATURE), np.log(MAX_TEMPERATURE)), method="bounded")
+    res = minimize_scalar(
+        lambda log_t: _nll(logits, labels, float(np.exp(log_t))),
+        bounds=(np.log(MIN_TEMPERATURE), np.log(MAX_TEMPERATURE)),
+        method="bounded",
+    )
     return float(np.exp(res.x))
 
 

@@ -2,6 +2,7 @@
 
 Pure numpy/scikit-learn (no torch), so they can be tested on fixed numbers against scikit-learn.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -25,7 +26,7 @@ def _weighted_auc(labels: np.ndarray, scores: np.ndarray, weights: np.ndarray) -
     order = np.argsort(scores, kind="stable")
     s, y, w = scores[order], labels[order], weights[:, order]
     starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])  # first row of each distinct score level
-    pos = np.add.reduceat(w * y, starts, axis=1)            # B x levels: positive weight at each level
+    pos = np.add.reduceat(w * y, starts, axis=1)  # B x levels: positive weight at each level
     neg = np.add.reduceat(w * (1 - y), starts, axis=1)
     neg_below = np.cumsum(neg, axis=1) - neg
     n_pos, n_neg = pos.sum(axis=1), neg.sum(axis=1)
@@ -33,8 +34,14 @@ def _weighted_auc(labels: np.ndarray, scores: np.ndarray, weights: np.ndarray) -
         return (pos * (neg_below + 0.5 * neg)).sum(axis=1) / (n_pos * n_neg)
 
 
-def auc_with_ci(labels: np.ndarray, scores: np.ndarray, groups: np.ndarray | None = None, n_boot: int = 2000,
-                seed: int = 0, alpha: float = 0.05) -> tuple[float, float, float]:
+def auc_with_ci(
+    labels: np.ndarray,
+    scores: np.ndarray,
+    groups: np.ndarray | None = None,
+    n_boot: int = 2000,
+    seed: int = 0,
+    alpha: float = 0.05,
+) -> tuple[float, float, float]:
     """AUC and its (1 - alpha) percentile bootstrap interval, resampling whole groups (women), not rows.
 
     Each resample draws group ids with replacement and keeps all rows of each drawn group, so images of one
@@ -48,10 +55,14 @@ def auc_with_ci(labels: np.ndarray, scores: np.ndarray, groups: np.ndarray | Non
     point = auc(labels, scores)
     if np.isnan(point):
         return point, float("nan"), float("nan")
-    group_codes = np.arange(len(labels)) if groups is None else np.unique(np.asarray(groups), return_inverse=True)[1]
+    group_codes = (
+        np.arange(len(labels)) if groups is None else np.unique(np.asarray(groups), return_inverse=True)[1]
+    )
     n_groups = int(group_codes.max()) + 1
     rng = np.random.default_rng(seed)
-    chunk = max(1, 2_000_000 // max(len(labels), n_groups))  # resamples per batch: bounded memory for big sets
+    chunk = max(
+        1, 2_000_000 // max(len(labels), n_groups)
+    )  # resamples per batch: bounded memory for big sets
     parts = []
     for start in range(0, n_boot, chunk):
         b = min(chunk, n_boot - start)
@@ -84,7 +95,10 @@ def binary_metrics(labels: np.ndarray, probs: np.ndarray, threshold: float) -> d
         "specificity": rate(tn, tn + fp),
         "ppv": rate(tp, tp + fp),
         "npv": rate(tn, tn + fn),
-        "tp": tp, "fp": fp, "tn": tn, "fn": fn,
+        "tp": tp,
+        "fp": fp,
+        "tn": tn,
+        "fn": fn,
     }
 
 
@@ -93,8 +107,9 @@ def brier(labels: np.ndarray, probs: np.ndarray) -> float:
     return float(brier_score_loss(np.asarray(labels), np.asarray(probs, dtype=np.float64)))
 
 
-def reliability_bins(labels: np.ndarray, probs: np.ndarray,
-                     n_bins: int = 10) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def reliability_bins(
+    labels: np.ndarray, probs: np.ndarray, n_bins: int = 10
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per equal-width probability bin: mean predicted probability, observed malignant fraction, row count."""
     labels = np.asarray(labels, dtype=np.float64)
     probs = np.asarray(probs, dtype=np.float64)

@@ -2,6 +2,7 @@
 
 Figures are built with matplotlib's object API (no pyplot state, Agg rendering), so nothing stays open.
 """
+
 from __future__ import annotations
 
 import os
@@ -29,8 +30,13 @@ def save_figure(fig: Figure, path: str | os.PathLike) -> None:
     fig.clear()
 
 
-def plot_roc(labels: np.ndarray, probs: np.ndarray, path: str | os.PathLike,
-             auc_ci: tuple[float, float, float] | None = None, title: str = "ROC") -> None:
+def plot_roc(
+    labels: np.ndarray,
+    probs: np.ndarray,
+    path: str | os.PathLike,
+    auc_ci: tuple[float, float, float] | None = None,
+    title: str = "ROC",
+) -> None:
     """ROC curve with the chance diagonal; the legend gives AUC and its interval when `auc_ci` is given."""
     fpr, tpr, _ = roc_curve(labels, probs)
     label = "model" if auc_ci is None else f"AUC {auc_ci[0]:.3f} (95% CI {auc_ci[1]:.3f}-{auc_ci[2]:.3f})"
@@ -38,13 +44,21 @@ def plot_roc(labels: np.ndarray, probs: np.ndarray, path: str | os.PathLike,
     ax = fig.add_subplot()
     ax.plot(fpr, tpr, lw=2, label=label)
     ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1, label="chance")
-    ax.set(xlabel="1 - specificity (false positive rate)", ylabel="sensitivity (true positive rate)",
-           xlim=(0, 1), ylim=(0, 1.01), title=title, aspect="equal")
+    ax.set(
+        xlabel="1 - specificity (false positive rate)",
+        ylabel="sensitivity (true positive rate)",
+        xlim=(0, 1),
+        ylim=(0, 1.01),
+        title=title,
+        aspect="equal",
+    )
     ax.legend(loc="lower right")
     save_figure(fig, path)
 
 
-def plot_pr(labels: np.ndarray, probs: np.ndarray, path: str | os.PathLike, title: str = "Precision-recall") -> None:
+def plot_pr(
+    labels: np.ndarray, probs: np.ndarray, path: str | os.PathLike, title: str = "Precision-recall"
+) -> None:
     """Precision-recall curve with average precision in the legend and prevalence as the chance line."""
     labels = np.asarray(labels)
     precision, recall, _ = precision_recall_curve(labels, probs)
@@ -58,8 +72,14 @@ def plot_pr(labels: np.ndarray, probs: np.ndarray, path: str | os.PathLike, titl
     save_figure(fig, path)
 
 
-def plot_calibration(labels: np.ndarray, probs_uncalibrated: np.ndarray, probs_calibrated: np.ndarray,
-                     path: str | os.PathLike, temperature: float | None = None, n_bins: int = 10) -> None:
+def plot_calibration(
+    labels: np.ndarray,
+    probs_uncalibrated: np.ndarray,
+    probs_calibrated: np.ndarray,
+    path: str | os.PathLike,
+    temperature: float | None = None,
+    n_bins: int = 10,
+) -> None:
     """Reliability diagram before and after temperature scaling, over a histogram of the calibrated probabilities."""
     fig = _figure(5.5, 7.0)
     top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
@@ -76,8 +96,13 @@ def plot_calibration(labels: np.ndarray, probs_uncalibrated: np.ndarray, probs_c
     save_figure(fig, path)
 
 
-def plot_confusion(labels: np.ndarray, probs: np.ndarray, threshold: float, path: str | os.PathLike,
-                   class_names: tuple[str, str] = ("benign", "malignant")) -> None:
+def plot_confusion(
+    labels: np.ndarray,
+    probs: np.ndarray,
+    threshold: float,
+    path: str | os.PathLike,
+    class_names: tuple[str, str] = ("benign", "malignant"),
+) -> None:
     """Confusion matrix counts (rows true, columns predicted) for `prob >= threshold` = malignant."""
     pred = (np.asarray(probs, dtype=float) >= threshold).astype(int)
     cm = confusion_matrix(np.asarray(labels, dtype=int), pred, labels=[0, 1])
@@ -85,8 +110,22 @@ def plot_confusion(labels: np.ndarray, probs: np.ndarray, threshold: float, path
     ax = fig.add_subplot()
     ax.imshow(cm, cmap="Blues")
     for (i, j), v in np.ndenumerate(cm):
-        ax.text(j, i, str(v), ha="center", va="center", fontsize=14,
-                color="white" if v > cm.max() / 2 else "black")
-    ax.set(xticks=[0, 1], yticks=[0, 1], xticklabels=class_names, yticklabels=class_names,
-           xlabel="predicted", ylabel="true", title=f"Confusion matrix (threshold {threshold:.3f})")
+        ax.text(
+            j,
+            i,
+            str(v),
+            ha="center",
+            va="center",
+            fontsize=14,
+            color="white" if v > cm.max() / 2 else "black",
+        )
+    ax.set(
+        xticks=[0, 1],
+        yticks=[0, 1],
+        xticklabels=class_names,
+        yticklabels=class_names,
+        xlabel="predicted",
+        ylabel="true",
+        title=f"Confusion matrix (threshold {threshold:.3f})",
+    )
     save_figure(fig, path)

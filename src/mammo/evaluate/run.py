@@ -4,6 +4,7 @@ Honest means: AUC with a 95% bootstrap interval over women, the threshold and te
 (read from the checkpoint, never refitted here), the majority-class accuracy and, for CBIS-DDSM, the radiologist's
 BI-RADS assessment as reference scores on the same rows. Outputs go to RUN/eval/<split>/, every file atomic.
 """
+
 from __future__ import annotations
 
 import json
@@ -36,8 +37,16 @@ from mammo.train.dataset import PrepDataset, read_dataset_csv
 
 N_BOOT = 2000
 NEAR_CONSTANT_STD = 0.01
-PREDICTION_COLUMNS = ["sample_id", "image_id", "patient_id", "label", "logit", "probability",
-                      "probability_uncalibrated", "prediction"]
+PREDICTION_COLUMNS = [
+    "sample_id",
+    "image_id",
+    "patient_id",
+    "label",
+    "logit",
+    "probability",
+    "probability_uncalibrated",
+    "prediction",
+]
 
 
 @dataclass
@@ -64,12 +73,16 @@ class EvalResult:
             f"ECE {f('ece')} (uncalibrated {f('ece_uncalibrated')})",
         ]
         if "birads_auc" in m:
-            lines.append(f"  BI-RADS assessment reference: AUC {f('birads_auc')} "
-                         f"[{f('birads_auc_ci_low')}-{f('birads_auc_ci_high')}]")
+            lines.append(
+                f"  BI-RADS assessment reference: AUC {f('birads_auc')} "
+                f"[{f('birads_auc_ci_low')}-{f('birads_auc_ci_high')}]"
+            )
         if "image_level" in m:
             il = m["image_level"]
-            lines.append(f"  image level (max over findings): AUC {f('auc', il)} [{f('auc_ci_low', il)}-"
-                         f"{f('auc_ci_high', il)}] on {il['n']} images")
+            lines.append(
+                f"  image level (max over findings): AUC {f('auc', il)} [{f('auc_ci_low', il)}-"
+                f"{f('auc_ci_high', il)}] on {il['n']} images"
+            )
         lines += [f"  warning: {w}" for w in self.warnings]
         lines.append(f"  -> {self.out_dir}")
         return "\n".join(lines)
@@ -104,7 +117,9 @@ def find_prep(run_dir: Path, data: str | os.PathLike | None, ckpt: dict[str, Any
     for c in candidates:
         if c and (Path(c) / "dataset.csv").is_file():
             return Path(c)
-    raise DataError(f"{run_dir}: the PREP folder this run was trained on was not found; pass it with --data PREP")
+    raise DataError(
+        f"{run_dir}: the PREP folder this run was trained on was not found; pass it with --data PREP"
+    )
 
 
 def read_split(prep: Path, split: str) -> pd.DataFrame:
@@ -113,8 +128,10 @@ def read_split(prep: Path, split: str) -> pd.DataFrame:
     rows = df[df["split"] == split].reset_index(drop=True)
     if rows.empty:
         have = ", ".join(sorted(set(df["split"].astype(str)))) or "none"
-        raise DataError(f"{prep / 'dataset.csv'}: split '{split}' has no rows (splits present: {have}); "
-                        "choose another --split")
+        raise DataError(
+            f"{prep / 'dataset.csv'}: split '{split}' has no rows (splits present: {have}); "
+            "choose another --split"
+        )
     if "image_id" not in rows.columns:
         rows["image_id"] = rows["sample_id"]
     rows["label"] = rows["label"].astype(int)
@@ -127,14 +144,31 @@ def _scalar(v: Any, default: float) -> float:
 
 
 @torch.no_grad()
-def predict_logits(model: torch.nn.Module, prep: Path, rows: pd.DataFrame, preprocessing: dict[str, Any],
-                   device: torch.device, batch_size: int = 32) -> np.ndarray:
+def predict_logits(
+    model: torch.nn.Module,
+    prep: Path,
+    rows: pd.DataFrame,
+    preprocessing: dict[str, Any],
+    device: torch.device,
+    batch_size: int = 32,
+) -> np.ndarray:
     """Logits (float64, one per row) of `model` on PREP images, read as training reads them (no augmentation)."""
-    dataset = PrepDataset(prep, rows, size=int(preprocessing["size"]), mean=_scalar(preprocessing.get("mean"), 0.0),
-                          std=_scalar(preprocessing.get("std"), 1.0), augment=None)
+    dataset = PrepDataset(
+        prep,
+        rows,
+        size=int(preprocessing["size"]),
+        mean=_scalar(preprocessing.get("mean"), 0.0),
+        std=_scalar(preprocessing.get("std"), 1.0),
+        augment=None,
+    )
     cuda = device.type == "cuda"
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, pin_memory=cuda,
-                        num_workers=min(8, os.cpu_count() or 1) if cuda else 0)
+    loader = DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=False,
+        pin_memory=cuda,
+        num_workers=min(8, os.cpu_count() or 1) if cuda else 0,
+    )
     model.eval()
     out = []
     for x, _, _ in tqdm(loader, desc="evaluate", unit="batch", leave=False):
@@ -148,25 +182,33 @@ def max_assessment(value: str) -> float:
     return max(numbers) if numbers else float("nan")
 
 
-def score_metrics(labels: np.ndarray, logits: np.ndarray, groups: np.ndarray, temperature: float,
-                  threshold: float) -> dict[str, Any]:
+def score_metrics(
+    labels: np.ndarray, logits: np.ndarray, groups: np.ndarray, temperature: float, threshold: float
+) -> dict[str, Any]:
     """Every number of metrics.json that depends only on labels, logits and women (pure numpy)."""
     probs_raw = apply_temperature(logits, 1.0)
     probs = apply_temperature(logits, temperature)
     a, lo, hi = auc_with_ci(labels, logits, groups, n_boot=N_BOOT)
     std, std_raw = float(np.std(probs)), float(np.std(probs_raw))
     return {
-        "auc": a, "auc_ci_low": lo, "auc_ci_high": hi,
+        "auc": a,
+        "auc_ci_low": lo,
+        "auc_ci_high": hi,
         **binary_metrics(labels, probs, threshold),
         "threshold": float(threshold),
-        "brier": brier(labels, probs), "ece": expected_calibration_error(labels, probs),
+        "brier": brier(labels, probs),
+        "ece": expected_calibration_error(labels, probs),
         "brier_uncalibrated": brier(labels, probs_raw),
         "ece_uncalibrated": expected_calibration_error(labels, probs_raw),
         "temperature": float(temperature),
-        "n": int(len(labels)), "n_pos": int(np.sum(labels)), "n_women": int(len(np.unique(groups))),
+        "n": len(labels),
+        "n_pos": int(np.sum(labels)),
+        "n_women": len(np.unique(groups)),
         "majority_accuracy": majority_accuracy(labels),
         "prediction_spread": {
-            "std": std, "min": float(np.min(probs)), "max": float(np.max(probs)),
+            "std": std,
+            "min": float(np.min(probs)),
+            "max": float(np.max(probs)),
             "std_uncalibrated": std_raw,
             "near_constant": bool(min(std, std_raw) < NEAR_CONSTANT_STD),
         },
@@ -215,26 +257,42 @@ def _load_run(run_dir: Path, device: torch.device) -> tuple[torch.nn.Module, dic
     return load_run(run_dir, which="best", device=device)
 
 
-def _write_plots(out: Path, pred: pd.DataFrame, metrics: dict[str, Any], temperature: float,
-                 threshold: float) -> list[str]:
+def _write_plots(
+    out: Path, pred: pd.DataFrame, metrics: dict[str, Any], temperature: float, threshold: float
+) -> list[str]:
     """ROC, PR, calibration and confusion PNGs; ROC and PR need both classes and are skipped otherwise."""
     labels = pred["label"].to_numpy(int)
     probs = pred["probability"].to_numpy(float)
     skipped = []
     if len(np.unique(labels)) == 2:
-        plots.plot_roc(labels, probs, out / "roc.png", (metrics["auc"], metrics["auc_ci_low"], metrics["auc_ci_high"]),
-                       title=f"ROC ({metrics['split']}, {metrics['model']})")
+        plots.plot_roc(
+            labels,
+            probs,
+            out / "roc.png",
+            (metrics["auc"], metrics["auc_ci_low"], metrics["auc_ci_high"]),
+            title=f"ROC ({metrics['split']}, {metrics['model']})",
+        )
         plots.plot_pr(labels, probs, out / "pr.png", title=f"Precision-recall ({metrics['split']})")
     else:
         skipped.append("roc.png and pr.png: the split has one class only")
-    plots.plot_calibration(labels, pred["probability_uncalibrated"].to_numpy(float), probs, out / "calibration.png",
-                           temperature=temperature)
+    plots.plot_calibration(
+        labels,
+        pred["probability_uncalibrated"].to_numpy(float),
+        probs,
+        out / "calibration.png",
+        temperature=temperature,
+    )
     plots.plot_confusion(labels, probs, threshold, out / "confusion.png")
     return skipped
 
 
-def evaluate(run_dir: str | os.PathLike, data: str | os.PathLike | None = None, split: str = "test",
-             device: str = "auto", batch_size: int = 32) -> EvalResult:
+def evaluate(
+    run_dir: str | os.PathLike,
+    data: str | os.PathLike | None = None,
+    split: str = "test",
+    device: str = "auto",
+    batch_size: int = 32,
+) -> EvalResult:
     """Evaluate RUN's best checkpoint on one split of PREP; write RUN/eval/<split>/ (metrics, predictions, plots)."""
     run_dir = Path(run_dir)
     dev = resolve_device(device)
@@ -251,19 +309,33 @@ def evaluate(run_dir: str | os.PathLike, data: str | os.PathLike | None = None, 
     if prep_json.is_file():
         prep_task = json.loads(prep_json.read_text()).get("task")
         if prep_task and prep_task != task:
-            warnings.append(f"the model was trained for task '{task}' but {prep} was prepared for '{prep_task}'")
+            warnings.append(
+                f"the model was trained for task '{task}' but {prep} was prepared for '{prep_task}'"
+            )
 
     logits = predict_logits(model, prep, rows, preprocessing, dev, batch_size)
     probs = apply_temperature(logits, temperature)
-    pred = pd.DataFrame({
-        "sample_id": rows["sample_id"], "image_id": rows["image_id"], "patient_id": rows["patient_id"],
-        "label": rows["label"], "logit": logits, "probability": probs,
-        "probability_uncalibrated": apply_temperature(logits, 1.0), "prediction": (probs >= threshold).astype(int),
-    })
+    pred = pd.DataFrame(
+        {
+            "sample_id": rows["sample_id"],
+            "image_id": rows["image_id"],
+            "patient_id": rows["patient_id"],
+            "label": rows["label"],
+            "logit": logits,
+            "probability": probs,
+            "probability_uncalibrated": apply_temperature(logits, 1.0),
+            "prediction": (probs >= threshold).astype(int),
+        }
+    )
     labels, groups = rows["label"].to_numpy(int), rows["patient_id"].to_numpy()
     model_name = (ckpt.get("model") or {}).get("name", "unknown")
-    metrics: dict[str, Any] = {"model": model_name, "split": split, "task": task, "data": str(prep.resolve()),
-                               "run": str(run_dir.resolve())}
+    metrics: dict[str, Any] = {
+        "model": model_name,
+        "split": split,
+        "task": task,
+        "data": str(prep.resolve()),
+        "run": str(run_dir.resolve()),
+    }
     metrics.update(score_metrics(labels, logits, groups, temperature, threshold))
     metrics["threshold_applies_to"] = "calibrated probability"
     if "assessment" in rows.columns:
@@ -275,8 +347,10 @@ def evaluate(run_dir: str | os.PathLike, data: str | os.PathLike | None = None, 
     if task == "roi":
         metrics["image_level"] = image_level(pred, temperature, threshold)
     if metrics["prediction_spread"]["near_constant"]:
-        warnings.append(f"near-constant predictions (probability std {metrics['prediction_spread']['std']:.4f}): "
-                        "the model has not learned to separate the classes")
+        warnings.append(
+            f"near-constant predictions (probability std {metrics['prediction_spread']['std']:.4f}): "
+            "the model has not learned to separate the classes"
+        )
     if metrics["accuracy"] <= metrics["majority_accuracy"]:
         warnings.append("accuracy does not beat always predicting the majority class")
 
@@ -284,7 +358,9 @@ def evaluate(run_dir: str | os.PathLike, data: str | os.PathLike | None = None, 
     out.mkdir(parents=True, exist_ok=True)
     warnings += _write_plots(out, pred, metrics, temperature, threshold)
     metrics["warnings"] = warnings
-    write_csv(pred[PREDICTION_COLUMNS + (["assessment_score"] if "assessment_score" in pred.columns else [])],
-              out / "predictions.csv")
+    write_csv(
+        pred[PREDICTION_COLUMNS + (["assessment_score"] if "assessment_score" in pred.columns else [])],
+        out / "predictions.csv",
+    )
     write_json(_json_safe(metrics), out / "metrics.json")
     return EvalResult(out_dir=out, metrics=_json_safe(metrics), warnings=warnings)

@@ -1,4 +1,5 @@
 """Decision threshold chosen on validation (Youden's J on the ROC curve), never on test."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,12 +1,13 @@
 """Atomic writes: write to a temporary file beside the target, then rename, so no half-written file is left."""
+
 from __future__ import annotations
 
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import pandas as pd
 

@@ -2,6 +2,7 @@
 
 Compressed transfer syntaxes are decoded by the pylibjpeg / pyjpegls plugins that pydicom picks by itself.
 """
+
 from __future__ import annotations
 
 import os
@@ -102,13 +103,16 @@ def _view(ds) -> str:
 def _pixel_array(ds, path) -> np.ndarray:
     """Decode the first frame of a grayscale image; colour and palette images are refused before decoding."""
     if not any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
-        raise DataError(f"{path}: no pixel data (not an image, or the file is cut before its pixels); "
-                        "download it again")
+        raise DataError(
+            f"{path}: no pixel data (not an image, or the file is cut before its pixels); download it again"
+        )
     spp = int(ds.get("SamplesPerPixel", 1) or 1)
     photometric = str(ds.get("PhotometricInterpretation", ""))
     if spp != 1 or photometric not in ("MONOCHROME1", "MONOCHROME2", ""):
-        raise DataError(f"{path}: colour DICOM ({photometric or f'{spp} samples per pixel'}); "
-                        "mammograms are grayscale (MONOCHROME1/2): convert it to grayscale first")
+        raise DataError(
+            f"{path}: colour DICOM ({photometric or f'{spp} samples per pixel'}); "
+            "mammograms are grayscale (MONOCHROME1/2): convert it to grayscale first"
+        )
     try:
         if int(ds.get("NumberOfFrames", 1) or 1) > 1:
             ds.pixel_array_options(index=0)  # multi-frame: decode the first frame only

@@ -1,4 +1,5 @@
 """Ordinary image files: read PNG/JPEG/PGM/TIFF (8 or 16 bit) as grayscale, write 16-bit PNG atomically."""
+
 from __future__ import annotations
 
 import os

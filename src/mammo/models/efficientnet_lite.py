@@ -60,12 +60,20 @@ def _feature_layers(depth: float) -> tuple[str, ...]:
     return ("_conv_stem", *(f"_blocks.{e}" for e in ends), "_conv_head")
 
 
-def build_lite(variant: int, pretrained: bool, bn_momentum: float = 0.1, dropout_rate: float | None = None,
-               drop_connect_rate: float = 0.2) -> EfficientNet:
+def build_lite(
+    variant: int,
+    pretrained: bool,
+    bn_momentum: float = 0.1,
+    dropout_rate: float | None = None,
+    drop_connect_rate: float = 0.2,
+) -> EfficientNet:
     """EfficientNet-Lite`variant` with a summed one-channel stem and a one-logit head."""
     arch = f"efficientnet-lite{variant}"
-    overrides = {"image_size": None, "batch_norm_momentum": 1.0 - bn_momentum,
-                 "drop_connect_rate": drop_connect_rate}
+    overrides = {
+        "image_size": None,
+        "batch_norm_momentum": 1.0 - bn_momentum,
+        "drop_connect_rate": drop_connect_rate,
+    }
     if dropout_rate is not None:
         overrides["dropout_rate"] = dropout_rate
     net = EfficientNet.from_name(arch, num_classes=1, **overrides)
@@ -87,14 +95,24 @@ def _register(variant: int) -> None:
     @register_model(
         f"efficientnet-lite{variant}",
         description=f"EfficientNet-Lite{variant}, ImageNet weights, RGB stem summed to one channel"
-                    + (" (default)" if variant == 0 else ""),
-        input_size=size, mean=LITE_MEAN, std=LITE_STD, pretrained=True,
-        gradcam_layer="_conv_head", feature_layers=layers,
+        + (" (default)" if variant == 0 else ""),
+        input_size=size,
+        mean=LITE_MEAN,
+        std=LITE_STD,
+        pretrained=True,
+        gradcam_layer="_conv_head",
+        feature_layers=layers,
         # Fine-tuning: AdamW at 3e-4 (about a tenth of a from-scratch rate, so the ImageNet features are
         # adapted, not overwritten), warm-up + cosine; decoupled decay 1e-2 shrinks weights by lr*wd = 3e-6
         # per step, under 1 % over 2000 steps: a mild regulariser that keeps the pretrained filters.
-        train_defaults={"optimizer": "adamw", "lr": 3e-4, "weight_decay": 1e-2, "size": size,
-                        "scheduler": "cosine", "augment": "mammo"},
+        train_defaults={
+            "optimizer": "adamw",
+            "lr": 3e-4,
+            "weight_decay": 1e-2,
+            "size": size,
+            "scheduler": "cosine",
+            "augment": "mammo",
+        },
     )
     def builder(pretrained: bool = True, input_size: int | None = None, **kwargs: float) -> EfficientNet:
         """EfficientNet-Lite with packaged ImageNet weights; fully convolutional, so input_size is unused."""

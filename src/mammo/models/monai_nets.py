@@ -12,17 +12,30 @@ from torch import nn
 
 from mammo.models.registry import register_model
 
-_FROM_SCRATCH = {"optimizer": "adamw", "lr": 1e-3, "weight_decay": 1e-2, "scheduler": "cosine",
-                 "augment": "mammo"}
+_FROM_SCRATCH = {
+    "optimizer": "adamw",
+    "lr": 1e-3,
+    "weight_decay": 1e-2,
+    "scheduler": "cosine",
+    "augment": "mammo",
+}
 
 
 @register_model(
     "densenet121",
     description="MONAI DenseNet121, 2-D, from scratch (no pretraining); comparison",
-    input_size=224, mean=0.5, std=0.5, pretrained=False,
+    input_size=224,
+    mean=0.5,
+    std=0.5,
+    pretrained=False,
     gradcam_layer="class_layers.relu",
-    feature_layers=("features.conv0", "features.denseblock1", "features.denseblock2", "features.denseblock3",
-                    "features.denseblock4"),
+    feature_layers=(
+        "features.conv0",
+        "features.denseblock1",
+        "features.denseblock2",
+        "features.denseblock3",
+        "features.denseblock4",
+    ),
     train_defaults={**_FROM_SCRATCH, "size": 224},
 )
 def densenet121(pretrained: bool = False, input_size: int | None = None) -> nn.Module:
@@ -35,7 +48,10 @@ def densenet121(pretrained: bool = False, input_size: int | None = None) -> nn.M
 @register_model(
     "resnet18",
     description="MONAI ResNet18, 2-D, from scratch (no pretraining); comparison",
-    input_size=224, mean=0.5, std=0.5, pretrained=False,
+    input_size=224,
+    mean=0.5,
+    std=0.5,
+    pretrained=False,
     gradcam_layer="layer4",
     feature_layers=("conv1", "layer1", "layer2", "layer3", "layer4"),
     train_defaults={**_FROM_SCRATCH, "size": 224},

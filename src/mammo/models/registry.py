@@ -77,8 +77,17 @@ def register_model(
     train_defaults: dict[str, Any] | None = None,
 ) -> Callable[[Builder], Builder]:
     """Decorator adding `builder(pretrained: bool, **kwargs) -> nn.Module` to the registry under `name`."""
-    info = ModelInfo(name, description, input_size, float(mean), float(std), pretrained, gradcam_layer,
-                     tuple(feature_layers), dict(train_defaults or {}))
+    info = ModelInfo(
+        name,
+        description,
+        input_size,
+        float(mean),
+        float(std),
+        pretrained,
+        gradcam_layer,
+        tuple(feature_layers),
+        dict(train_defaults or {}),
+    )
 
     def decorate(builder: Builder) -> Builder:
         if name in _MODELS:
@@ -120,8 +129,9 @@ def get_model_info(name: str) -> ModelInfo:
     return dataclasses.replace(info, train_defaults=copy.deepcopy(info.train_defaults))
 
 
-def create_model(name: str, pretrained: bool = True, weights: str | Path | None = None,
-                 **kwargs: Any) -> nn.Module:
+def create_model(
+    name: str, pretrained: bool = True, weights: str | Path | None = None, **kwargs: Any
+) -> nn.Module:
     """Build model `name`: packaged weights when `pretrained` and available, or a local state dict `weights`.
 
     `weights` may be a plain state dict or a mammo checkpoint (its ``state_dict`` is used); when it is
@@ -144,8 +154,10 @@ def load_weights(model: nn.Module, path: str | Path, name: str) -> None:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise UserError(f"cannot read weights {path}: {str(exc).splitlines()[0]} "
-                        "(expected a state dict saved with torch.save)") from exc
+        raise UserError(
+            f"cannot read weights {path}: {str(exc).splitlines()[0]} "
+            "(expected a state dict saved with torch.save)"
+        ) from exc
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict):
@@ -153,14 +165,20 @@ def load_weights(model: nn.Module, path: str | Path, name: str) -> None:
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
-    wrong_shape = sorted(k for k in set(expected) & set(state)
-                         if getattr(state[k], "shape", None) != expected[k].shape)
+    wrong_shape = sorted(
+        k for k in set(expected) & set(state) if getattr(state[k], "shape", None) != expected[k].shape
+    )
     if missing or unexpected or wrong_shape:
         problems = (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong_shape))
-        parts = [f"{label} {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''} ({len(keys)})"
-                 for label, keys in problems if keys]
-        raise UserError(f"weights {path} do not fit model {name!r}: {'; '.join(parts)}; "
-                        "were they saved from this model with the same arguments?")
+        parts = [
+            f"{label} {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''} ({len(keys)})"
+            for label, keys in problems
+            if keys
+        ]
+        raise UserError(
+            f"weights {path} do not fit model {name!r}: {'; '.join(parts)}; "
+            "were they saved from this model with the same arguments?"
+        )
     model.load_state_dict(state)
 
 
@@ -180,8 +198,15 @@ def models_table() -> str:
     rows = [header]
     for name in list_models():
         info = _entry(name)[1]
-        rows.append((name, f"{count_parameters(name) / 1e6:.1f}", f"{info.input_size}x{info.input_size}",
-                     "yes" if info.pretrained else "no", info.description))
+        rows.append(
+            (
+                name,
+                f"{count_parameters(name) / 1e6:.1f}",
+                f"{info.input_size}x{info.input_size}",
+                "yes" if info.pretrained else "no",
+                info.description,
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(header) - 1)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r[:-1], widths)) + "  " + r[-1] for r in rows]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r[:-1], widths, strict=False)) + "  " + r[-1] for r in rows]
     return "\n".join(lines)

@@ -89,11 +89,17 @@ class SeedCNN(nn.Module):
 @register_model(
     "seed-basic",
     description="starting point's Keras CNN (stride-1 pools, Dense 128), scaling fixed; baseline",
-    input_size=SEED_SIZE, mean=0.0, std=1.0, pretrained=False,
-    gradcam_layer="features.block3", feature_layers=_FEATURE_LAYERS, train_defaults=_SEED_DEFAULTS,
+    input_size=SEED_SIZE,
+    mean=0.0,
+    std=1.0,
+    pretrained=False,
+    gradcam_layer="features.block3",
+    feature_layers=_FEATURE_LAYERS,
+    train_defaults=_SEED_DEFAULTS,
 )
-def seed_basic(pretrained: bool = False, input_size: int = SEED_SIZE,
-               keras_scaling_bug: bool = False) -> SeedCNN:
+def seed_basic(
+    pretrained: bool = False, input_size: int = SEED_SIZE, keras_scaling_bug: bool = False
+) -> SeedCNN:
     """`seed-basic`: Dense 128 then the logit; `input_size` sets the flatten width (150 as in the study)."""
     return SeedCNN((128,), input_size=input_size, keras_scaling_bug=keras_scaling_bug)
 
@@ -101,10 +107,16 @@ def seed_basic(pretrained: bool = False, input_size: int = SEED_SIZE,
 @register_model(
     "seed-final",
     description="starting point's final Keras CNN (+ Dense 64), scaling fixed; baseline",
-    input_size=SEED_SIZE, mean=0.0, std=1.0, pretrained=False,
-    gradcam_layer="features.block3", feature_layers=_FEATURE_LAYERS, train_defaults=_SEED_DEFAULTS,
+    input_size=SEED_SIZE,
+    mean=0.0,
+    std=1.0,
+    pretrained=False,
+    gradcam_layer="features.block3",
+    feature_layers=_FEATURE_LAYERS,
+    train_defaults=_SEED_DEFAULTS,
 )
-def seed_final(pretrained: bool = False, input_size: int = SEED_SIZE,
-               keras_scaling_bug: bool = False) -> SeedCNN:
+def seed_final(
+    pretrained: bool = False, input_size: int = SEED_SIZE, keras_scaling_bug: bool = False
+) -> SeedCNN:
     """`seed-final`: Dense 128 - Dense 64 then the logit; `input_size` sets the flatten width."""
     return SeedCNN((128, 64), input_size=input_size, keras_scaling_bug=keras_scaling_bug)

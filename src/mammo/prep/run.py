@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator
-import multiprocessing
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
@@ -44,9 +44,16 @@ TASKS = ("whole", "roi")
 # Subgroup fields of screening tables (e.g. RSNA's site, machine, age): carried for reports, never model inputs.
 SUBGROUP_META = ["age", "site_id", "machine_id", "density"]
 WHOLE_META = [
-    "side", "view", "abnormality_type", "pathology", "assessment", "breast_density", "subtlety", *SUBGROUP_META
+    "side",
+    "view",
+    "abnormality_type",
+    "pathology",
+    "assessment",
+    "breast_density",
+    "subtlety",
+    *SUBGROUP_META,
 ]
-ROI_META = WHOLE_META + ["abnormality_id", "mass_shape", "mass_margins", "calc_type", "calc_distribution"]
+ROI_META = [*WHOLE_META, "abnormality_id", "mass_shape", "mass_margins", "calc_type", "calc_distribution"]
 LEAD_COLUMNS = ["sample_id", "image", "label", "patient_id", "split", "image_id"]
 PROCESS_COLUMNS = ["source_rows", "source_cols", "crop_x0", "crop_y0", "crop_x1", "crop_y1", "flipped"]
 

@@ -58,7 +58,7 @@ def random_splits(women: pd.Series, val_fraction: float, seed: int) -> dict[str,
     rest_women = women.loc[rest]
     val_share = val_fraction / (1 - RANDOM_TEST_FRACTION)
     train, val = carve(rest_women, val_share, seed)
-    return {**{w: "train" for w in train}, **{w: "val" for w in val}, **{w: "test" for w in test}}
+    return {**dict.fromkeys(train, "train"), **dict.fromkeys(val, "val"), **dict.fromkeys(test, "test")}
 
 
 def official_splits(df: pd.DataFrame, val_fraction: float, seed: int) -> SplitPlan:
@@ -84,7 +84,7 @@ def official_splits(df: pd.DataFrame, val_fraction: float, seed: int) -> SplitPl
     if val_source == "carved":
         train_women = women.loc[[w for w, s in by_woman.items() if s == "train"]].sort_index()
         _, val = carve(train_women, val_fraction, seed)
-        by_woman.update({w: "val" for w in val})
+        by_woman.update(dict.fromkeys(val, "val"))
     unsplit = women.loc[~women.index.isin(list(by_woman))]
     by_woman.update(random_splits(unsplit, val_fraction, seed))
     return SplitPlan(

@@ -11,9 +11,10 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -277,7 +278,7 @@ class _Run:
         self._build_data(train_rows, val_rows)
         self.optimizer = make_optimizer(model, cfg)
         total = cfg.epochs * self.steps_per_epoch
-        warmup = int(round(cfg.warmup_epochs * self.steps_per_epoch))
+        warmup = round(cfg.warmup_epochs * self.steps_per_epoch)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda step: lr_factor(step, warmup, total, cfg.scheduler)
         )
@@ -460,7 +461,9 @@ class _Run:
                     f"{history[-1]['val_loss']:.4f}, val AUC {val_auc:.4f}, {history[-1]['seconds']:.0f} s"
                 )
             stopped_early = cfg.patience is not None and state.bad_epochs >= cfg.patience
-        stopped_early = stopped_early and state.epoch < cfg.epochs  # ending on the last epoch is no early stop
+        stopped_early = (
+            stopped_early and state.epoch < cfg.epochs
+        )  # ending on the last epoch is no early stop
         result = None
         if env.is_main:
             threshold, temperature = self._calibrate()
