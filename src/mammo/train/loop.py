@@ -461,9 +461,8 @@ class _Run:
                     f"{history[-1]['val_loss']:.4f}, val AUC {val_auc:.4f}, {history[-1]['seconds']:.0f} s"
                 )
             stopped_early = cfg.patience is not None and state.bad_epochs >= cfg.patience
-        stopped_early = (
-            stopped_early and state.epoch < cfg.epochs
-        )  # ending on the last epoch is no early stop
+        # ending on the last epoch is no early stop
+        stopped_early = stopped_early and state.epoch < cfg.epochs
         result = None
         if env.is_main:
             threshold, temperature = self._calibrate()
