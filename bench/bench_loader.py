@@ -51,8 +51,8 @@ def loader_rate(prep: Path, size: int, workers: int, passes: int = 2) -> float:
     import torch
     from torch.utils.data import DataLoader
 
+    from mammo.datasets import PrepDataset
     from mammo.train.augment import Augmenter
-    from mammo.train.dataset import PrepDataset
 
     rows = pd.read_csv(prep / "dataset.csv", dtype={"patient_id": str})
     ds = PrepDataset(prep, rows, size=size, mean=0.5, std=0.5, augment=Augmenter("mammo", size), seed=0)

@@ -70,7 +70,7 @@ def make_run(
     }
     fake = model or BrightnessModel()
     monkeypatch.setattr(
-        "mammo.train.checkpoint.load_run", lambda run_dir, which="best", device="cpu": (fake, ckpt)
+        "mammo.models.checkpoint.load_run", lambda run_dir, which="best", device="cpu": (fake, ckpt)
     )
     return run
 
@@ -220,8 +220,8 @@ def test_max_assessment_parses_cells():
 
 def test_real_checkpoint_round_trip(tmp_path):
     """A real best.pt (seed-basic at 16 px, random weights) read by load_run: logits match the model's own forward."""
+    from mammo.models.checkpoint import make_checkpoint, save_checkpoint
     from mammo.models.registry import create_model
-    from mammo.train.checkpoint import make_checkpoint, save_checkpoint
 
     prep = make_prep(tmp_path, whole_rows())
     torch.manual_seed(0)
@@ -264,7 +264,7 @@ def test_real_checkpoint_round_trip(tmp_path):
 
 def test_train_then_evaluate_end_to_end(tmp_path):
     """`mammo train` (seed-basic at 16 px, one epoch) then evaluate with no --data: PREP found through the RUN."""
-    from mammo.train.checkpoint import load_checkpoint
+    from mammo.models.checkpoint import load_checkpoint
     from mammo.train.loop import train
 
     rng = np.random.default_rng(0)

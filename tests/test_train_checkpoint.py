@@ -7,11 +7,12 @@ import pytest
 import torch
 from test_train_dataset import make_prep, tiny_registry  # noqa: F401  (fixture)
 
+from mammo.datasets import PrepDataset
 from mammo.errors import DataError
-from mammo.evaluate.calibration import apply_temperature, fit_temperature
-from mammo.evaluate.threshold import choose_threshold
-from mammo.train.checkpoint import FORMAT, load_checkpoint, load_run
-from mammo.train.dataset import PrepDataset, read_dataset_csv, split_rows
+from mammo.models.checkpoint import FORMAT, load_checkpoint, load_run
+from mammo.prep.dataset import read_dataset_csv, split_rows
+from mammo.stats.calibration import apply_temperature, fit_temperature
+from mammo.stats.threshold import choose_threshold
 from mammo.train.loop import predict_loader, train
 
 

@@ -14,10 +14,12 @@ import pytest
 import torch
 from torch import nn
 
+from mammo.datasets import PrepDataset
 from mammo.errors import DataError
 from mammo.io.images import write_png16
+from mammo.prep.dataset import read_dataset_csv, split_rows
 from mammo.train.augment import Augmenter
-from mammo.train.dataset import EpochTagged, PrepDataset, class_weights, read_dataset_csv, split_rows
+from mammo.train.sampling import EpochTagged, class_weights
 
 TINY_INFO = types.SimpleNamespace(
     input_size=32,

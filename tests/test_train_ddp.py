@@ -14,8 +14,9 @@ import yaml
 from sklearn.metrics import roc_auc_score
 from test_train_dataset import make_prep
 
-from mammo.train.checkpoint import load_run
-from mammo.train.dataset import PrepDataset, read_dataset_csv, split_rows
+from mammo.datasets import PrepDataset
+from mammo.models.checkpoint import load_run
+from mammo.prep.dataset import read_dataset_csv, split_rows
 from mammo.train.loop import predict_loader
 
 

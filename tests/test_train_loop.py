@@ -93,7 +93,7 @@ def test_resume_equals_uninterrupted(tmp_path, tiny_registry, monkeypatch, balan
 def test_early_stopping_on_val_auc(tmp_path, tiny_registry, monkeypatch):  # noqa: F811
     prep = make_prep(tmp_path / "prep")
     aucs = iter([0.6, 0.8, 0.7, 0.75, 0.9])
-    monkeypatch.setattr(loop, "_auc", lambda logits, labels: next(aucs))
+    monkeypatch.setattr(loop, "auc", lambda labels, scores: next(aucs))
     result = loop.train(prep, tmp_path / "run", overrides={**FLAGS, "epochs": 5, "patience": 2})
     assert result.stopped_early and result.epochs_run == 4 and result.best_epoch == 2
     assert list(pd.read_csv(tmp_path / "run" / "metrics.csv")["val_auc"]) == [0.6, 0.8, 0.7, 0.75]

@@ -1,1 +1,1 @@
-"""Evaluation: metrics with bootstrap intervals by woman, temperature scaling, plots."""
+"""Evaluation: a RUN scored on one PREP split (metrics.json, predictions.csv) and its plots."""

@@ -12,8 +12,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from sklearn.metrics import average_precision_score, confusion_matrix, precision_recall_curve, roc_curve
 
-from mammo.evaluate.metrics import reliability_bins
 from mammo.io.atomic import atomic_path
+from mammo.stats.metrics import reliability_bins
 
 
 def _figure(width: float = 5.0, height: float = 5.0) -> Figure:

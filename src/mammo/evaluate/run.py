@@ -22,18 +22,19 @@ import yaml
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from mammo.datasets import PrepDataset
 from mammo.errors import DataError, UserError
 from mammo.evaluate import plots
-from mammo.evaluate.calibration import apply_temperature
-from mammo.evaluate.metrics import (
+from mammo.io.atomic import write_csv, write_json
+from mammo.prep.dataset import read_dataset_csv
+from mammo.stats.calibration import apply_temperature
+from mammo.stats.metrics import (
     auc_with_ci,
     binary_metrics,
     brier,
     expected_calibration_error,
     majority_accuracy,
 )
-from mammo.io.atomic import write_csv, write_json
-from mammo.train.dataset import PrepDataset, read_dataset_csv
 
 N_BOOT = 2000
 NEAR_CONSTANT_STD = 0.01
@@ -249,10 +250,10 @@ def _json_safe(obj: Any) -> Any:
 
 
 def _load_run(run_dir: Path, device: torch.device) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """The best checkpoint of RUN, rebuilt by mammo.train.checkpoint; DataError when there is none."""
+    """The best checkpoint of RUN, rebuilt by mammo.models.checkpoint; DataError when there is none."""
     if not (run_dir / "best.pt").is_file():
         raise DataError(f"{run_dir}: no best.pt here; pass a RUN folder written by `mammo train`")
-    from mammo.train.checkpoint import load_run
+    from mammo.models.checkpoint import load_run
 
     return load_run(run_dir, which="best", device=device)
 

@@ -1,1 +1,1 @@
-"""Training: dataset, augmentation, loop (single process or DDP under torchrun), checkpoints."""
+"""Training: augmentation, samplers, config, the loop (single process or DDP under torchrun)."""

@@ -29,23 +29,19 @@ from torch.utils.data import (
 )
 from tqdm import tqdm
 
+from mammo.datasets import PrepDataset
 from mammo.errors import UserError
-from mammo.evaluate.calibration import apply_temperature, fit_temperature
-from mammo.evaluate.threshold import choose_threshold
 from mammo.io.atomic import atomic_path, write_csv
+from mammo.models.checkpoint import load_checkpoint, make_checkpoint, save_checkpoint
+from mammo.prep.dataset import read_dataset_csv, read_prepare_json, split_rows
+from mammo.seeding import reseed_generator, seed_everything, worker_init_fn
+from mammo.stats.calibration import apply_temperature, fit_temperature
+from mammo.stats.metrics import auc, binary_cross_entropy
+from mammo.stats.threshold import choose_threshold
 from mammo.train import ddp
 from mammo.train.augment import Augmenter
-from mammo.train.checkpoint import load_checkpoint, make_checkpoint, save_checkpoint
 from mammo.train.config import TrainConfig, read_yaml, resolve_config, save_config
-from mammo.train.dataset import (
-    EpochTagged,
-    PrepDataset,
-    class_weights,
-    read_dataset_csv,
-    read_prepare_json,
-    split_rows,
-)
-from mammo.train.seeding import reseed_generator, seed_everything, worker_init_fn
+from mammo.train.sampling import EpochTagged, class_weights
 
 METRIC_COLUMNS = ["epoch", "train_loss", "val_loss", "val_auc", "lr", "seconds"]
 
@@ -121,19 +117,6 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     if cfg.optimizer == "adadelta":
         return torch.optim.Adadelta(groups, lr=cfg.lr, **{"rho": 0.95, "eps": 1e-7, **cfg.optimizer_args})
     return torch.optim.SGD(groups, lr=cfg.lr, **{"momentum": 0.9, "nesterov": True, **cfg.optimizer_args})
-
-
-def _bce(logits: np.ndarray, labels: np.ndarray) -> float:
-    """Mean binary cross-entropy of logits (stable form)."""
-    z = logits.astype(np.float64)
-    return float(np.mean(np.logaddexp(0.0, z) - labels * z))
-
-
-def _auc(logits: np.ndarray, labels: np.ndarray) -> float:
-    """ROC AUC of logits against labels."""
-    from sklearn.metrics import roc_auc_score
-
-    return float(roc_auc_score(labels, logits))
 
 
 @torch.no_grad()
@@ -426,12 +409,12 @@ class _Run:
             self.train_sampler.set_epoch(epoch)
             train_loss, lr = self._train_epoch(epoch)
             logits, labels = self._validate()
-            val_auc = _auc(logits, labels)
+            val_auc = auc(labels, logits)
             history.append(
                 {
                     "epoch": epoch + 1,
                     "train_loss": train_loss,
-                    "val_loss": _bce(logits, labels),
+                    "val_loss": binary_cross_entropy(logits, labels),
                     "val_auc": val_auc,
                     "lr": lr,
                     "seconds": round(time.time() - t0, 3),

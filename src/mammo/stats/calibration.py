@@ -5,13 +5,9 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import minimize_scalar
 
+from mammo.stats.metrics import binary_cross_entropy
+
 MIN_TEMPERATURE, MAX_TEMPERATURE = 0.25, 20.0
-
-
-def _nll(logits: np.ndarray, labels: np.ndarray, temperature: float) -> float:
-    z = logits / temperature
-    # log(1 + exp(-|z|)) form: stable binary cross-entropy on logits
-    return float(np.mean(np.maximum(z, 0) - z * labels + np.log1p(np.exp(-np.abs(z)))))
 
 
 def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
@@ -24,7 +20,7 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     if len(np.unique(labels)) < 2:
         return 1.0
     res = minimize_scalar(
-        lambda log_t: _nll(logits, labels, float(np.exp(log_t))),
+        lambda log_t: binary_cross_entropy(logits / np.exp(log_t), labels),
         bounds=(np.log(MIN_TEMPERATURE), np.log(MAX_TEMPERATURE)),
         method="bounded",
     )

@@ -21,6 +21,12 @@ def auc(labels: np.ndarray, scores: np.ndarray) -> float:
     return float(roc_auc_score(labels, scores))
 
 
+def binary_cross_entropy(logits: np.ndarray, labels: np.ndarray) -> float:
+    """Mean binary cross-entropy of logits against 0/1 labels, in the stable log(1 + e^z) - y z form."""
+    z = np.asarray(logits, dtype=np.float64)
+    return float(np.mean(np.logaddexp(0.0, z) - np.asarray(labels, dtype=np.float64) * z))
+
+
 def _weighted_auc(labels: np.ndarray, scores: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """AUC of each row of `weights` (B x n row multiplicities) by the weighted Mann-Whitney statistic, ties = 1/2."""
     order = np.argsort(scores, kind="stable")

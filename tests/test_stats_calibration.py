@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mammo.evaluate.calibration import apply_temperature, fit_temperature
-from mammo.evaluate.metrics import expected_calibration_error
+from mammo.stats.calibration import apply_temperature, fit_temperature
+from mammo.stats.metrics import expected_calibration_error
 
 
 def _calibrated_logits(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

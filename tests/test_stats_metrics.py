@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
-from mammo.evaluate.metrics import (
+from mammo.stats.metrics import (
     _weighted_auc,
     auc,
     auc_with_ci,

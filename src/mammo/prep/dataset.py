@@ -1,0 +1,56 @@
+"""PREP/dataset.csv and PREP/prepare.json readers, beside the PREP format (no torch): rows of one split."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from mammo.errors import DataError
+
+REQUIRED_COLUMNS = ("sample_id", "image", "label", "patient_id", "split")
+
+
+def read_dataset_csv(prep: str | os.PathLike) -> pd.DataFrame:
+    """PREP/dataset.csv as a DataFrame; DataError when it is missing or lacks contract columns."""
+    path = Path(prep) / "dataset.csv"
+    if not path.is_file():
+        raise DataError(f"{path}: not found; make PREP with `mammo prepare DATA --out PREP` first")
+    df = pd.read_csv(
+        path, dtype={"sample_id": str, "patient_id": str, "image_id": str}, keep_default_na=False
+    )
+    missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
+    if missing:
+        raise DataError(f"{path}: missing column(s) {', '.join(missing)}; rerun `mammo prepare`")
+    return df
+
+
+def read_prepare_json(prep: str | os.PathLike) -> dict:
+    """PREP/prepare.json as a dict ({} if absent): checkpoints carry the preprocessing that made the data."""
+    path = Path(prep) / "prepare.json"
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}: not valid JSON ({exc}); rerun `mammo prepare`") from exc
+
+
+def split_rows(df: pd.DataFrame, split: str, prep: str | os.PathLike) -> pd.DataFrame:
+    """The rows of one split; DataError when the split is empty or holds a single class."""
+    rows = df[df["split"] == split].reset_index(drop=True)
+    where = Path(prep) / "dataset.csv"
+    if rows.empty:
+        raise DataError(
+            f"{where}: the '{split}' split is empty; rerun `mammo prepare` with a split that has one"
+        )
+    classes = set(rows["label"].astype(int))
+    if split in ("train", "val") and len(classes) < 2:
+        name = "malignant" if classes == {1} else "benign"
+        raise DataError(
+            f"{where}: the '{split}' split has only {name} rows ({len(rows)}); "
+            "it needs both classes (more data, or another --val-fraction/--seed in prepare)"
+        )
+    return rows
