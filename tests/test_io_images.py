@@ -91,7 +91,7 @@ def test_to_uint16():
 def test_unreadable_and_missing_files_raise_data_error(tmp_path):
     junk = tmp_path / "broken.png"
     junk.write_bytes(b"\x89PNG but not really" * 10)
-    with pytest.raises(DataError, match=re.escape(str(junk)) + ": not a readable image"):
+    with pytest.raises(DataError, match=re.escape(str(junk)) + ": not an image"):
         read_image(junk)
     with pytest.raises(DataError, match="file not found"):
         read_image(tmp_path / "missing.png")

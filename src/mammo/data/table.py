@@ -10,7 +10,6 @@ prepare lists any image that then fails to decode in its own rejected.csv.
 from __future__ import annotations
 
 import os
-import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -19,7 +18,7 @@ from mammo.data.cbis import IngestResult, check_dicom, parallel_map, write_outpu
 from mammo.data.cbis_csv import snake_case
 from mammo.data.manifest import BOX_COLUMNS, MANIFEST_COLUMNS
 from mammo.errors import DataError, UserError
-from mammo.io.images import IMAGE_SUFFIXES, is_dicom_path
+from mammo.io.images import IMAGE_SUFFIXES, is_dicom_path, open_header
 
 FULL_DECODE_BYTES = 8 * 2**20
 WORKERS = 4
@@ -43,19 +42,13 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
     if is_dicom_path(path):
         h = check_dicom(path)
         return h.rows, h.columns
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
-                cols, rows = im.size
-                if path.stat().st_size <= FULL_DECODE_BYTES:
-                    im.load()
-    except UnidentifiedImageError:
-        raise DataError(f"{path}: not an image PIL or pydicom can read") from None
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        raise DataError(f"{path}: unreadable image ({exc})") from None
+    with open_header(path) as im:
+        cols, rows = im.size
+        if path.stat().st_size <= FULL_DECODE_BYTES:
+            try:
+                im.load()
+            except (OSError, SyntaxError, ValueError) as exc:
+                raise DataError(f"{path}: unreadable image ({' '.join(str(exc).split())})") from None
     return rows, cols
 
 

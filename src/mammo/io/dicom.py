@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from mammo.errors import DataError
+from mammo.io.limits import check_pixels
 
 VIEW_CODES = {"CC", "MLO", "ML", "LM", "LMO", "XCC", "XCCL", "XCCM", "FB", "SIO", "AT", "SPOT", "MAG"}
 
@@ -68,11 +69,14 @@ def _one_line(exc: Exception, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def read_header(path: str | os.PathLike) -> DicomHeader:
-    """Read the header only (stops before the pixel data), so 10,000 files take minutes, not hours."""
+def read_header(path: str | os.PathLike, max_pixels: int | None = None) -> DicomHeader:
+    """Read the header only (stops before the pixel data), so 10,000 files take minutes, not hours.
+
+    A header claiming more pixels than `mammo.io.limits.max_pixels(max_pixels)` is a DataError.
+    """
     ds = _dcmread(path, header_only=True)
     try:
-        return DicomHeader(
+        header = DicomHeader(
             path=str(path),
             patient_id=str(ds.get("PatientID", "")),
             study_uid=str(ds.get("StudyInstanceUID", "")),
@@ -89,8 +93,16 @@ def read_header(path: str | os.PathLike) -> DicomHeader:
             laterality=str(ds.get("ImageLaterality", "") or ds.get("Laterality", "")),
             view=_view(ds),
         )
+        frames, samples = _frames_samples(ds)
     except Exception as exc:
-        raise DataError(f"{path}: DICOM header has bad values ({exc})") from None
+        raise DataError(f"{path}: DICOM header has bad values ({_one_line(exc)})") from None
+    check_pixels(path, header.rows, header.columns, frames, samples, max_pixels)
+    return header
+
+
+def _frames_samples(ds) -> tuple[int, int]:
+    """(NumberOfFrames, SamplesPerPixel) of a dataset, 1 when absent."""
+    return int(ds.get("NumberOfFrames", 1) or 1), int(ds.get("SamplesPerPixel", 1) or 1)
 
 
 def _view(ds) -> str:
@@ -100,8 +112,8 @@ def _view(ds) -> str:
     return view or (orientation if orientation.upper() in VIEW_CODES else "")
 
 
-def _pixel_array(ds, path) -> np.ndarray:
-    """Decode the first frame of a grayscale image; colour and palette images are refused before decoding."""
+def _pixel_array(ds, path, max_pixels: int | None = None) -> np.ndarray:
+    """Decode the first frame of a grayscale image; colour, palette and oversized images are refused first."""
     if not any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
         raise DataError(
             f"{path}: no pixel data (not an image, or the file is cut before its pixels); download it again"
@@ -114,7 +126,13 @@ def _pixel_array(ds, path) -> np.ndarray:
             "mammograms are grayscale (MONOCHROME1/2): convert it to grayscale first"
         )
     try:
-        if int(ds.get("NumberOfFrames", 1) or 1) > 1:
+        rows, cols = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
+        frames, _ = _frames_samples(ds)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"{path}: DICOM header has bad values ({_one_line(exc)})") from None
+    check_pixels(path, rows, cols, frames, spp, max_pixels)
+    try:
+        if frames > 1:
             ds.pixel_array_options(index=0)  # multi-frame: decode the first frame only
         arr = ds.pixel_array
     except Exception as exc:
@@ -127,23 +145,23 @@ def _pixel_array(ds, path) -> np.ndarray:
     return arr
 
 
-def read_raw_pixels(path: str | os.PathLike) -> np.ndarray:
+def read_raw_pixels(path: str | os.PathLike, max_pixels: int | None = None) -> np.ndarray:
     """Decode the stored pixel values as they are (no LUTs): used to tell a 0/255 mask from a 16-bit crop."""
     ds = _dcmread(path, header_only=False)
-    return _pixel_array(ds, path)
+    return _pixel_array(ds, path, max_pixels)
 
 
-def read_pixels(path: str | os.PathLike) -> np.ndarray:
+def read_pixels(path: str | os.PathLike, max_pixels: int | None = None) -> np.ndarray:
     """Decode a grayscale DICOM to display-ready uint16: modality LUT, VOI LUT if any, MONOCHROME1 inverted.
 
     Integer results are scaled losslessly from the stored bit depth to the full 16-bit range
     (x * 65535 / (2**BitsStored - 1)); float results (rescale slope, VOI window) are mapped min..max to
-    0..65535.
+    0..65535. A header claiming more than `max_pixels` (see `mammo.io.limits`) is refused before decoding.
     """
     from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
     ds = _dcmread(path, header_only=False)
-    arr = _pixel_array(ds, path)
+    arr = _pixel_array(ds, path, max_pixels)
     out = apply_modality_lut(arr, ds)
     if "WindowCenter" in ds or "VOILUTSequence" in ds:
         out = apply_voi_lut(out, ds)

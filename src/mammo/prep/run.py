@@ -41,6 +41,10 @@ FORMAT = (
 PROGRESS = ".progress.jsonl"
 OUTPUTS = ("dataset.csv", "prepare.json", "rejected.csv", PROGRESS)
 TASKS = ("whole", "roi")
+MIN_SIZE = 16
+# Largest output side: full-field detectors are about 4096 pixels on the long side, so a larger PNG only
+# upsamples, and at 100000 one image would need ~20 GB; models here train at 224-1024.
+MAX_SIZE = 4096
 # Subgroup fields of screening tables (e.g. RSNA's site, machine, age): carried for reports, never model inputs.
 SUBGROUP_META = ["age", "site_id", "machine_id", "density"]
 WHOLE_META = [
@@ -455,8 +459,10 @@ def prepare(
     """
     if task not in TASKS:
         raise UserError(f"--task must be whole or roi, got {task!r}")
-    if size < 16:
-        raise UserError(f"--size must be at least 16 pixels, got {size}")
+    if not MIN_SIZE <= size <= MAX_SIZE:
+        raise UserError(
+            f"--size must be between {MIN_SIZE} and {MAX_SIZE} pixels (the long side of a mammogram), got {size}"
+        )
     if context < 0:
         raise UserError(f"--context must be >= 0 (a fraction of the lesion box side), got {context}")
     if workers < 1:
