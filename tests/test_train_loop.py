@@ -14,7 +14,7 @@ from test_train_dataset import TinyNet, make_prep, tiny_registry  # noqa: F401  
 
 import mammo.train.loop as loop
 from mammo.errors import UserError
-from mammo.train.checkpoint import load_checkpoint
+from mammo.models.checkpoint import load_checkpoint
 
 FLAGS = {"model": "tiny", "epochs": 3, "batch_size": 8, "workers": 0, "device": "cpu", "seed": 5}
 
