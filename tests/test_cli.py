@@ -1,5 +1,8 @@
 """The CLI skin: help for every command, one-line errors with exit codes, no torch import for data commands."""
 
+import argparse
+import logging
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -61,3 +64,77 @@ def test_data_commands_do_not_import_torch(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "False"
     assert (tmp_path / "prep" / "dataset.csv").is_file()
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """Every subcommand's parser by name."""
+    found: dict[str, argparse.ArgumentParser] = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            found.update(action.choices)
+    return found
+
+
+def test_every_option_has_help_and_shows_its_default() -> None:
+    parser = build_parser()
+    missing, no_default = [], []
+    for name, sub in {"mammo": parser, **_subparsers(parser)}.items():
+        formatter = sub._get_formatter()
+        for action in sub._actions:
+            if isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)):
+                continue
+            label = f"{name} {'/'.join(action.option_strings) or action.dest}"
+            if not (action.help or "").strip():
+                missing.append(label)
+            takes_value = action.option_strings and action.nargs != 0 and not action.required
+            if takes_value and "default" not in formatter._get_help_string(action):
+                no_default.append(label)
+    assert missing == [], "options without help text"
+    assert no_default == [], "options whose help does not show the default"
+
+
+def test_help_shows_defaults() -> None:
+    text = _subparsers(build_parser())["prepare"].format_help()
+    assert "(default: 512)" in text and "(default: whole)" in text
+
+
+def _readme_examples() -> dict[str, list[str]]:
+    """The example lines of each `### mammo COMMAND` section's code block in the README."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    found: dict[str, list[str]] = {}
+    for match in re.finditer(r"^### `mammo (\w+)`.*?\n```bash\n(.*?)```", readme, flags=re.M | re.S):
+        found[match.group(1)] = [line.strip() for line in match.group(2).splitlines() if line.strip()]
+    return found
+
+
+def test_epilogs_hold_the_readme_examples() -> None:
+    examples = _readme_examples()
+    subs = _subparsers(build_parser())
+    assert {"synth", "prepare", "train", "evaluate"} <= set(examples)
+    for name, lines in examples.items():
+        assert name in subs, f"README documents `mammo {name}`, which the CLI lacks"
+        epilog = subs[name].format_help()
+        for line in lines:
+            assert line in epilog, f"mammo {name} --help lacks the README example: {line}"
+
+
+def test_version_prints_the_package_version(capsys) -> None:
+    from mammo import __version__
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0 and capsys.readouterr().out.strip() == f"mammo {__version__}"
+
+
+@pytest.mark.parametrize(
+    ("flags", "level"), [([], logging.INFO), (["-q"], logging.WARNING), (["-v"], logging.DEBUG)]
+)
+def test_quiet_and_verbose_set_the_log_level(tmp_path: Path, flags: list[str], level: int) -> None:
+    main([*flags, "validate", str(tmp_path / "none")])
+    assert logging.getLogger("mammo").getEffectiveLevel() == level
+
+
+def test_quiet_and_verbose_exclude_each_other(capsys) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["-q", "-v", "models"])
+    assert exc.value.code == 2 and "not allowed with" in capsys.readouterr().err

@@ -8,11 +8,72 @@ and the data commands start fast. A UserError becomes one line on stderr and a n
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
+import textwrap
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from mammo import __version__
 from mammo.errors import UserError
+
+# The README's examples, shown under each command's --help (tests/test_cli.py keeps the two in step).
+EXAMPLES = {
+    "synth": """
+mammo synth downloads/fake --women 40 --layout descriptive --size small --seed 0
+""",
+    "ingest": """
+mammo ingest ~/CBIS-DDSM --out data/cbis                    # a TCIA download, either folder layout
+mammo ingest ~/CBIS-DDSM --csv-dir ~/cbis-csv --out data/cbis --bwc drop
+mammo ingest --table my_images.csv --out data/mine          # columns image,label [patient_id,split,view,side,x_min,y_min,x_max,y_max]
+mammo ingest --folders seed_pngs/ --out data/seed           # train/Benign/*.png, test/Malignant/*.png, ...
+""",
+    "validate": """
+mammo validate data/cbis          # exit 1 on errors, 0 with warnings only
+""",
+    "eda": """
+mammo eda data/cbis --out eda/cbis
+""",
+    "prepare": """
+mammo prepare data/cbis --out prep/whole512 --task whole --size 512 --workers 2
+mammo prepare data/cbis --out prep/roi224 --task roi --size 224 --context 0.5 --abnormality mass --view CC
+mammo prepare data/mine --out prep/mine --split random --val-fraction 0.2 --seed 0
+""",
+    "models": """
+mammo models
+""",
+    "train": """
+mammo train prep/whole512 --out runs/lite0 --model efficientnet-lite0 --epochs 20 --batch-size 32 --lr 3e-4 --size 512
+mammo train prep/whole512 --out runs/lite0 --resume                 # continue from runs/lite0/last.pt
+mammo train prep/whole512 --out runs/lite0 --config my.yaml         # defaults < model defaults < YAML < flags
+torchrun --nproc-per-node 4 -m mammo train prep/whole512 --out runs/ddp --device cuda   # DDP, any number of nodes
+""",
+    "evaluate": """
+mammo evaluate runs/lite0 --split test            # writes runs/lite0/eval/test/
+""",
+    "demo": """
+mammo demo --out demo-out          # what `make demo` runs
+mammo demo --out /tmp/smoke --fast # seconds-long smoke version (used by the tests)
+""",
+}
+TRAIN_DEFAULT = "default: the model's train_defaults, else {}"
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the examples' line breaks and appends an option's default to its help (unless the help says it)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if (
+            "default" in text
+            or action.default is None
+            or action.default is argparse.SUPPRESS
+            or action.nargs == 0
+            or action.required
+            or not action.option_strings
+        ):
+            return text
+        return f"{text} (default: %(default)s)"
 
 
 def _cmd_synth(a: argparse.Namespace) -> int:
@@ -127,15 +188,24 @@ def _cmd_demo(a: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The full argument parser (every subcommand, with examples in its help)."""
+    """The full argument parser: every subcommand, each option with help and default, README examples as epilog."""
     p = argparse.ArgumentParser(
-        prog="mammo", description="Mammography benign-vs-malignant: data to explained prediction."
+        prog="mammo",
+        description="Mammography benign-vs-malignant: data to explained prediction.",
+        formatter_class=HelpFormatter,
     )
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     p.add_argument("--debug", action="store_true", help="show full tracebacks instead of one-line errors")
+    loud = p.add_mutually_exclusive_group()
+    loud.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
+    loud.add_argument("-v", "--verbose", action="store_true", help="log debugging detail too")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, fn: Callable[[argparse.Namespace], int], help_: str) -> argparse.ArgumentParser:
-        sp = sub.add_parser(name, help=help_, description=help_)
+        epilog = (
+            "examples:\n" + textwrap.indent(EXAMPLES[name].strip("\n"), "  ") if name in EXAMPLES else None
+        )
+        sp = sub.add_parser(name, help=help_, description=help_, epilog=epilog, formatter_class=HelpFormatter)
         sp.set_defaults(func=fn)
         return sp
 
@@ -144,11 +214,18 @@ def build_parser() -> argparse.ArgumentParser:
         _cmd_synth,
         "write a synthetic CBIS-DDSM download (DICOMs + the four CSVs, with the real quirks)",
     )
-    s.add_argument("out", type=Path)
-    s.add_argument("--women", type=int, default=12)
-    s.add_argument("--layout", choices=["descriptive", "classic"], default="descriptive")
-    s.add_argument("--size", choices=["full", "small"], default="small")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("out", type=Path, help="folder to write the fake download into")
+    s.add_argument("--women", type=int, default=12, help="number of women")
+    s.add_argument(
+        "--layout",
+        choices=["descriptive", "classic"],
+        default="descriptive",
+        help="folder layout: today's NBIA tree with metadata.csv, or the classic UID tree",
+    )
+    s.add_argument(
+        "--size", choices=["full", "small"], default="small", help="image size: ~3300x2000 (full) or small"
+    )
+    s.add_argument("--seed", type=int, default=0, help="random seed (same seed, same files)")
 
     s = add(
         "ingest",
@@ -162,77 +239,133 @@ def build_parser() -> argparse.ArgumentParser:
         help="folder with the four case-description CSVs (default: searched under ROOT)",
     )
     s.add_argument(
-        "--table", type=Path, help="CSV with columns image,label [patient_id,split,view,side,x_min,...]"
+        "--table",
+        type=Path,
+        help="CSV with columns image,label [patient_id,split,view,side,x_min,...] (default: none, use ROOT)",
     )
-    s.add_argument("--folders", type=Path, help="class-per-folder tree (e.g. train/Benign, train/Malignant)")
-    s.add_argument("--out", type=Path, required=True)
     s.add_argument(
-        "--bwc", choices=["benign", "drop"], default="benign", help="BENIGN_WITHOUT_CALLBACK handling"
+        "--folders",
+        type=Path,
+        help="class-per-folder tree, e.g. train/Benign, train/Malignant (default: none, use ROOT)",
     )
-    s.add_argument("--workers", type=int, default=4)
+    s.add_argument(
+        "--out", type=Path, required=True, help="DATA folder to write manifest.csv and rejected.csv"
+    )
+    s.add_argument(
+        "--bwc",
+        choices=["benign", "drop"],
+        default="benign",
+        help="BENIGN_WITHOUT_CALLBACK rows: count as benign or drop",
+    )
+    s.add_argument("--workers", type=int, default=4, help="threads reading DICOM headers")
 
     s = add("validate", _cmd_validate, "report every problem of DATA at once (exit 1 on errors)")
-    s.add_argument("data", type=Path)
+    s.add_argument("data", type=Path, help="DATA folder written by `mammo ingest`")
 
     s = add("prepare", _cmd_prepare, "make a training-ready dataset of 16-bit PNGs and dataset.csv")
-    s.add_argument("data", type=Path)
-    s.add_argument("--out", type=Path, required=True)
-    s.add_argument("--task", choices=["whole", "roi"], default="whole")
-    s.add_argument("--size", type=int, default=512)
-    s.add_argument("--abnormality", choices=["mass", "calc", "all"], default="all")
-    s.add_argument("--view", choices=["CC", "MLO", "all"], default="all")
-    s.add_argument("--split", choices=["official", "random"], default="official")
-    s.add_argument("--val-fraction", type=float, default=0.2)
+    s.add_argument("data", type=Path, help="DATA folder written by `mammo ingest`")
+    s.add_argument(
+        "--out", type=Path, required=True, help="PREP folder to write images/, dataset.csv, prepare.json"
+    )
+    s.add_argument(
+        "--task",
+        choices=["whole", "roi"],
+        default="whole",
+        help="whole: one sample per image (breast crop); roi: one crop per finding",
+    )
+    s.add_argument("--size", type=int, default=512, help="side N of the N x N output PNGs, at most 4096")
+    s.add_argument(
+        "--abnormality", choices=["mass", "calc", "all"], default="all", help="keep findings of this type"
+    )
+    s.add_argument("--view", choices=["CC", "MLO", "all"], default="all", help="keep images of this view")
+    s.add_argument(
+        "--split",
+        choices=["official", "random"],
+        default="official",
+        help="official train/test (validation carved from train by woman) or random 70/20/10 by woman",
+    )
+    s.add_argument(
+        "--val-fraction", type=float, default=0.2, help="share of the train women moved to validation"
+    )
     s.add_argument(
         "--context",
         type=float,
         default=0.5,
         help="roi: padding around the lesion box, as a fraction of its side",
     )
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--workers", type=int, default=2)
-    s.add_argument("--overwrite", action="store_true")
+    s.add_argument("--seed", type=int, default=0, help="seed of the validation/random split")
+    s.add_argument("--workers", type=int, default=2, help="worker processes")
+    s.add_argument("--overwrite", action="store_true", help="replace an existing PREP instead of resuming it")
 
     s = add("eda", _cmd_eda, "exploratory figures (PNG) and a Markdown summary of DATA")
-    s.add_argument("data", type=Path)
-    s.add_argument("--out", type=Path, required=True)
+    s.add_argument("data", type=Path, help="DATA folder written by `mammo ingest`")
+    s.add_argument("--out", type=Path, required=True, help="folder for the figures and summary.md")
 
     add("models", _cmd_models, "list the registered models with parameters and input size")
 
     s = add("train", _cmd_train, "train a model on PREP (works under torchrun for DDP)")
-    s.add_argument("prep", type=Path)
-    s.add_argument("--out", type=Path, required=True)
-    s.add_argument("--config", type=Path, help="YAML config (defaults < YAML < flags)")
-    s.add_argument("--model")
-    s.add_argument("--epochs", type=int)
-    s.add_argument("--batch-size", type=int)
-    s.add_argument("--lr", type=float)
-    s.add_argument("--size", type=int)
-    s.add_argument("--device", choices=["auto", "cpu", "cuda"])
-    s.add_argument("--seed", type=int)
-    s.add_argument("--weights", type=Path, help="start from a local state dict")
-    s.add_argument("--workers", type=int, help="data loader workers")
-    s.add_argument("--patience", type=int, help="early stopping patience in epochs (val AUC)")
-    s.add_argument("--max-train-batches", type=int, help="cap batches per epoch (quick runs)")
+    s.add_argument("prep", type=Path, help="PREP folder written by `mammo prepare`")
+    s.add_argument("--out", type=Path, required=True, help="RUN folder for checkpoints, metrics and config")
+    s.add_argument("--config", type=Path, help="YAML config (defaults < YAML < flags) (default: none)")
+    s.add_argument("--model", help="registered model name, see `mammo models` (default: efficientnet-lite0)")
+    s.add_argument("--epochs", type=int, help="epochs to train (" + TRAIN_DEFAULT.format(10) + ")")
+    s.add_argument("--batch-size", type=int, help="images per batch (" + TRAIN_DEFAULT.format(32) + ")")
+    s.add_argument("--lr", type=float, help="peak learning rate (" + TRAIN_DEFAULT.format("3e-4") + ")")
+    s.add_argument("--size", type=int, help="input side length (default: the model's input size)")
+    s.add_argument(
+        "--device", choices=["auto", "cpu", "cuda"], help="where to train (default: auto, CUDA when present)"
+    )
+    s.add_argument("--seed", type=int, help="run seed: same seed, same metrics on CPU (default: 0)")
+    s.add_argument("--weights", type=Path, help="start from a local state dict (default: the model's own)")
+    s.add_argument("--workers", type=int, help="data loader workers (default: auto from cores and device)")
+    s.add_argument(
+        "--patience",
+        type=int,
+        help="early stopping patience in epochs of val AUC (" + TRAIN_DEFAULT.format(5) + ")",
+    )
+    s.add_argument(
+        "--max-train-batches", type=int, help="cap batches per epoch for quick runs (default: no cap)"
+    )
     s.add_argument("--resume", action="store_true", help="continue from RUN/last.pt")
 
     s = add("evaluate", _cmd_evaluate, "metrics with bootstrap CIs by woman, calibration and plots for a RUN")
-    s.add_argument("run", type=Path)
+    s.add_argument("run", type=Path, help="RUN folder written by `mammo train`")
     s.add_argument("--data", type=Path, help="PREP folder (default: the one the run was trained on)")
-    s.add_argument("--split", choices=["val", "test"], default="test")
-    s.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    s.add_argument("--split", choices=["val", "test"], default="test", help="PREP split to evaluate")
+    s.add_argument(
+        "--device",
+        choices=["auto", "cpu", "cuda"],
+        default="auto",
+        help="where to run (auto: CUDA when present)",
+    )
 
     s = add("demo", _cmd_demo, "the whole job on synthetic data: synth -> ... -> evaluate")
-    s.add_argument("--out", type=Path, default=Path("demo-out"))
+    s.add_argument("--out", type=Path, default=Path("demo-out"), help="folder for every step's output")
     s.add_argument("--fast", action="store_true", help="seconds-long smoke version")
     return p
 
 
+def configure_logging(quiet: bool = False, verbose: bool = False) -> None:
+    """Send the library's `mammo.*` log records to stderr: INFO by default, WARNING with -q, DEBUG with -v."""
+    logger = logging.getLogger("mammo")
+    logger.setLevel(logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO)
+    if not any(getattr(h, "_mammo_cli", False) for h in logger.handlers):
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler._mammo_cli = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+    logger.propagate = False
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: run one subcommand; UserError -> one line on stderr and its exit code."""
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
     args = build_parser().parse_args(argv)
+    configure_logging(args.quiet, args.verbose)
     try:
-        return int(args.func(args) or 0)
+        with logging_redirect_tqdm(loggers=[logging.getLogger("mammo")]):
+            return int(args.func(args) or 0)
     except UserError as exc:
         if args.debug:
             raise

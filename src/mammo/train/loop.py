@@ -8,6 +8,7 @@ fitted on validation.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import time
@@ -43,6 +44,7 @@ from mammo.train.augment import Augmenter
 from mammo.train.config import TrainConfig, read_yaml, resolve_config, save_config
 from mammo.train.sampling import EpochTagged, class_weights
 
+log = logging.getLogger(__name__)
 METRIC_COLUMNS = ["epoch", "train_loss", "val_loss", "val_auc", "lr", "seconds"]
 
 
@@ -439,7 +441,7 @@ class _Run:
                         train_state=vars(state).copy(),
                     ),
                 )
-                tqdm.write(
+                log.info(
                     f"epoch {epoch + 1}/{cfg.epochs}: train loss {train_loss:.4f}, val loss "
                     f"{history[-1]['val_loss']:.4f}, val AUC {val_auc:.4f}, {history[-1]['seconds']:.0f} s"
                 )
