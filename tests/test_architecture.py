@@ -58,8 +58,11 @@ def mammo_imports(tree: ast.AST, path: Path, root: Path = SRC) -> list[tuple[str
             continue
         for name in names:
             parts = name.split(".")
-            if parts[0] == "mammo" and len(parts) > 1:
-                found.append((parts[1], node.lineno, id(node) in top_level))
+            if parts[0] != "mammo":
+                continue
+            # `mammo.X` is the package X when X is a module or package; else a name of mammo/__init__.py
+            is_module = len(parts) > 1 and ((root / parts[1]).is_dir() or (root / f"{parts[1]}.py").is_file())
+            found.append((parts[1] if is_module else "__init__", node.lineno, id(node) in top_level))
     return found
 
 
@@ -147,6 +150,8 @@ def test_checker_catches_upward_import_and_cycle(tmp_path):
     (root / "train").mkdir()
     (root / "train" / "loop.py").write_text("from ..stats import metrics\nimport mammo.errors\n")
     (root / "errors.py").write_text("from mammo import io\n")
+    (root / "__init__.py").write_text("__version__ = '1'\n")
+    (root / "cli.py").write_text("from mammo import __version__\n")
     (root / "io.py").write_text("import mammo.errors\n")
     edges = import_graph(root)
     assert set(edges) == {
@@ -155,6 +160,7 @@ def test_checker_catches_upward_import_and_cycle(tmp_path):
         ("train", "errors"),
         ("errors", "io"),
         ("io", "errors"),
+        ("cli", "__init__"),
     }
     bad = upward(edges)
     assert (
