@@ -17,7 +17,7 @@ import torch
 from torch.utils.data import Dataset
 
 from mammo.errors import DataError
-from mammo.io.images import to_uint16
+from mammo.prep.dataset import normalise, scale_input
 from mammo.seeding import derive_seed
 
 
@@ -28,10 +28,7 @@ def load_prep_image(path: Path, size: int) -> np.ndarray:
         raise DataError(f"{path}: missing or unreadable image; rerun `mammo prepare`")
     if img.ndim == 3:
         img = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
-    img = to_uint16(img)
-    if img.shape != (size, size):
-        img = cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)
-    return (img.astype(np.float32) / 65535.0)[None]
+    return scale_input(img, size)
 
 
 class PrepDataset(Dataset):
@@ -64,5 +61,5 @@ class PrepDataset(Dataset):
         x = load_prep_image(self.paths[index], self.size)
         if self.augment is not None:
             x = self.augment(x, derive_seed(self.seed, epoch, index))
-        x = (x - self.mean) / self.std
+        x = normalise(x, self.mean, self.std)
         return torch.from_numpy(x), torch.tensor(self.labels[index]), index

@@ -23,8 +23,9 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from mammo.datasets import PrepDataset
-from mammo.errors import DataError, UserError
+from mammo.errors import DataError
 from mammo.evaluate import plots
+from mammo.infer import input_stats, logits_from_loader, resolve_device
 from mammo.io.atomic import write_csv, write_json
 from mammo.prep.dataset import read_dataset_csv
 from mammo.stats.calibration import apply_temperature
@@ -89,17 +90,6 @@ class EvalResult:
         return "\n".join(lines)
 
 
-def resolve_device(device: str) -> torch.device:
-    """'auto' -> cuda when available, else cpu; asking for cuda without one is a UserError."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda: no CUDA device is available here; use --device cpu or auto")
-    if device not in ("cpu", "cuda"):
-        raise UserError(f"--device {device!r}: choose auto, cpu or cuda")
-    return torch.device(device)
-
-
 def find_prep(run_dir: Path, data: str | os.PathLike | None, ckpt: dict[str, Any]) -> Path:
     """The PREP folder: `data` if given, else the one recorded in the checkpoint or RUN/config.yaml."""
     if data is not None:
@@ -139,12 +129,6 @@ def read_split(prep: Path, split: str) -> pd.DataFrame:
     return rows
 
 
-def _scalar(v: Any, default: float) -> float:
-    """Mean/std may be stored as a number or a one-element (or per-channel) list; the one-channel input uses one."""
-    return default if v is None else float(np.mean(np.asarray(v, dtype=np.float64)))
-
-
-@torch.no_grad()
 def predict_logits(
     model: torch.nn.Module,
     prep: Path,
@@ -152,16 +136,11 @@ def predict_logits(
     preprocessing: dict[str, Any],
     device: torch.device,
     batch_size: int = 32,
+    tta: bool = False,
 ) -> np.ndarray:
     """Logits (float64, one per row) of `model` on PREP images, read as training reads them (no augmentation)."""
-    dataset = PrepDataset(
-        prep,
-        rows,
-        size=int(preprocessing["size"]),
-        mean=_scalar(preprocessing.get("mean"), 0.0),
-        std=_scalar(preprocessing.get("std"), 1.0),
-        augment=None,
-    )
+    mean, std = input_stats(preprocessing)
+    dataset = PrepDataset(prep, rows, size=int(preprocessing["size"]), mean=mean, std=std, augment=None)
     cuda = device.type == "cuda"
     loader = DataLoader(
         dataset,
@@ -170,11 +149,9 @@ def predict_logits(
         pin_memory=cuda,
         num_workers=min(8, os.cpu_count() or 1) if cuda else 0,
     )
-    model.eval()
-    out = []
-    for x, _, _ in tqdm(loader, desc="evaluate", unit="batch", leave=False):
-        out.append(model(x.to(device, non_blocking=True)).float().reshape(-1).cpu().numpy())
-    return np.concatenate(out).astype(np.float64)
+    batches = tqdm(loader, desc="evaluate", unit="batch", leave=False)
+    logits, _ = logits_from_loader(model, batches, device, tta=tta)
+    return logits.astype(np.float64)
 
 
 def max_assessment(value: str) -> float:

@@ -1,4 +1,8 @@
-"""PREP/dataset.csv and PREP/prepare.json readers, beside the PREP format (no torch): rows of one split."""
+"""PREP/dataset.csv and PREP/prepare.json readers, beside the PREP format (no torch): rows of one split.
+
+Also the two pure steps from a prepared 16-bit image to the model's input (`scale_input`, `normalise`),
+shared by the training dataset and by inference on new images, so both see the same numbers.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,12 @@ import json
 import os
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pandas as pd
 
 from mammo.errors import DataError
+from mammo.io.images import to_uint16
 
 REQUIRED_COLUMNS = ("sample_id", "image", "label", "patient_id", "split")
 
@@ -54,3 +61,16 @@ def split_rows(df: pd.DataFrame, split: str, prep: str | os.PathLike) -> pd.Data
             "it needs both classes (more data, or another --val-fraction/--seed in prepare)"
         )
     return rows
+
+
+def scale_input(img: np.ndarray, size: int) -> np.ndarray:
+    """A prepared 8/16-bit image as float32 (1, size, size) in [0, 1]: png16 / 65535, INTER_AREA resize if needed."""
+    img = to_uint16(img)
+    if img.shape != (size, size):
+        img = cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)
+    return (img.astype(np.float32) / 65535.0)[None]
+
+
+def normalise(x: np.ndarray, mean: float, std: float) -> np.ndarray:
+    """(x - mean) / std in float32: the model's input normalisation, stored in the checkpoint."""
+    return (x - np.float32(mean)) / np.float32(std)

@@ -32,6 +32,7 @@ from tqdm import tqdm
 
 from mammo.datasets import PrepDataset
 from mammo.errors import UserError
+from mammo.infer import forward_logits
 from mammo.io.atomic import atomic_path, write_csv
 from mammo.models.checkpoint import load_checkpoint, make_checkpoint, save_checkpoint
 from mammo.prep.dataset import read_dataset_csv, read_prepare_json, split_rows
@@ -125,16 +126,11 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
 def predict_loader(
     model: nn.Module, loader: DataLoader, device: torch.device, amp: bool = False
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(sample indices, logits, labels) of a loader's batches with the model in eval mode."""
+    """(sample indices, logits, labels) of a loader's batches with the model in eval mode (indices for DDP)."""
     model.eval()
     idx, out, lab = [], [], []
     for x, y, i in loader:
-        x = x.to(device, non_blocking=True)
-        if device.type == "cuda":
-            x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-            logits = model(x).reshape(-1)
-        out.append(logits.float().cpu().numpy())
+        out.append(forward_logits(model, x, device, amp=amp).cpu().numpy())
         lab.append(y.numpy())
         idx.append(np.asarray(i))
     return np.concatenate(idx), np.concatenate(out), np.concatenate(lab)
