@@ -180,6 +180,14 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_explain(a: argparse.Namespace) -> int:
+    from mammo.explain.run import explain
+
+    result = explain(a.run, a.images, a.out, method=a.method, device=a.device, features=not a.no_features)
+    print(result.summary())
+    return 0 if any(not r["error"] for r in result.rows) else 1
+
+
 def _cmd_demo(a: argparse.Namespace) -> int:
     from mammo.demo import run_demo
 
@@ -337,6 +345,34 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["auto", "cpu", "cuda"],
         default="auto",
         help="where to run (auto: CUDA when present)",
+    )
+
+    s = add(
+        "explain",
+        _cmd_explain,
+        "heatmaps of the evidence for malignant (Grad-CAM, Grad-CAM++, occlusion) and feature maps for images",
+    )
+    s.epilog = (
+        "examples:\n  mammo explain runs/lite0 scans/P_00001_LEFT_CC.dcm --out explain-out\n"
+        "  mammo explain runs/lite0 a.png b.png --method occlusion --no-features"
+    )
+    s.formatter_class = argparse.RawDescriptionHelpFormatter
+    s.add_argument("run", type=Path, help="RUN folder written by `mammo train` (uses best.pt)")
+    s.add_argument(
+        "images", type=Path, nargs="+", metavar="IMAGE", help="DICOM, PNG, JPEG, PGM or TIFF files"
+    )
+    s.add_argument(
+        "--out", type=Path, default=Path("explain-out"), help="output folder (default: %(default)s)"
+    )
+    s.add_argument(
+        "--method",
+        choices=["gradcam", "gradcam++", "occlusion"],
+        default="gradcam",
+        help="heatmap method (default: %(default)s; occlusion is model-agnostic but slower)",
+    )
+    s.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu", help="default: %(default)s")
+    s.add_argument(
+        "--no-features", action="store_true", help="skip the feature-map grids (default: draw them)"
     )
 
     s = add("demo", _cmd_demo, "the whole job on synthetic data: synth -> ... -> evaluate")

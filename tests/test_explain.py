@@ -1,0 +1,174 @@
+"""`mammo explain`: heatmap sign (hot = malignant), inverse mapping onto the source, files, bad inputs, CLI."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from mammo.cli import main
+from mammo.errors import UserError
+from mammo.explain.checks import pointing_hits
+from mammo.explain.geometry import (
+    heatmap_to_source,
+    input_point_to_source,
+    roi_mask_to_input,
+    whole_mask_to_input,
+)
+from mammo.explain.maps import heatmaps
+from mammo.explain.run import explain
+from mammo.prep.breast import find_breast, prepare_whole
+
+
+class SpotModel(torch.nn.Module):
+    """logit = sign * mean(relu(conv(x))): bright pixels are malignant (sign +1) or benign (sign -1)."""
+
+    def __init__(self, sign: float = 1.0) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(1, 2, 3, padding=1, bias=False)
+        torch.nn.init.constant_(self.conv.weight, 1.0 / 9)
+        self.sign = sign
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.sign * torch.relu(self.conv(x)).mean(dim=(1, 2, 3))[:, None]
+
+
+def _spot_image(size: int = 32, at: tuple[int, int] = (20, 9)) -> torch.Tensor:
+    x = torch.zeros(1, 1, size, size)
+    x[0, 0, at[0] - 2 : at[0] + 3, at[1] - 2 : at[1] + 3] = 1.0
+    return x
+
+
+@pytest.mark.parametrize("method", ["gradcam", "gradcam++", "occlusion"])
+def test_hot_means_more_malignant(method):
+    x = _spot_image()
+    heat = heatmaps(SpotModel(1.0), x, "conv", method)[0]
+    r, c = np.unravel_index(np.argmax(heat), heat.shape)
+    assert abs(r - 20) <= 3 and abs(c - 9) <= 3, (r, c)
+    assert heat.min() >= 0 and heat[20, 9] > 2 * heat[5, 28]
+    # evidence for benign is not shown as malignant evidence
+    against = heatmaps(SpotModel(-1.0), x, "conv", method)[0]
+    assert against[20, 9] <= 0.5 * heat[20, 9]
+
+
+def test_heatmap_maps_back_to_a_known_source_point():
+    box, size = (50, 20, 250, 380), 64  # breast box 200 wide, 360 tall in a 400 x 300 source
+    for flip in (False, True):
+        heat = np.zeros((size, size), np.float32)
+        heat[40, 10] = 1.0
+        src = heatmap_to_source(heat, box, flip, (400, 300))
+        want = input_point_to_source(40, 10, box, flip, size)
+        got = np.unravel_index(np.argmax(src), src.shape)
+        assert abs(got[0] - want[0]) <= 6 and abs(got[1] - want[1]) <= 6, (flip, got, want)
+        assert want[1] > 150 if flip else want[1] < 150  # mirrored: near the chest wall on the right
+        assert src[:20].max() == 0 and src[:, 250:].max() == 0  # nothing outside the breast box
+
+
+def _breast_with_dot(chest_wall_right: bool) -> tuple[np.ndarray, tuple[int, int]]:
+    """A 600 x 400 uint16 'mammogram': a half-disc breast on one side and one bright dot inside it."""
+    img = np.zeros((600, 400), np.uint16)
+    cx = 399 if chest_wall_right else 0
+    cv2.ellipse(img, (cx, 300), (260, 220), 0, 0, 360, 20000, -1)
+    dot = (380, 330 if chest_wall_right else 70)
+    cv2.circle(img, (dot[1], dot[0]), 6, 60000, -1)
+    return img, dot
+
+
+@pytest.mark.parametrize("chest_wall_right", [False, True])
+def test_prepare_then_back_finds_the_same_point(chest_wall_right):
+    img, dot = _breast_with_dot(chest_wall_right)
+    size = 128
+    prepared, breast = prepare_whole(img, size)
+    assert breast.flip == chest_wall_right
+    r, c = np.unravel_index(np.argmax(prepared), prepared.shape)  # where prepare moved the dot
+    heat = np.zeros((size, size), np.float32)
+    heat[r, c] = 1.0
+    back = np.unravel_index(np.argmax(heatmap_to_source(heat, breast.box, breast.flip, img.shape)), img.shape)
+    step = (breast.box[3] - breast.box[1]) / size
+    assert abs(back[0] - dot[0]) <= 2 * step + 1 and abs(back[1] - dot[1]) <= 2 * step + 1, (back, dot)
+    # and forwards: the dot's mask lands where prepare put the dot
+    mask = np.zeros(img.shape, np.uint8)
+    cv2.circle(mask, (dot[1], dot[0]), 6, 255, -1)
+    assert whole_mask_to_input(mask, breast.box, breast.flip, size)[r, c]
+    assert find_breast(img).box == breast.box
+
+
+def test_roi_mask_follows_window_and_flip():
+    mask = np.zeros((100, 100), np.uint8)
+    mask[10:20, 60:70] = 255  # top-left corner of the window (60, 10, 100, 50)
+    plain = roi_mask_to_input(mask, (60, 10, 100, 50), False, 40)
+    flipped = roi_mask_to_input(mask, (60, 10, 100, 50), True, 40)
+    assert plain[:10, :10].all() and not plain[20:, 20:].any()
+    assert flipped[:10, -10:].all() and not flipped[:, :20].any()
+
+
+def test_pointing_hits():
+    maps = np.zeros((2, 4, 4))
+    maps[0, 1, 1] = maps[1, 3, 3] = 1
+    mask = np.zeros((4, 4), bool)
+    mask[:2, :2] = True
+    assert pointing_hits(maps, [mask, mask]).tolist() == [True, False]
+
+
+def _tiny_run(tmp_path, task: str = "whole", size: int = 32):
+    from mammo.models.registry import create_model
+    from mammo.train.checkpoint import make_checkpoint, save_checkpoint
+
+    torch.manual_seed(0)
+    model = create_model("seed-basic", pretrained=False, input_size=size)
+    pre = {
+        "task": task,
+        "size": size,
+        "mean": 0.2,
+        "std": 0.3,
+        "input_scale": 65535,
+        "prepare": {"task": task},
+    }
+    run = tmp_path / "run"
+    ckpt = make_checkpoint("seed-basic", {"input_size": size}, model.state_dict(), pre, 1, 0.5, {})
+    save_checkpoint(run / "best.pt", ckpt)
+    return run
+
+
+def test_explain_writes_overlays_heatmaps_features_and_source_map(tmp_path):
+    run = _tiny_run(tmp_path)
+    img, _ = _breast_with_dot(True)
+    cv2.imwrite(str(tmp_path / "left.png"), img)
+    (tmp_path / "broken.png").write_bytes(b"not an image")
+    result = explain(run, [tmp_path / "left.png", tmp_path / "broken.png"], tmp_path / "out", "gradcam")
+    out = tmp_path / "out"
+    table = pd.read_csv(out / "explain.csv", keep_default_na=False)
+    assert len(table) == 2 and table.loc[0, "error"] == "" and "broken.png" in table.loc[1, "error"]
+    assert 0 <= float(table.loc[0, "probability"]) <= 1
+    heat = np.load(out / "left_heatmap.npy")
+    assert heat.shape == (32, 32) and heat.dtype == np.float32 and heat.min() >= 0
+    source = cv2.imread(str(out / "left_source_overlay.png"))
+    assert source.shape[:2] == img.shape  # full resolution of the original
+    assert cv2.imread(str(out / "left_overlay.png")) is not None
+    assert len(list((out / "features").glob("left_*.png"))) == 3  # one grid per seed-basic block
+    assert "explained 1 of 2" in result.summary()
+
+
+def test_explain_errors_and_cli(tmp_path, capsys):
+    run = _tiny_run(tmp_path, task="roi")
+    with pytest.raises(UserError, match="--method"):
+        explain(run, [tmp_path / "x.png"], tmp_path / "o", method="lime")
+    cv2.imwrite(str(tmp_path / "crop.png"), np.full((50, 60), 30000, np.uint16))
+    code = main(
+        [
+            "explain",
+            str(run),
+            str(tmp_path / "crop.png"),
+            "--out",
+            str(tmp_path / "o"),
+            "--method",
+            "gradcam++",
+            "--no-features",
+        ]
+    )
+    assert code == 0 and "malignant probability" in capsys.readouterr().out
+    assert not (tmp_path / "o" / "crop_source_overlay.png").exists()  # roi runs have no source mapping
+    assert main(["explain", str(tmp_path / "nowhere"), str(tmp_path / "crop.png")]) != 0
+    assert "checkpoint not found" in capsys.readouterr().err
