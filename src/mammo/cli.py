@@ -188,6 +188,13 @@ def _cmd_explain(a: argparse.Namespace) -> int:
     return 0 if any(not r["error"] for r in result.rows) else 1
 
 
+def _cmd_report(a: argparse.Namespace) -> int:
+    from mammo.report.build import build_report
+
+    print(build_report(a.run, a.out, split=a.split, device=a.device).summary())
+    return 0
+
+
 def _cmd_demo(a: argparse.Namespace) -> int:
     from mammo.demo import run_demo
 
@@ -374,6 +381,23 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--no-features", action="store_true", help="skip the feature-map grids (default: draw them)"
     )
+
+    s = add(
+        "report",
+        _cmd_report,
+        "one self-contained HTML report of a RUN: data, metrics with baselines, subgroups, plots, heatmaps",
+    )
+    s.epilog = (
+        "examples:\n  mammo evaluate runs/lite0 --split test && mammo report runs/lite0\n"
+        "  mammo report runs/lite0 --out lite0.html --split val"
+    )
+    s.formatter_class = argparse.RawDescriptionHelpFormatter
+    s.add_argument("run", type=Path, help="RUN folder, evaluated with `mammo evaluate` on --split")
+    s.add_argument("--out", type=Path, help="HTML file to write (default: RUN/report.html)")
+    s.add_argument(
+        "--split", choices=["val", "test"], default="test", help="evaluation to report (default: %(default)s)"
+    )
+    s.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu", help="default: %(default)s")
 
     s = add("demo", _cmd_demo, "the whole job on synthetic data: synth -> ... -> evaluate")
     s.add_argument("--out", type=Path, default=Path("demo-out"), help="folder for every step's output")

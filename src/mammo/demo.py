@@ -46,7 +46,7 @@ def _step(name: str, fn: Callable[[], object]) -> object:
     return result
 
 
-def run_demo(out: str | os.PathLike = "demo-out", fast: bool = False) -> DemoResult:
+def run_demo(out: str | os.PathLike = "demo-out", fast: bool = False, seed: int = 0) -> DemoResult:
     """synth -> ingest -> validate -> eda -> prepare (roi) -> train (default model) -> evaluate, under `out`."""
     from mammo.data.cbis import ingest_cbis
     from mammo.data.synth import make_download
@@ -61,7 +61,8 @@ def run_demo(out: str | os.PathLike = "demo-out", fast: bool = False) -> DemoRes
     t0 = time.perf_counter()
     download, data, prep, run = out / "download", out / "data", out / "prep", out / "run"
     _step(
-        "synth", lambda: make_download(download, women=b["women"], layout="descriptive", size="small", seed=0)
+        "synth",
+        lambda: make_download(download, women=b["women"], layout="descriptive", size="small", seed=seed),
     )
     _step("ingest", lambda: ingest_cbis(download, data))
     report = validate(data)

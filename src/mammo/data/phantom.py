@@ -14,6 +14,11 @@ the arrays into a CBIS-DDSM-like download. Intensities are built in [0, 1] (brig
   Benign calcifications are a few coarse round dots; malignant ones many fine, pleomorphic dots with short
   linear branches. The ROI mask is the lesion outline (mass: core plus the spicules near it; calc: the
   cluster).
+- Malignant lesions are not all obvious: each draws a conspicuity c in [0, 1] (CONSPICUITY_POWER > 1 skews it
+  low) that moves its look from benign (c = 0: round, no visible spicules, benign contrast, few coarse
+  scattered dots) to the full malignant pattern (c = 1), as real cancers range from subtle to obvious. The
+  mask keeps the malignant outline. This caps how well any model can separate the classes, so the demo's
+  AUC reads like a real task, not a perfect one.
 - A bright film label with text sits in a corner away from the breast, so breast cropping has something to
   remove.
 """
@@ -26,6 +31,8 @@ import cv2
 import numpy as np
 
 TEXTURE_ROWS = 512  # texture is synthesised at most this tall, then resized: cheap at any output size
+CONSPICUITY_POWER = 1.0  # malignant conspicuity = U(0, 1) ** power: > 1 makes subtle cancers more common
+GRAIN = 0.018  # amplitude of the fine quantum-noise-like grain (intensity units of [0, 1])
 
 
 @dataclass(frozen=True)
@@ -113,19 +120,23 @@ def _polar(size: int) -> tuple[np.ndarray, np.ndarray]:
     return np.hypot(y - c, x - c), np.arctan2(y - c, x - c)
 
 
-def mass_patch(radius: float, malignant: bool, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """A mass on a square patch: (density added in [0, 1], bool outline mask). Centre = patch centre."""
+def mass_patch(
+    radius: float, malignant: bool, rng: np.random.Generator, conspicuity: float = 1.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """A mass on a square patch: (density added in [0, 1], bool outline mask). Centre = patch centre.
+
+    `conspicuity` (malignant only) scales how visible the lobulation and spicules are; the mask keeps them.
+    """
     size = int(np.ceil(radius * 6.4)) | 1
     dist, theta = _polar(size)
     if malignant:
-        outline = np.ones_like(theta)
+        bumps = np.zeros_like(theta)
         for k in range(2, 8):
-            outline += (
-                rng.uniform(0.05, 0.16) / np.sqrt(k - 1) * np.cos(k * theta + rng.uniform(0, 2 * np.pi))
-            )
-        rr = dist / (radius * outline)
+            bumps += rng.uniform(0.05, 0.16) / np.sqrt(k - 1) * np.cos(k * theta + rng.uniform(0, 2 * np.pi))
+        rr = dist / (radius * (1.0 + bumps))
         core = rr < 1.0
-        dome = np.clip(1.0 - rr, 0.0, 1.0) ** 0.3
+        seen = dist / (radius * (1.0 + conspicuity * bumps))  # the outline as it shows: round when subtle
+        dome = np.clip(1.0 - seen, 0.0, 1.0) ** 0.3
         dome = cv2.GaussianBlur(dome, (0, 0), max(0.6, 0.10 * radius))
         spic = np.zeros((size, size), np.float32)
         c = (size - 1) / 2.0
@@ -135,7 +146,7 @@ def mass_patch(radius: float, malignant: bool, rng: np.random.Generator) -> tupl
             end = (round(c + length * np.cos(angle)), round(c + length * np.sin(angle)))
             cv2.line(spic, (round(c), round(c)), end, 1.0, width, cv2.LINE_AA)
         taper = np.clip(1.15 - dist / (radius * 3.1), 0.0, 1.0)
-        density = np.maximum(dome, 0.75 * spic * taper)
+        density = np.maximum(dome, 0.75 * conspicuity * spic * taper)
         mask = core | ((spic > 0.5) & (dist < radius * 1.6))
     else:
         aspect, angle = rng.uniform(0.6, 1.0), rng.uniform(0, np.pi)
@@ -151,27 +162,32 @@ def mass_patch(radius: float, malignant: bool, rng: np.random.Generator) -> tupl
 
 
 def calc_patch(
-    radius: float, malignant: bool, rng: np.random.Generator, scale: float
+    radius: float, malignant: bool, rng: np.random.Generator, scale: float, conspicuity: float = 1.0
 ) -> tuple[np.ndarray, np.ndarray]:
-    """A calcification cluster on a square patch: (density in [0, 1], bool mask of the cluster region)."""
+    """A calcification cluster on a square patch: (density in [0, 1], bool mask of the cluster region).
+
+    `conspicuity` (malignant only) moves the cluster from few, scattered dots (0) to many fine dots on a line (1).
+    """
     size = int(np.ceil(radius * 3.0)) | 1
     c = (size - 1) / 2.0
     dots = np.zeros((size, size), np.float32)
-    n = int(rng.integers(14, 30)) if malignant else int(rng.integers(3, 8))
+    k = conspicuity
+    n = int(rng.integers(round(4 + 10 * k), round(12 + 18 * k))) if malignant else int(rng.integers(3, 10))
     # malignant dots line up along a segment (linear/segmental); benign ones scatter in a round cluster
     axis = rng.uniform(0, np.pi)
     for _ in range(n):
         if malignant:
-            t, off = rng.uniform(-1, 1) * radius, rng.normal(0, 0.25) * radius
+            t, off = rng.uniform(-1, 1) * radius, rng.normal(0, 0.25 + 0.35 * (1 - k)) * radius
             px, py = c + t * np.cos(axis) - off * np.sin(axis), c + t * np.sin(axis) + off * np.cos(axis)
-            axes = (
-                max(1, round(rng.uniform(0.5, 1.6) * scale)),
-                max(1, round(rng.uniform(0.4, 0.9) * scale)),
+            px, py = np.clip(px, 1, size - 2), np.clip(py, 1, size - 2)  # a wide scatter stays on the patch
+            axes = (  # fine and elongated when conspicuous, coarse and round like benign dots when subtle
+                max(1, round((k * rng.uniform(0.5, 1.6) + (1 - k) * rng.uniform(1.4, 2.6)) * scale)),
+                max(1, round((k * rng.uniform(0.4, 0.9) + (1 - k) * rng.uniform(1.4, 2.6)) * scale)),
             )
             cv2.ellipse(
                 dots, (int(px), int(py)), axes, float(rng.uniform(0, 180)), 0, 360, 1.0, -1, cv2.LINE_AA
             )
-            if rng.random() < 0.3:
+            if rng.random() < 0.3 * k:
                 a = axis + rng.normal(0, 0.5)
                 length = rng.uniform(2.0, 5.0) * scale
                 end = (int(px + length * np.cos(a)), int(py + length * np.sin(a)))
@@ -273,11 +289,12 @@ def render(
     spacing = 2.6 * max((r for _, _, r in drawn), default=1.0)
     centres = _lesion_centres(thickness, pectoral, len(lesions), spacing, rng)
     for (spec, lrng, radius), (cy, cx) in zip(drawn, centres, strict=False):
+        c = lrng.uniform(0.0, 1.0) ** CONSPICUITY_POWER if spec.malignant else 0.0
         if spec.kind == "mass":
-            dens, mask = mass_patch(radius, spec.malignant, lrng)
-            amp = lrng.uniform(0.20, 0.27) if spec.malignant else lrng.uniform(0.14, 0.19)
+            dens, mask = mass_patch(radius, spec.malignant, lrng, c)
+            amp = lrng.uniform(0.14, 0.19) + (0.06 * c if spec.malignant else 0.0)
         else:
-            dens, mask = calc_patch(radius, spec.malignant, lrng, scale)
+            dens, mask = calc_patch(radius, spec.malignant, lrng, scale, c)
             amp = lrng.uniform(0.30, 0.40)
         _paste(lesion_layer, amp * dens, cy, cx, np.maximum)
         full = np.zeros(shape, np.uint8)
@@ -285,7 +302,7 @@ def render(
         masks.append(np.where(breast, full, 0).astype(np.uint8))
     img = img + lesion_layer * breast
     grain = cv2.GaussianBlur(rng.standard_normal(shape).astype(np.float32), (0, 0), 0.7 * max(1.0, scale))
-    img = 0.03 + img + 0.012 * grain / max(float(grain.std()), 1e-6)
+    img = 0.03 + img + GRAIN * grain / max(float(grain.std()), 1e-6)
     if side.upper() == "RIGHT":
         img, thickness, breast = img[:, ::-1].copy(), thickness[:, ::-1], breast[:, ::-1].copy()
         masks = [m[:, ::-1].copy() for m in masks]

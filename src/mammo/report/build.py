@@ -1,0 +1,365 @@
+"""`mammo report RUN`: gather a run's config, data, metrics, baselines, subgroups, explanation checks and a
+gallery of its most confident hits and misses with their heatmaps into one self-contained HTML file."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+import mammo
+from mammo.errors import DataError
+from mammo.io.atomic import write_json, write_text
+from mammo.report import collect
+from mammo.report.collect import fmt
+from mammo.report.render import Section, esc, figures, img_tag, page, paragraph, table
+
+SECTION_IDS = (
+    "summary",
+    "config",
+    "data",
+    "metrics",
+    "baselines",
+    "training",
+    "plots",
+    "subgroups",
+    "explanations",
+    "gallery",
+)
+EVAL_PLOTS = (
+    ("roc.png", "ROC curve"),
+    ("pr.png", "precision-recall curve"),
+    ("calibration.png", "reliability diagram"),
+    ("confusion.png", "confusion matrix"),
+)
+
+
+@dataclass
+class ReportResult:
+    """Where the report went and what it holds."""
+
+    path: Path
+    sections: list[str]
+    n_images: int
+
+    def summary(self) -> str:
+        """One line."""
+        return f"report with {len(self.sections)} sections and {self.n_images} images: {self.path}"
+
+
+def png_bytes(fig: Figure) -> bytes:
+    """Render a figure to PNG bytes, then release it."""
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    fig.clear()
+    return buf.getvalue()
+
+
+def training_curves(history: pd.DataFrame) -> bytes:
+    """Loss (train, validation) and validation AUC per epoch, side by side."""
+    fig = Figure(figsize=(9, 3.4), dpi=100)
+    FigureCanvasAgg(fig)
+    loss, auc = fig.subplots(1, 2)
+    for col, label in (("train_loss", "train"), ("val_loss", "validation")):
+        if col in history.columns:
+            loss.plot(history["epoch"], history[col], marker="o", label=label)
+    loss.set(xlabel="epoch", ylabel="loss (BCE)", title="Loss")
+    loss.legend()
+    if "val_auc" in history.columns:
+        auc.plot(history["epoch"], history["val_auc"], marker="o", color="C2")
+    auc.set(xlabel="epoch", ylabel="AUC", title="Validation AUC", ylim=(0.4, 1.0))
+    auc.axhline(0.5, ls="--", color="grey", lw=1)
+    return png_bytes(fig)
+
+
+def _metrics_rows(run_dir: Path) -> pd.DataFrame:
+    rows = []
+    for split in ("val", "test"):
+        m = collect.read_metrics(run_dir, split)
+        if m is None:
+            continue
+        rows.append(
+            {
+                "split": split,
+                "AUC (95% CI by woman)": f"{fmt(m.get('auc'))} ({fmt(m.get('auc_ci_low'))}-{fmt(m.get('auc_ci_high'))})",
+                "accuracy": fmt(m.get("accuracy")),
+                "sensitivity": fmt(m.get("sensitivity")),
+                "specificity": fmt(m.get("specificity")),
+                "threshold": fmt(m.get("threshold")),
+                "ECE (uncalibrated)": f"{fmt(m.get('ece'))} ({fmt(m.get('ece_uncalibrated'))})",
+                "Brier": fmt(m.get("brier")),
+                "samples": m.get("n"),
+                "malignant": m.get("n_pos"),
+                "women": m.get("n_women"),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _config_section(run_dir: Path, ckpt: dict[str, Any]) -> str:
+    config_file = run_dir / "config.yaml"
+    config = (
+        yaml.safe_load(config_file.read_text()) if config_file.is_file() else dict(ckpt.get("config") or {})
+    )
+    pre = ckpt.get("preprocessing") or {}
+    fixed = {
+        "task": pre.get("task"),
+        "input size": pre.get("size"),
+        "normalisation (mean, std)": f"{pre.get('mean')}, {pre.get('std')}",
+        "threshold (chosen on validation)": fmt(ckpt.get("threshold")),
+        "temperature (fitted on validation)": fmt(ckpt.get("temperature")),
+        "best epoch": ckpt.get("epoch"),
+    }
+    items = [*fixed.items(), *((k, v) for k, v in config.items())]
+    return table(pd.DataFrame([{"setting": k, "value": "" if v is None else v} for k, v in items]))
+
+
+def _subgroup_section(metrics: dict[str, Any], pred: pd.DataFrame | None, split: str) -> str:
+    groups = metrics.get("subgroups") or (collect.subgroups(pred) if pred is not None else {})
+    if not groups:
+        return paragraph(
+            f"The {split} rows carry no metadata field with two or more values (site, machine, view, "
+            "age, density), so there are no subgroups to compare."
+        )
+    parts = [
+        paragraph(
+            "AUC per value of each metadata field, with a 95% bootstrap interval that resamples women. "
+            "Small groups give wide intervals.",
+            "muted",
+        )
+    ]
+    for name, rows in groups.items():
+        df = pd.DataFrame(
+            [
+                {
+                    "value": r.get("value"),
+                    "samples": r.get("n"),
+                    "malignant": r.get("n_pos"),
+                    "AUC (95% CI)": f"{fmt(r.get('auc'))} ({fmt(r.get('auc_ci_low'))}-{fmt(r.get('auc_ci_high'))})",
+                }
+                for r in rows
+            ]
+        )
+        parts.append(f"<h3>{esc(name)}</h3>" + table(df, numeric=("samples", "malignant")))
+    return "".join(parts)
+
+
+def _checks_section(checks: dict[str, Any] | None) -> str:
+    if not checks or not checks.get("n"):
+        return paragraph(
+            "No lesion masks are known for the correctly classified malignant samples of this split, "
+            "so the heatmaps could not be checked against the lesions."
+        )
+    df = pd.DataFrame(
+        [
+            {
+                "check": "pointing game",
+                "value": fmt(checks["pointing_game"], 2),
+                "reference": f"chance {fmt(checks['chance'], 2)}",
+                "meaning": "share of correctly classified malignant samples whose heatmap maximum lies in the lesion",
+            },
+            {
+                "check": "model randomisation (Spearman)",
+                "value": fmt(checks["randomisation_spearman"], 2),
+                "reference": "near 0 is good, near 1 is bad",
+                "meaning": "rank correlation of the trained model's heatmaps with those of the same model with "
+                "random weights: a high value would mean the map shows the image, not what was learned",
+            },
+        ]
+    )
+    return paragraph(
+        f"{checks['method']} heatmaps on {checks['n']} true-positive samples of the {checks['split']} split."
+    ) + table(df)
+
+
+def _gallery_section(
+    run_dir: Path, prep: Path, pred: pd.DataFrame, ckpt: dict[str, Any], model: Any, k: int
+) -> tuple[str, int]:
+    import torch
+
+    from mammo.explain.figures import overlay_figure
+    from mammo.explain.maps import heatmaps
+    from mammo.models.registry import get_model_info
+    from mammo.train.dataset import PrepDataset
+
+    pre = ckpt["preprocessing"]
+    picks = collect.gallery_picks(pred, float(ckpt.get("threshold", 0.5)), k)
+    layer = get_model_info(ckpt["model"]["name"]).gradcam_layer
+    parts, n = (
+        [
+            paragraph(
+                "The most confident cases of each kind, each with its Grad-CAM heatmap (hot = evidence "
+                "for malignant).",
+                "muted",
+            )
+        ],
+        0,
+    )
+    for kind, rows in picks.items():
+        parts.append(f"<h3>{esc(kind)}</h3>")
+        if rows.empty:
+            parts.append(paragraph(f"none on this split at threshold {fmt(ckpt.get('threshold'))}"))
+            continue
+        ds = PrepDataset(
+            prep,
+            rows.reset_index(drop=True),
+            int(pre["size"]),
+            float(np.mean(pre.get("mean", 0.0))),
+            float(np.mean(pre.get("std", 1.0))),
+        )
+        x = torch.stack([ds[i][0] for i in range(len(ds))])
+        maps = heatmaps(model, x, layer, "gradcam")
+        tags = []
+        for i, (_, r) in enumerate(rows.iterrows()):
+            title = f"p={r['probability']:.2f}, {'malignant' if r['label'] else 'benign'}"
+            tags.append(
+                img_tag(
+                    png_bytes(overlay_figure(x[i, 0].numpy(), maps[i], title)),
+                    f"{kind}: {r['sample_id']}",
+                    f"{r['sample_id']} (woman {r['patient_id']})",
+                )
+            )
+            n += 1
+        parts.append(figures(tags, "figs gallery"))
+    return "".join(parts), n
+
+
+def explanation_checks(run_dir: Path, split: str, device: str) -> dict[str, Any]:
+    """RUN/explain/checks_<split>.json, computed (and cached there) when absent."""
+    path = run_dir / "explain" / f"checks_{split}.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    from mammo.explain.checks import check_explanations
+
+    result = check_explanations(run_dir, split=split, device=device).to_dict()
+    write_json(
+        {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in result.items()}, path
+    )
+    return result
+
+
+def build_report(
+    run_dir: str | os.PathLike,
+    out: str | os.PathLike | None = None,
+    split: str = "test",
+    device: str = "cpu",
+    gallery_k: int = 4,
+) -> ReportResult:
+    """Write one self-contained HTML report of RUN (default RUN/report.html) from its evaluation of `split`."""
+    from mammo.evaluate.run import find_prep, resolve_device
+    from mammo.train.checkpoint import load_run
+    from mammo.train.dataset import read_dataset_csv
+
+    run_dir = Path(run_dir)
+    metrics = collect.read_metrics(run_dir, split)
+    if metrics is None:
+        raise DataError(
+            f"{run_dir}: no eval/{split}/metrics.json; run `mammo evaluate {run_dir} --split {split}` first"
+        )
+    model, ckpt = load_run(run_dir, device=resolve_device(device))
+    prep = find_prep(run_dir, None, ckpt)
+    dataset = read_dataset_csv(prep)
+    pred_file = run_dir / "eval" / split / "predictions.csv"
+    pred = None
+    if pred_file.is_file():
+        pred = collect.with_metadata(
+            pd.read_csv(pred_file, dtype={"sample_id": str, "patient_id": str}), dataset
+        )
+    n_images = 0
+    model_name = ckpt["model"]["name"]
+
+    headline = (
+        f"{model_name} on {metrics.get('task', '?')} samples: {split} AUC {fmt(metrics.get('auc'))} "
+        f"(95% CI {fmt(metrics.get('auc_ci_low'))}-{fmt(metrics.get('auc_ci_high'))}, by woman) on "
+        f"{metrics.get('n')} samples of {metrics.get('n_women')} women"
+    )
+    summary = paragraph(headline, "big")
+    summary += "".join(paragraph(f"warning: {w}", "warn") for w in metrics.get("warnings") or [])
+    if (metrics.get("prediction_spread") or {}).get("near_constant"):
+        summary += paragraph("The predictions barely move between images: the model has not learned.", "warn")
+
+    plot_tags = []
+    for name, caption in EVAL_PLOTS:
+        f = run_dir / "eval" / split / name
+        if f.is_file():
+            plot_tags.append(img_tag(f.read_bytes(), caption, caption))
+    n_images += len(plot_tags)
+
+    history = run_dir / "metrics.csv"
+    if history.is_file() and len(pd.read_csv(history)):
+        training = img_tag(
+            training_curves(pd.read_csv(history)), "training curves", "loss and validation AUC"
+        )
+        n_images += 1
+    else:
+        training = paragraph("RUN/metrics.csv is missing or empty: no training history to show.")
+
+    checks = explanation_checks(run_dir, split, device)
+    gallery, n_gallery = (
+        _gallery_section(run_dir, prep, pred, ckpt, model, gallery_k)
+        if pred is not None
+        else (paragraph(f"no eval/{split}/predictions.csv"), 0)
+    )
+    n_images += n_gallery
+
+    sections = [
+        Section("summary", "Summary", summary),
+        Section("config", "Configuration", _config_section(run_dir, ckpt)),
+        Section(
+            "data",
+            "Data",
+            paragraph(f"PREP folder: {prep}", "muted")
+            + table(collect.data_summary(dataset), numeric=("samples", "benign", "malignant", "women")),
+        ),
+        Section(
+            "metrics",
+            "Metrics",
+            table(_metrics_rows(run_dir))
+            + paragraph(
+                "Threshold and temperature are chosen on validation and only applied to test.", "muted"
+            ),
+        ),
+        Section(
+            "baselines",
+            "Baselines",
+            table(
+                collect.baselines_table(metrics)
+                .assign(
+                    auc=lambda d: d["auc"].map(fmt),
+                    low=lambda d: d["low"].map(fmt),
+                    high=lambda d: d["high"].map(fmt),
+                )
+                .rename(columns={"auc": "AUC", "low": "CI low", "high": "CI high"})
+            ),
+        ),
+        Section("training", "Training", training),
+        Section(
+            "plots",
+            f"Plots ({split})",
+            figures(plot_tags) if plot_tags else paragraph("no plots in the evaluation folder"),
+        ),
+        Section("subgroups", "Subgroups", _subgroup_section(metrics, pred, split)),
+        Section("explanations", "Explanation checks", _checks_section(checks)),
+        Section("gallery", "Gallery", gallery),
+    ]
+    target = Path(out) if out is not None else run_dir / "report.html"
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    text = page(
+        f"mammo report: {run_dir.name}",
+        f"{run_dir.resolve()} - {headline}",
+        sections,
+        f"made by mammo {mammo.__version__} on {stamp}; self-contained, no network needed",
+    )
+    write_text(text, target)
+    return ReportResult(path=target, sections=[s.id for s in sections], n_images=n_images)

@@ -1,0 +1,196 @@
+"""`mammo report`: one self-contained HTML page with every section, every image inline, subgroups, baselines."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from mammo.cli import main
+from mammo.errors import DataError
+from mammo.io.atomic import write_json
+from mammo.report.build import SECTION_IDS, build_report
+from mammo.report.collect import age_band, baselines_table, data_summary, subgroups
+
+SIZE = 32
+
+
+def make_run(tmp_path, n_women: int = 24):
+    """PREP (bright = malignant blobs, metadata) and a RUN with a seed-basic best.pt, evaluated on val and test."""
+    from mammo.evaluate.run import evaluate
+    from mammo.models.registry import create_model
+    from mammo.train.checkpoint import make_checkpoint, save_checkpoint
+
+    rng = np.random.default_rng(0)
+    prep = tmp_path / "prep"
+    (prep / "images").mkdir(parents=True)
+    rows = []
+    for w in range(n_women):
+        split = "train" if w < 8 else ("val" if w < 14 else "test")
+        for k in range(2):
+            label = (w + k) % 2
+            img = rng.integers(0, 20000, (SIZE, SIZE)).astype(np.uint16)
+            cv2.circle(img, (16, 16), 6, 30000 + 30000 * label, -1)
+            sid = f"P{w}_{k}"
+            cv2.imwrite(str(prep / "images" / f"{sid}.png"), img)
+            rows.append(
+                {
+                    "sample_id": sid,
+                    "image": f"images/{sid}.png",
+                    "label": label,
+                    "patient_id": f"P{w}",
+                    "split": split,
+                    "view": "CC" if k else "MLO",
+                    "site_id": f"s{w % 2}",
+                    "age": 45 + w,
+                }
+            )
+    pd.DataFrame(rows).to_csv(prep / "dataset.csv", index=False)
+    write_json({"task": "whole", "size": SIZE}, prep / "prepare.json")
+    torch.manual_seed(0)
+    model = create_model("seed-basic", pretrained=False, input_size=SIZE)
+    pre = {
+        "task": "whole",
+        "size": SIZE,
+        "mean": 0.3,
+        "std": 0.3,
+        "input_scale": 65535,
+        "prepare": {"task": "whole", "out": str(prep)},
+    }
+    run = tmp_path / "run"
+    save_checkpoint(
+        run / "best.pt",
+        make_checkpoint(
+            "seed-basic",
+            {"input_size": SIZE},
+            model.state_dict(),
+            pre,
+            2,
+            0.7,
+            {"prep": str(prep), "epochs": 2},
+            threshold=0.5,
+        ),
+    )
+    pd.DataFrame(
+        {
+            "epoch": [1, 2],
+            "train_loss": [0.7, 0.6],
+            "val_loss": [0.69, 0.65],
+            "val_auc": [0.6, 0.7],
+            "lr": [1e-3, 1e-3],
+            "seconds": [1.0, 1.0],
+        }
+    ).to_csv(run / "metrics.csv", index=False)
+    for split in ("val", "test"):
+        evaluate(run, split=split, device="cpu")
+    return run
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    return make_run(tmp_path_factory.mktemp("report"))
+
+
+def _images(text: str) -> list[bytes]:
+    srcs = re.findall(r'<img src="([^"]*)"', text)
+    assert all(s.startswith("data:image/png;base64,") for s in srcs)
+    return [base64.b64decode(s.split(",", 1)[1]) for s in srcs]
+
+
+def test_report_is_one_self_contained_page(run, tmp_path):
+    checks = {
+        "split": "test",
+        "method": "gradcam",
+        "layer": "features.block3",
+        "n": 9,
+        "pointing_game": 0.78,
+        "chance": 0.12,
+        "randomisation_spearman": 0.08,
+        "n_constant_random": 0,
+    }
+    write_json(checks, run / "explain" / "checks_test.json")
+    result = build_report(run, tmp_path / "r.html", gallery_k=2)
+    text = (tmp_path / "r.html").read_text()
+    for sid in SECTION_IDS:
+        assert f'<section id="{sid}">' in text, sid
+    images = _images(text)
+    assert len(images) == result.n_images >= 4 + 1 + 2  # eval plots, training curves, gallery
+    assert all(png.startswith(b"\x89PNG\r\n\x1a\n") for png in images)
+    assert not re.search(r"(src|href)=\"(https?:|//)", text) and "<script" not in text  # nothing to fetch
+    assert "0.78" in text and "chance 0.12" in text and "0.08" in text  # the explanation checks
+    assert "<h3>view</h3>" in text and "<h3>site</h3>" in text and "<h3>age band</h3>" in text
+    assert "true positives" in text and "false negatives" in text
+    metrics = json.loads((run / "eval" / "test" / "metrics.json").read_text())
+    assert f"{metrics['auc']:.3f}" in text
+
+
+def test_report_cli_and_missing_evaluation(run, tmp_path, capsys):
+    assert main(["report", str(run), "--out", str(tmp_path / "x.html")]) == 0
+    assert "report with 10 sections" in capsys.readouterr().out and (tmp_path / "x.html").is_file()
+    with pytest.raises(DataError, match="mammo evaluate"):
+        build_report(run, tmp_path / "y.html", split="train")
+
+
+def test_subgroups_ci_by_woman_and_age_bands():
+    pred = pd.DataFrame(
+        {
+            "label": [0, 1] * 20,
+            "logit": np.r_[np.linspace(0, 1, 20), np.linspace(0, 1, 20)],
+            "patient_id": [f"w{i // 2}" for i in range(40)],
+            "site_id": ["a"] * 20 + ["b"] * 20,
+            "view": ["CC"] * 40,
+        }
+    )
+    pred.loc[pred.label == 1, "logit"] += np.where(pred.loc[pred.label == 1, "site_id"] == "a", 5.0, 0.0)
+    groups = subgroups(pred, n_boot=200)
+    assert list(groups) == ["site"]  # view has one value: no comparison
+    a, b = groups["site"]
+    assert a["value"] == "a" and a["auc"] == 1.0 and b["auc"] < 0.9
+    assert b["auc_ci_low"] < b["auc_ci_high"] < 1.0 and a["n"] == 20 and a["n_pos"] == 10
+    assert [age_band(x) for x in (42, "55", 60, 79.5, "")] == ["<50", "50-59", "60-69", "70+", ""]
+
+
+def test_baselines_are_rendered_generically():
+    metrics = {
+        "model": "m",
+        "auc": 0.8,
+        "auc_ci_low": 0.7,
+        "auc_ci_high": 0.9,
+        "n": 50,
+        "majority_accuracy": 0.6,
+        "accuracy": 0.75,
+        "birads_auc": 0.85,
+        "birads_auc_ci_low": 0.8,
+        "birads_auc_ci_high": 0.9,
+        "baselines": {
+            "metadata": {
+                "auc": 0.7,
+                "auc_ci_low": 0.6,
+                "auc_ci_high": 0.8,
+                "n": 50,
+                "inputs": ["age", "site_id"],
+                "description": "age and site alone",
+            }
+        },
+    }
+    table = baselines_table(metrics)
+    assert table["name"].tolist() == ["model (m)", "majority class", "BI-RADS assessment", "metadata"]
+    assert table.loc[3, "inputs"] == "age, site_id" and table.loc[3, "auc"] == 0.7
+
+
+def test_data_summary_counts_women():
+    df = pd.DataFrame(
+        {"split": ["train", "train", "test"], "label": [0, 1, 1], "patient_id": ["a", "a", "b"]}
+    )
+    s = data_summary(df).set_index("split")
+    assert (
+        s.loc["train", "women"] == 1
+        and s.loc["all", "malignant"] == 2
+        and list(s.index) == ["train", "test", "all"]
+    )
