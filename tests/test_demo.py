@@ -22,12 +22,18 @@ def test_fast_demo_runs_every_step(tmp_path: Path) -> None:
         "run/metrics.csv",
         "run/eval/val/metrics.json",
         "run/eval/test/roc.png",
+        "explain/explain.csv",
+        "run/explain/checks_test.json",
+        "report.html",
     ):
         assert (out / path).exists(), path
     metrics = json.loads((out / "run" / "eval" / "test" / "metrics.json").read_text())
     assert result.test_auc == metrics["auc"] and 0.0 <= result.test_auc <= 1.0
     assert metrics["auc_ci_low"] <= metrics["auc"] <= metrics["auc_ci_high"]
-    assert "synthetic test AUC" in result.summary()
+    assert "synthetic test AUC" in result.summary() and str(out / "report.html") in result.summary()
+    assert list((out / "explain").glob("*_overlay.png")) and result.report == out / "report.html"
+    html = (out / "report.html").read_text()
+    assert '<section id="gallery">' in html and "data:image/png;base64," in html
 
 
 def test_demo_refuses_a_non_empty_folder(tmp_path: Path) -> None:

@@ -113,8 +113,8 @@ def test_pointing_hits():
 
 
 def _tiny_run(tmp_path, task: str = "whole", size: int = 32):
+    from mammo.models.checkpoint import make_checkpoint, save_checkpoint
     from mammo.models.registry import create_model
-    from mammo.train.checkpoint import make_checkpoint, save_checkpoint
 
     torch.manual_seed(0)
     model = create_model("seed-basic", pretrained=False, input_size=size)

@@ -5,6 +5,10 @@ from __future__ import annotations
 import base64
 import json
 import re
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -19,13 +23,15 @@ from mammo.report.build import SECTION_IDS, build_report
 from mammo.report.collect import age_band, baselines_table, data_summary, subgroups
 
 SIZE = 32
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"  # ignored by git; CI can keep it
 
 
 def make_run(tmp_path, n_women: int = 24):
     """PREP (bright = malignant blobs, metadata) and a RUN with a seed-basic best.pt, evaluated on val and test."""
     from mammo.evaluate.run import evaluate
+    from mammo.models.checkpoint import make_checkpoint, save_checkpoint
     from mammo.models.registry import create_model
-    from mammo.train.checkpoint import make_checkpoint, save_checkpoint
 
     rng = np.random.default_rng(0)
     prep = tmp_path / "prep"
@@ -194,3 +200,57 @@ def test_data_summary_counts_women():
         and s.loc["all", "malignant"] == 2
         and list(s.index) == ["train", "test", "all"]
     )
+
+
+class _Dom(HTMLParser):
+    """Section ids and <img> sources of a DOM dump."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sections: list[str] = []
+        self.images: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag == "section":
+            self.sections.append(a.get("id") or "")
+        elif tag == "img":
+            self.images.append(a.get("src") or "")
+
+
+def _chromium(args: list[str], profile: Path) -> subprocess.CompletedProcess:
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--no-first-run",
+        f"--user-data-dir={profile}",
+    ]
+    return subprocess.run([CHROMIUM, *flags, *args], capture_output=True, text=True, timeout=180, check=False)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium not installed (apt-get install chromium)")
+def test_report_renders_in_headless_chromium(run, tmp_path):
+    import cv2
+
+    report = build_report(run, tmp_path / "report.html", gallery_k=2)
+    uri = report.path.resolve().as_uri()
+    dump = _chromium(["--dump-dom", uri], tmp_path / "profile")
+    dom = _Dom()
+    dom.feed(dump.stdout)
+    assert dom.sections == list(SECTION_IDS), dump.stderr[-2000:]
+    assert len(dom.images) == report.n_images
+    for src in dom.images:
+        assert src.startswith("data:image/png;base64,")
+        assert base64.b64decode(src.split(",", 1)[1]).startswith(b"\x89PNG\r\n\x1a\n")
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / "report-screenshot.png"
+    shot.unlink(missing_ok=True)
+    done = _chromium(
+        [f"--screenshot={shot}", "--window-size=1200,3000", "--hide-scrollbars", uri], tmp_path / "p2"
+    )
+    assert shot.is_file(), done.stderr[-2000:]
+    pixels = cv2.imread(str(shot), cv2.IMREAD_GRAYSCALE)
+    assert pixels.shape == (3000, 1200) and pixels.std() > 20  # text, tables and plots, not a blank page

@@ -51,6 +51,14 @@ torchrun --nproc-per-node 4 -m mammo train prep/whole512 --out runs/ddp --device
     "evaluate": """
 mammo evaluate runs/lite0 --split test            # writes runs/lite0/eval/test/
 """,
+    "explain": """
+mammo explain runs/lite0 scans/P_00001_LEFT_CC.dcm --out explain-out          # Grad-CAM, overlays, feature maps
+mammo explain runs/lite0 a.png b.png --method occlusion --no-features
+""",
+    "report": """
+mammo evaluate runs/lite0 --split test && mammo report runs/lite0           # writes runs/lite0/report.html
+mammo report runs/lite0 --out lite0.html --split val
+""",
     "demo": """
 mammo demo --out demo-out          # what `make demo` runs
 mammo demo --out /tmp/smoke --fast # seconds-long smoke version (used by the tests)
@@ -198,7 +206,7 @@ def _cmd_report(a: argparse.Namespace) -> int:
 def _cmd_demo(a: argparse.Namespace) -> int:
     from mammo.demo import run_demo
 
-    print(run_demo(a.out, fast=a.fast).summary())
+    print(run_demo(a.out, fast=a.fast, seed=a.seed).summary())
     return 0
 
 
@@ -359,25 +367,18 @@ def build_parser() -> argparse.ArgumentParser:
         _cmd_explain,
         "heatmaps of the evidence for malignant (Grad-CAM, Grad-CAM++, occlusion) and feature maps for images",
     )
-    s.epilog = (
-        "examples:\n  mammo explain runs/lite0 scans/P_00001_LEFT_CC.dcm --out explain-out\n"
-        "  mammo explain runs/lite0 a.png b.png --method occlusion --no-features"
-    )
-    s.formatter_class = argparse.RawDescriptionHelpFormatter
     s.add_argument("run", type=Path, help="RUN folder written by `mammo train` (uses best.pt)")
     s.add_argument(
         "images", type=Path, nargs="+", metavar="IMAGE", help="DICOM, PNG, JPEG, PGM or TIFF files"
     )
-    s.add_argument(
-        "--out", type=Path, default=Path("explain-out"), help="output folder (default: %(default)s)"
-    )
+    s.add_argument("--out", type=Path, default=Path("explain-out"), help="output folder")
     s.add_argument(
         "--method",
         choices=["gradcam", "gradcam++", "occlusion"],
         default="gradcam",
-        help="heatmap method (default: %(default)s; occlusion is model-agnostic but slower)",
+        help="heatmap method (occlusion is model-agnostic but slower)",
     )
-    s.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu", help="default: %(default)s")
+    s.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu", help="where to run")
     s.add_argument(
         "--no-features", action="store_true", help="skip the feature-map grids (default: draw them)"
     )
@@ -387,21 +388,19 @@ def build_parser() -> argparse.ArgumentParser:
         _cmd_report,
         "one self-contained HTML report of a RUN: data, metrics with baselines, subgroups, plots, heatmaps",
     )
-    s.epilog = (
-        "examples:\n  mammo evaluate runs/lite0 --split test && mammo report runs/lite0\n"
-        "  mammo report runs/lite0 --out lite0.html --split val"
-    )
-    s.formatter_class = argparse.RawDescriptionHelpFormatter
     s.add_argument("run", type=Path, help="RUN folder, evaluated with `mammo evaluate` on --split")
     s.add_argument("--out", type=Path, help="HTML file to write (default: RUN/report.html)")
-    s.add_argument(
-        "--split", choices=["val", "test"], default="test", help="evaluation to report (default: %(default)s)"
-    )
-    s.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu", help="default: %(default)s")
+    s.add_argument("--split", choices=["val", "test"], default="test", help="evaluation to report")
+    s.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu", help="where to run")
 
-    s = add("demo", _cmd_demo, "the whole job on synthetic data: synth -> ... -> evaluate")
+    s = add(
+        "demo",
+        _cmd_demo,
+        "the whole job on synthetic data: synth -> ingest -> ... -> train -> evaluate -> explain -> report",
+    )
     s.add_argument("--out", type=Path, default=Path("demo-out"), help="folder for every step's output")
     s.add_argument("--fast", action="store_true", help="seconds-long smoke version")
+    s.add_argument("--seed", type=int, default=0, help="seed of the synthetic download")
     return p
 
 

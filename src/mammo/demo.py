@@ -14,27 +14,44 @@ from mammo.errors import UserError
 
 @dataclass
 class DemoResult:
-    """Where the demo wrote each step's output, and the headline test metrics."""
+    """Where the demo wrote each step's output, and the headline numbers."""
 
     out: Path
     test_auc: float
     auc_ci: tuple[float, float]
     seconds: float
+    pointing_game: float | None = None
+    pointing_chance: float | None = None
+    randomisation_spearman: float | None = None
+    report: Path | None = None
     steps: dict[str, str] = field(default_factory=dict)
 
     def summary(self) -> str:
         """The last lines the demo prints."""
         lo, hi = self.auc_ci
+
+        def f(v: float | None) -> str:
+            return "n/a" if v is None else f"{v:.2f}"
+
         return (
             f"demo done in {self.seconds:.0f}s: synthetic test AUC {self.test_auc:.3f} (95% CI {lo:.3f}-{hi:.3f}); "
-            f"metrics and plots in {self.out / 'run' / 'eval' / 'test'}"
+            f"pointing game {f(self.pointing_game)} (chance {f(self.pointing_chance)}), heatmap rank correlation "
+            f"with a random-weights model {f(self.randomisation_spearman)}\n"
+            f"report: {self.report}"
         )
 
 
-# (women, image size, prepare size, epochs, max batches per epoch) for the full and the fast demo
+# women, prepare size, epochs, max batches per epoch, batch size, images to explain: full and fast demo
 _BUDGETS = {
-    False: {"women": 200, "prep_size": 128, "epochs": 10, "max_batches": None, "batch_size": 32},
-    True: {"women": 20, "prep_size": 64, "epochs": 1, "max_batches": 2, "batch_size": 8},
+    False: {
+        "women": 200,
+        "prep_size": 128,
+        "epochs": 10,
+        "max_batches": None,
+        "batch_size": 32,
+        "explain": 4,
+    },
+    True: {"women": 20, "prep_size": 64, "epochs": 1, "max_batches": 2, "batch_size": 8, "explain": 1},
 }
 
 
@@ -47,7 +64,7 @@ def _step(name: str, fn: Callable[[], object]) -> object:
 
 
 def run_demo(out: str | os.PathLike = "demo-out", fast: bool = False, seed: int = 0) -> DemoResult:
-    """synth -> ingest -> validate -> eda -> prepare (roi) -> train (default model) -> evaluate, under `out`."""
+    """synth -> ingest -> validate -> eda -> prepare (roi) -> train -> evaluate -> explain -> report, under `out`."""
     from mammo.data.cbis import ingest_cbis
     from mammo.data.synth import make_download
     from mammo.data.validate import validate
@@ -89,11 +106,47 @@ def run_demo(out: str | os.PathLike = "demo-out", fast: bool = False, seed: int 
     _step("train", lambda: train(prep, run, overrides=overrides))
     _step("evaluate", lambda: evaluate(run, split="val", device="cpu"))
     ev = _step("evaluate", lambda: evaluate(run, split="test", device="cpu"))
+
+    import pandas as pd
+
+    from mammo.explain.checks import cached_checks
+    from mammo.explain.run import explain
+    from mammo.report.build import build_report
+
+    test = pd.read_csv(run / "eval" / "test" / "predictions.csv").sort_values("probability", ascending=False)
+    examples = [prep / "images" / f"{sid}.png" for sid in test["sample_id"].head(b["explain"])]
+    _step("explain", lambda: explain(run, examples, out / "explain", method="gradcam", features=True))
+    checks = _step("checks", lambda: _checks_line(cached_checks(run, "test", "cpu")))
+    report = _step("report", lambda: build_report(run, out / "report.html", split="test", device="cpu"))
     metrics = json.loads((run / "eval" / "test" / "metrics.json").read_text())
     return DemoResult(
         out=out,
         test_auc=metrics["auc"],
         auc_ci=(metrics["auc_ci_low"], metrics["auc_ci_high"]),
         seconds=time.perf_counter() - t0,
+        pointing_game=checks.values.get("pointing_game"),
+        pointing_chance=checks.values.get("chance"),
+        randomisation_spearman=checks.values.get("randomisation_spearman"),
+        report=report.path,
         steps={"evaluate": ev.summary()},
     )
+
+
+@dataclass
+class _ChecksLine:
+    """The explanation checks as the demo prints them."""
+
+    values: dict
+
+    def summary(self) -> str:
+        v = self.values
+        if not v.get("n"):
+            return "no correctly classified malignant test sample to check the heatmaps on"
+        return (
+            f"pointing game {v['pointing_game']:.2f} on {v['n']} true positives (chance {v['chance']:.2f}); "
+            f"Spearman with random-weights heatmaps {v['randomisation_spearman']:.2f}"
+        )
+
+
+def _checks_line(values: dict) -> _ChecksLine:
+    return _ChecksLine(values)

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -19,9 +20,9 @@ import pandas as pd
 import torch
 from scipy.stats import spearmanr
 
-from mammo.evaluate.calibration import apply_temperature
 from mammo.explain.geometry import roi_mask_to_input, whole_mask_to_input
 from mammo.explain.maps import heatmaps
+from mammo.io.atomic import write_json
 from mammo.models.registry import create_model, get_model_info
 from mammo.prep.run import load_mask
 
@@ -102,9 +103,11 @@ def check_explanations(
 ) -> ExplanationChecks:
     """Pointing game and randomisation check of RUN's heatmaps on `split` (lesion masks from PREP/DATA)."""
     from mammo.data.manifest import read_manifest
-    from mammo.evaluate.run import find_prep, predict_logits, read_split, resolve_device
-    from mammo.train.checkpoint import load_run
-    from mammo.train.dataset import PrepDataset, read_prepare_json
+    from mammo.datasets import PrepDataset
+    from mammo.evaluate.run import find_prep, predict_logits, read_split
+    from mammo.infer import input_stats, probabilities, resolve_device
+    from mammo.models.checkpoint import load_run
+    from mammo.prep.dataset import read_prepare_json
 
     run_dir = Path(run_dir)
     dev = resolve_device(device)
@@ -114,7 +117,7 @@ def check_explanations(
     task, size = str(pre.get("task") or "whole"), int(pre["size"])
     rows = read_split(prep, split)
     logits = predict_logits(model, prep, rows, pre, dev, batch_size)
-    probs = apply_temperature(logits, float(ckpt.get("temperature", 1.0)))
+    probs = probabilities(logits, float(ckpt.get("temperature", 1.0)))
     keep = (rows["label"].to_numpy() == 1) & (probs >= float(ckpt.get("threshold", 0.5)))
     manifest = None
     if task == "whole":
@@ -132,9 +135,7 @@ def check_explanations(
     layer = info.gradcam_layer if method != "occlusion" else ""
     if not chosen:
         return ExplanationChecks(split, method, layer, 0, float("nan"), float("nan"), float("nan"), 0)
-    mean = float(np.mean(pre.get("mean", 0.0)))
-    std = float(np.mean(pre.get("std", 1.0)))
-    dataset = PrepDataset(prep, rows.iloc[chosen].reset_index(drop=True), size, mean, std)
+    dataset = PrepDataset(prep, rows.iloc[chosen].reset_index(drop=True), size, *input_stats(pre))
     torch.manual_seed(seed)
     random_model = (
         create_model(ckpt["model"]["name"], pretrained=False, **ckpt["model"]["args"]).to(dev).eval()
@@ -156,3 +157,14 @@ def check_explanations(
         randomisation_spearman=float(np.mean(rhos)),
         n_constant_random=int(sum(np.ptp(m) == 0 for m in random_maps)),
     )
+
+
+def cached_checks(run_dir: str | os.PathLike, split: str = "test", device: str = "cpu") -> dict[str, Any]:
+    """The checks of RUN on `split` as a dict: read from RUN/explain/checks_<split>.json, or measured and saved there."""
+    path = Path(run_dir) / "explain" / f"checks_{split}.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    result = check_explanations(run_dir, split=split, device=device).to_dict()
+    result = {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in result.items()}
+    write_json(result, path)
+    return result

@@ -20,15 +20,15 @@ import torch
 from tqdm import tqdm
 
 from mammo.errors import DataError, UserError
-from mammo.evaluate.calibration import apply_temperature
 from mammo.evaluate.plots import save_figure
 from mammo.explain.figures import blend, display_gray, feature_grid_figure, overlay_figure
 from mammo.explain.geometry import heatmap_to_source
 from mammo.explain.maps import METHODS, feature_maps, heatmaps, normalise
+from mammo.infer import Predictor
 from mammo.io.atomic import atomic_path, write_csv
 from mammo.io.images import read_image, to_uint16, write_png
 from mammo.models.registry import get_model_info
-from mammo.prep.breast import Breast, prepare_whole, resize_to
+from mammo.prep.breast import find_breast
 
 COLUMNS = [
     "image",
@@ -65,24 +65,6 @@ class ExplainResult:
         return "\n".join([f"explained {ok} of {len(self.rows)} images in {self.out}", *lines])
 
 
-def model_input(image: np.ndarray, preprocessing: dict[str, Any]) -> tuple[np.ndarray, Breast | None]:
-    """A raw image as the run's model sees it, float32 (1, size, size), and the breast found (whole runs)."""
-    size = int(preprocessing["size"])
-    img = to_uint16(image)
-    if str(preprocessing.get("task") or "whole") == "whole":
-        try:
-            out, breast = prepare_whole(img, size)
-        except ValueError as exc:
-            raise DataError(str(exc)) from None
-    else:
-        out, breast = resize_to(img, size, size), None
-    mean = float(np.mean(preprocessing.get("mean", 0.0)))
-    std = float(np.mean(preprocessing.get("std", 1.0)))
-    return ((out.astype(np.float32) / float(preprocessing.get("input_scale", 65535)) - mean) / std)[
-        None
-    ], breast
-
-
 def _save_npy(array: np.ndarray, path: Path) -> None:
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         np.save(fh, array)
@@ -100,25 +82,19 @@ def _names(images: list[Path]) -> list[str]:
 
 
 def explain_one(
-    model: torch.nn.Module,
-    ckpt: dict[str, Any],
-    image: np.ndarray,
-    name: str,
-    out: Path,
-    method: str,
-    features: bool = True,
+    predictor: Predictor, image: np.ndarray, name: str, out: Path, method: str, features: bool = True
 ) -> dict[str, Any]:
     """Explain one raw image with a loaded run; write its pictures under `out`; return its explain.csv row."""
-    pre = ckpt["preprocessing"]
-    info = get_model_info(ckpt["model"]["name"])
-    x, breast = model_input(image, pre)
-    device = next(model.parameters()).device
-    xt = torch.from_numpy(x)[None].to(device)
-    with torch.no_grad():
-        logit = float(model(xt).float().reshape(-1)[0])
-    prob = float(apply_temperature(np.array([logit]), float(ckpt.get("temperature", 1.0)))[0])
-    threshold = float(ckpt.get("threshold", 0.5))
-    heat = heatmaps(model, xt, info.gradcam_layer, method)[0]
+    info = get_model_info(predictor.model_name)
+    try:
+        x = predictor.preprocess(image)
+        breast = find_breast(to_uint16(image)) if predictor.task == "whole" else None
+    except ValueError as exc:  # no breast found, or an image the run's preprocessing cannot take
+        raise DataError(str(exc)) from None
+    prob = float(predictor.probabilities(predictor.logits(x[None]))[0])
+    xt = torch.from_numpy(x)[None].to(predictor.device)
+    heat = heatmaps(predictor.model, xt, info.gradcam_layer, method)[0]
+    threshold = predictor.threshold
     row = {
         "probability": prob,
         "prediction": int(prob >= threshold),
@@ -138,7 +114,7 @@ def explain_one(
         write_png(np.ascontiguousarray(rgb[..., ::-1]), out / f"{name}_source_overlay.png")
         row["source_overlay"] = str(out / f"{name}_source_overlay.png")
     if features:
-        for layer, maps in feature_maps(model, xt, info.feature_layers).items():
+        for layer, maps in feature_maps(predictor.model, xt, info.feature_layers).items():
             save_figure(
                 feature_grid_figure(maps, layer), out / "features" / f"{name}_{layer.replace('.', '-')}.png"
             )
@@ -154,14 +130,11 @@ def explain(
     features: bool = True,
 ) -> ExplainResult:
     """Heatmaps, overlays and feature maps for each image with RUN's best model; explain.csv in `out`."""
-    from mammo.evaluate.run import resolve_device
-    from mammo.train.checkpoint import load_run
-
     if method not in METHODS:
         raise UserError(f"--method {method!r}: choose one of {', '.join(METHODS)}")
     if not images:
         raise UserError("give at least one IMAGE to explain")
-    model, ckpt = load_run(run_dir, device=resolve_device(device))
+    predictor = Predictor.load(run_dir, device=device)
     out = Path(out)
     paths = [Path(p) for p in images]
     rows = []
@@ -170,7 +143,7 @@ def explain(
     ):
         row = {"image": str(path)}
         try:
-            row |= explain_one(model, ckpt, read_image(path), name, out, method, features)
+            row |= explain_one(predictor, read_image(path), name, out, method, features)
         except DataError as exc:  # a bad file gets its row; the rest goes on
             row["error"] = str(exc).splitlines()[0]
         rows.append({c: row.get(c, "") for c in COLUMNS})

@@ -4,14 +4,12 @@ gallery of its most confident hits and misses with their heatmaps into one self-
 from __future__ import annotations
 
 import io
-import json
 import os
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import yaml
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -19,7 +17,7 @@ from matplotlib.figure import Figure
 
 import mammo
 from mammo.errors import DataError
-from mammo.io.atomic import write_json, write_text
+from mammo.io.atomic import write_text
 from mammo.report import collect
 from mammo.report.collect import fmt
 from mammo.report.render import Section, esc, figures, img_tag, page, paragraph, table
@@ -188,10 +186,11 @@ def _gallery_section(
 ) -> tuple[str, int]:
     import torch
 
+    from mammo.datasets import PrepDataset
     from mammo.explain.figures import overlay_figure
     from mammo.explain.maps import heatmaps
+    from mammo.infer import input_stats
     from mammo.models.registry import get_model_info
-    from mammo.train.dataset import PrepDataset
 
     pre = ckpt["preprocessing"]
     picks = collect.gallery_picks(pred, float(ckpt.get("threshold", 0.5)), k)
@@ -211,13 +210,7 @@ def _gallery_section(
         if rows.empty:
             parts.append(paragraph(f"none on this split at threshold {fmt(ckpt.get('threshold'))}"))
             continue
-        ds = PrepDataset(
-            prep,
-            rows.reset_index(drop=True),
-            int(pre["size"]),
-            float(np.mean(pre.get("mean", 0.0))),
-            float(np.mean(pre.get("std", 1.0))),
-        )
+        ds = PrepDataset(prep, rows.reset_index(drop=True), int(pre["size"]), *input_stats(pre))
         x = torch.stack([ds[i][0] for i in range(len(ds))])
         maps = heatmaps(model, x, layer, "gradcam")
         tags = []
@@ -235,20 +228,6 @@ def _gallery_section(
     return "".join(parts), n
 
 
-def explanation_checks(run_dir: Path, split: str, device: str) -> dict[str, Any]:
-    """RUN/explain/checks_<split>.json, computed (and cached there) when absent."""
-    path = run_dir / "explain" / f"checks_{split}.json"
-    if path.is_file():
-        return json.loads(path.read_text())
-    from mammo.explain.checks import check_explanations
-
-    result = check_explanations(run_dir, split=split, device=device).to_dict()
-    write_json(
-        {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in result.items()}, path
-    )
-    return result
-
-
 def build_report(
     run_dir: str | os.PathLike,
     out: str | os.PathLike | None = None,
@@ -257,9 +236,10 @@ def build_report(
     gallery_k: int = 4,
 ) -> ReportResult:
     """Write one self-contained HTML report of RUN (default RUN/report.html) from its evaluation of `split`."""
-    from mammo.evaluate.run import find_prep, resolve_device
-    from mammo.train.checkpoint import load_run
-    from mammo.train.dataset import read_dataset_csv
+    from mammo.evaluate.run import find_prep
+    from mammo.infer import resolve_device
+    from mammo.models.checkpoint import load_run
+    from mammo.prep.dataset import read_dataset_csv
 
     run_dir = Path(run_dir)
     metrics = collect.read_metrics(run_dir, split)
@@ -305,7 +285,9 @@ def build_report(
     else:
         training = paragraph("RUN/metrics.csv is missing or empty: no training history to show.")
 
-    checks = explanation_checks(run_dir, split, device)
+    from mammo.explain.checks import cached_checks
+
+    checks = cached_checks(run_dir, split, device)
     gallery, n_gallery = (
         _gallery_section(run_dir, prep, pred, ckpt, model, gallery_k)
         if pred is not None

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mammo.evaluate.metrics import auc_with_ci
+from mammo.stats.metrics import auc_with_ci
 
 # metadata fields a dataset may carry, as (dataset.csv column, label in the report)
 SUBGROUP_FIELDS = (
