@@ -9,7 +9,7 @@ from test_train_dataset import make_prep, tiny_registry  # noqa: F401  (fixture)
 
 from mammo.datasets import PrepDataset
 from mammo.errors import DataError
-from mammo.models.checkpoint import FORMAT, load_checkpoint, load_run
+from mammo.models.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, load_run
 from mammo.prep.dataset import read_dataset_csv, split_rows
 from mammo.stats.calibration import apply_temperature, fit_temperature
 from mammo.stats.threshold import choose_threshold
@@ -48,7 +48,7 @@ def test_checkpoint_contract_and_weights_only(trained_run):
         "best_val_auc",
         "config",
     } <= set(raw)
-    assert raw["format"] == FORMAT and raw["class_names"] == ["benign", "malignant"]
+    assert raw["format"] == CHECKPOINT_FORMAT and raw["class_names"] == ["benign", "malignant"]
     assert raw["model"] == {"name": "tiny", "args": {"input_size": 32}}
     assert raw["preprocessing"] == {
         "task": "roi",

@@ -15,6 +15,7 @@ from test_train_dataset import TinyNet, make_prep, tiny_registry  # noqa: F401  
 import mammo.train.loop as loop
 from mammo.errors import UserError
 from mammo.models.checkpoint import load_checkpoint
+from mammo.train import optim
 
 FLAGS = {"model": "tiny", "epochs": 3, "batch_size": 8, "workers": 0, "device": "cpu", "seed": 5}
 
@@ -125,8 +126,8 @@ def test_weights_flag_reaches_create_model(tmp_path, tiny_registry):  # noqa: F8
 
 
 def test_lr_schedule_warmup_then_cosine():
-    f = [loop.lr_factor(s, warmup_steps=4, total_steps=20, kind="cosine") for s in range(20)]
+    f = [optim.lr_factor(s, warmup_steps=4, total_steps=20, kind="cosine") for s in range(20)]
     np.testing.assert_allclose(f[:4], [0.25, 0.5, 0.75, 1.0])
     assert f[4] == 1.0 and all(a > b for a, b in itertools.pairwise(f[4:])) and f[-1] < 0.01
-    assert loop.lr_factor(15, 4, 20, "constant") == 1.0
-    assert math.isclose(loop.lr_factor(12, 4, 20, "cosine"), 0.5)
+    assert optim.lr_factor(15, 4, 20, "constant") == 1.0
+    assert math.isclose(optim.lr_factor(12, 4, 20, "cosine"), 0.5)

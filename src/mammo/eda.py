@@ -14,12 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
 from mammo.data.manifest import read_manifest
 from mammo.errors import DataError
-from mammo.io.atomic import atomic_path, write_text
+from mammo.io.atomic import write_text
+from mammo.io.figures import new_figure, save_figure
 
 PATHOLOGY_COLORS = {"BENIGN": "#4c9be8", "BENIGN_WITHOUT_CALLBACK": "#9fd0a5", "MALIGNANT": "#e8694c"}
 LABEL_NAMES = {0: "benign", 1: "malignant"}
@@ -55,20 +54,6 @@ class EdaResult:
         )
 
 
-def _figure(width: float = 6.0, height: float = 4.0) -> Figure:
-    fig = Figure(figsize=(width, height), dpi=100)
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def _save(fig: Figure, path: Path) -> None:
-    """Render to PNG atomically and release the figure."""
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    fig.clear()
-
-
 def _present(df: pd.DataFrame, *columns: str) -> bool:
     """True when every column exists and has at least one non-empty value."""
     return all(c in df.columns and (df[c].astype(str).str.strip() != "").any() for c in columns)
@@ -102,7 +87,7 @@ def image_table(df: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def woman_table(df: pd.DataFrame) -> pd.DataFrame:
+def women_by_split(df: pd.DataFrame) -> pd.DataFrame:
     """One row per (woman, split): label = any malignant finding."""
     return df.groupby(["patient_id", "split"], sort=False).agg(label=("label", "max")).reset_index()
 
@@ -135,25 +120,25 @@ def _by_pathology(df: pd.DataFrame, column: str, path: Path, title: str, sort_nu
     else:
         table = table.loc[table.sum(axis=1).sort_values().index]
     horizontal = not sort_numeric
-    fig = _figure(7.0, max(3.5, 0.3 * len(table) + 1.5) if horizontal else 4.0)
+    fig = new_figure(7.0, max(3.5, 0.3 * len(table) + 1.5) if horizontal else 4.0)
     ax = fig.add_subplot()
     _stacked_bars(ax, table, PATHOLOGY_COLORS, horizontal=horizontal)
     ax.set_title(title)
     ax.set_xlabel("findings" if horizontal else column)
     ax.set_ylabel(column if horizontal else "findings")
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def pathology_counts(df: pd.DataFrame, path: Path) -> None:
     """Findings per pathology (the seed's first figure), one bar per pathology value."""
     counts = _text(df["pathology"]).value_counts()
-    fig = _figure()
+    fig = new_figure()
     ax = fig.add_subplot()
     bars = ax.bar(counts.index, counts.values, color=[PATHOLOGY_COLORS.get(k, "grey") for k in counts.index])
     ax.bar_label(bars)
     ax.set(title="Pathology of the findings", ylabel="findings")
     ax.tick_params(axis="x", labelsize=8)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def pathology_by_view(df: pd.DataFrame, path: Path) -> None:
@@ -221,7 +206,7 @@ def image_sizes(df: pd.DataFrame, path: Path) -> None:
     img["rows"] = pd.to_numeric(img["rows"], errors="coerce")
     img["cols"] = pd.to_numeric(img["cols"], errors="coerce")
     img = img.dropna(subset=["rows", "cols"])
-    fig = _figure(5.5, 5.0)
+    fig = new_figure(5.5, 5.0)
     ax = fig.add_subplot()
     for label, name in LABEL_NAMES.items():
         sel = img[img["label"] == label]
@@ -230,24 +215,24 @@ def image_sizes(df: pd.DataFrame, path: Path) -> None:
         )
     ax.set(title=f"Image sizes ({len(img)} images)", xlabel="columns (px)", ylabel="rows (px)")
     ax.legend(fontsize=8)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def findings_per_image(df: pd.DataFrame, path: Path) -> None:
     """How many images carry 1, 2, ... findings (several findings on one image is common in CBIS-DDSM)."""
     counts = image_table(df)["findings"].value_counts().sort_index()
-    fig = _figure()
+    fig = new_figure()
     ax = fig.add_subplot()
     bars = ax.bar(counts.index.astype(str), counts.values, color="#7f7fbf")
     ax.bar_label(bars)
     ax.set(title="Findings per image", xlabel="findings on the image", ylabel="images")
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def class_balance_by_split(df: pd.DataFrame, path: Path) -> None:
     """Benign/malignant per split, by image (any malignant finding) and by woman (any malignant image)."""
-    fig = _figure(9.0, 4.0)
-    units = (("image", "images", image_table(df)), ("woman", "women", woman_table(df)))
+    fig = new_figure(9.0, 4.0)
+    units = (("image", "images", image_table(df)), ("woman", "women", women_by_split(df)))
     for ax, (unit, units_label, table) in zip(fig.subplots(1, 2), units, strict=False):
         counts = _split_order(pd.crosstab(_text(table["split"]), table["label"].map(LABEL_NAMES)))
         _stacked_bars(ax, counts, LABEL_COLORS)
@@ -256,18 +241,18 @@ def class_balance_by_split(df: pd.DataFrame, path: Path) -> None:
             ax.text(i, row.sum(), f"{share:.0%} malignant", ha="center", va="bottom", fontsize=8)
         ax.margins(y=0.1)
         ax.set(title=f"Class balance by {unit}", xlabel="split", ylabel=units_label)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def women_per_split(df: pd.DataFrame, path: Path) -> None:
     """Distinct women per split; a woman in two splits is counted in both (and listed in the summary)."""
     counts = _split_order(df.groupby(_text(df["split"]))["patient_id"].nunique())
-    fig = _figure(5.0, 4.0)
+    fig = new_figure(5.0, 4.0)
     ax = fig.add_subplot()
     bars = ax.bar(counts.index, counts.values, color="#8c6bb1")
     ax.bar_label(bars)
     ax.set(title="Women per split", xlabel="split", ylabel="women")
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 FigureFn = Callable[[pd.DataFrame, Path], None]
@@ -296,7 +281,7 @@ def compute_numbers(df: pd.DataFrame) -> dict:
     per_split = {}
     for split, rows in sorted(df.groupby(_text(df["split"])), key=lambda kv: _split_key(kv[0])):
         img = images[images.index.isin(rows["image_id"])]
-        women = woman_table(rows)
+        women = women_by_split(rows)
         per_split[split] = {
             "findings": len(rows),
             "malignant_findings": int(rows["label"].sum()),

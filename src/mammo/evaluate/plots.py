@@ -1,6 +1,6 @@
 """Evaluation figures (ROC, precision-recall, reliability diagram, confusion matrix), each written as a PNG atomically.
 
-Figures are built with matplotlib's object API (no pyplot state, Agg rendering), so nothing stays open.
+Figures come from mammo.io.figures (matplotlib object API, no pyplot state), so nothing stays open.
 """
 
 from __future__ import annotations
@@ -8,26 +8,10 @@ from __future__ import annotations
 import os
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 from sklearn.metrics import average_precision_score, confusion_matrix, precision_recall_curve, roc_curve
 
-from mammo.io.atomic import atomic_path
+from mammo.io.figures import new_figure, save_figure
 from mammo.stats.metrics import reliability_bins
-
-
-def _figure(width: float = 5.0, height: float = 5.0) -> Figure:
-    fig = Figure(figsize=(width, height), dpi=100)
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def save_figure(fig: Figure, path: str | os.PathLike) -> None:
-    """Render `fig` to a PNG at `path` atomically, then release it."""
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    fig.clear()
 
 
 def plot_roc(
@@ -40,7 +24,7 @@ def plot_roc(
     """ROC curve with the chance diagonal; the legend gives AUC and its interval when `auc_ci` is given."""
     fpr, tpr, _ = roc_curve(labels, probs)
     label = "model" if auc_ci is None else f"AUC {auc_ci[0]:.3f} (95% CI {auc_ci[1]:.3f}-{auc_ci[2]:.3f})"
-    fig = _figure()
+    fig = new_figure(5.0, 5.0)
     ax = fig.add_subplot()
     ax.plot(fpr, tpr, lw=2, label=label)
     ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1, label="chance")
@@ -63,7 +47,7 @@ def plot_pr(
     labels = np.asarray(labels)
     precision, recall, _ = precision_recall_curve(labels, probs)
     ap = average_precision_score(labels, probs)
-    fig = _figure()
+    fig = new_figure(5.0, 5.0)
     ax = fig.add_subplot()
     ax.step(recall, precision, where="post", lw=2, label=f"AP {ap:.3f}")
     ax.axhline(float(labels.mean()), ls="--", color="grey", lw=1, label=f"prevalence {labels.mean():.2f}")
@@ -81,7 +65,7 @@ def plot_calibration(
     n_bins: int = 10,
 ) -> None:
     """Reliability diagram before and after temperature scaling, over a histogram of the calibrated probabilities."""
-    fig = _figure(5.5, 7.0)
+    fig = new_figure(5.5, 7.0)
     top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     top.plot([0, 1], [0, 1], ls="--", color="grey", lw=1, label="perfect calibration")
     after = "after temperature scaling" + ("" if temperature is None else f" (T={temperature:.2f})")
@@ -106,7 +90,7 @@ def plot_confusion(
     """Confusion matrix counts (rows true, columns predicted) for `prob >= threshold` = malignant."""
     pred = (np.asarray(probs, dtype=float) >= threshold).astype(int)
     cm = confusion_matrix(np.asarray(labels, dtype=int), pred, labels=[0, 1])
-    fig = _figure(4.5, 4.0)
+    fig = new_figure(4.5, 4.0)
     ax = fig.add_subplot()
     ax.imshow(cm, cmap="Blues")
     for (i, j), v in np.ndenumerate(cm):

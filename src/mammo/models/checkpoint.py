@@ -12,7 +12,7 @@ from torch import nn
 from mammo.errors import DataError
 from mammo.io.atomic import atomic_path
 
-FORMAT = "mammo-checkpoint/1"
+CHECKPOINT_FORMAT = "mammo-checkpoint/1"
 CLASS_NAMES = ["benign", "malignant"]
 REQUIRED_KEYS = ("format", "model", "state_dict", "preprocessing", "class_names", "threshold", "temperature")
 
@@ -31,7 +31,7 @@ def make_checkpoint(
 ) -> dict[str, Any]:
     """The RUN-contract checkpoint dict (CPU tensors and primitives only); `extra` adds resume state."""
     return {
-        "format": FORMAT,
+        "format": CHECKPOINT_FORMAT,
         "model": {"name": model_name, "args": dict(model_args)},
         "state_dict": {k: v.detach().cpu() for k, v in state_dict.items()},
         "preprocessing": preprocessing,
@@ -61,8 +61,8 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     except Exception as exc:  # torch raises several types for truncated/foreign files
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(f"{path}: not a readable checkpoint ({first}); retrain or restore the file") from exc
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise DataError(f"{path}: not a mammo checkpoint (expected format {FORMAT})")
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise DataError(f"{path}: not a mammo checkpoint (expected format {CHECKPOINT_FORMAT})")
     missing = [k for k in REQUIRED_KEYS if k not in ckpt]
     if missing:
         raise DataError(f"{path}: checkpoint lacks {', '.join(missing)}; retrain with this version of mammo")

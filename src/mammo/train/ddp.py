@@ -68,11 +68,6 @@ def wrap(model: nn.Module, env: DistEnv, device: torch.device) -> nn.Module:
     return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
 
-def unwrap(model: nn.Module) -> nn.Module:
-    """The plain module inside a DDP wrapper (for saving and evaluation)."""
-    return model.module if isinstance(model, DistributedDataParallel) else model
-
-
 def gather_predictions(
     indices: np.ndarray, logits: np.ndarray, labels: np.ndarray, env: DistEnv
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -33,16 +33,19 @@ from tqdm import tqdm
 from mammo.datasets import PrepDataset
 from mammo.errors import UserError
 from mammo.infer import forward_logits
-from mammo.io.atomic import atomic_path, write_csv
+from mammo.io.atomic import write_csv
 from mammo.models.checkpoint import load_checkpoint, make_checkpoint, save_checkpoint
 from mammo.prep.dataset import read_dataset_csv, read_prepare_json, split_rows
-from mammo.seeding import reseed_generator, seed_everything, worker_init_fn
+from mammo.seeding import reseed_generator, seed_everything
 from mammo.stats.calibration import apply_temperature, fit_temperature
 from mammo.stats.metrics import auc, binary_cross_entropy
 from mammo.stats.threshold import choose_threshold
 from mammo.train import ddp
 from mammo.train.augment import Augmenter
 from mammo.train.config import TrainConfig, read_yaml, resolve_config, save_config
+from mammo.train.curves import write_curves
+from mammo.train.loaders import cpu_count, loader_workers, make_loader
+from mammo.train.optim import make_optimizer, make_scheduler
 from mammo.train.sampling import EpochTagged, class_weights
 
 log = logging.getLogger(__name__)
@@ -84,44 +87,6 @@ class _State:
     bad_epochs: int = 0
 
 
-def _cpu_count() -> int:
-    """CPU cores available to this process, shared among the local DDP processes."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, cores // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
-
-
-def _workers(cfg: TrainConfig, device: torch.device) -> int:
-    """Loader workers: the config's, or enough for a GPU, or few on CPU where the model is the bottleneck."""
-    if cfg.workers is not None:
-        return max(0, cfg.workers)
-    cores = _cpu_count()
-    if device.type == "cuda":
-        return min(8, max(1, cores - 1))
-    return 0 if cores <= 2 else min(2, cores // 4)
-
-
-def lr_factor(step: int, warmup_steps: int, total_steps: int, kind: str) -> float:
-    """Learning-rate multiplier: linear warm-up, then cosine decay to 0 (or constant)."""
-    if step < warmup_steps:
-        return (step + 1) / warmup_steps
-    if kind == "constant":
-        return 1.0
-    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
-
-
-def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """The configured optimiser; weight decay on weights only (not on biases and norm parameters)."""
-    decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
-    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(groups, lr=cfg.lr, **cfg.optimizer_args)
-    if cfg.optimizer == "adadelta":
-        return torch.optim.Adadelta(groups, lr=cfg.lr, **{"rho": 0.95, "eps": 1e-7, **cfg.optimizer_args})
-    return torch.optim.SGD(groups, lr=cfg.lr, **{"momentum": 0.9, "nesterov": True, **cfg.optimizer_args})
-
-
 @torch.no_grad()
 def predict_loader(
     model: nn.Module, loader: DataLoader, device: torch.device, amp: bool = False
@@ -136,35 +101,6 @@ def predict_loader(
     return np.concatenate(idx), np.concatenate(out), np.concatenate(lab)
 
 
-def _loader(
-    ds: PrepDataset,
-    cfg: TrainConfig,
-    sampler: Any,
-    workers: int,
-    device: torch.device,
-    drop_last: bool = False,
-) -> DataLoader:
-    """A DataLoader with pinned memory on CUDA, persistent seeded workers, and the given sampler.
-
-    Its own generator (fixed by the run seed) seeds the workers, so the loader never draws from the global
-    torch RNG (dropout's): results do not depend on the number of workers.
-    """
-    generator = torch.Generator()
-    generator.manual_seed(cfg.seed)
-    return DataLoader(
-        ds,
-        batch_size=cfg.batch_size,
-        sampler=sampler,
-        num_workers=workers,
-        pin_memory=device.type == "cuda",
-        persistent_workers=workers > 0,
-        worker_init_fn=worker_init_fn,
-        generator=generator,
-        drop_last=drop_last,
-        prefetch_factor=4 if workers > 0 else None,
-    )
-
-
 def _check_run_dir(out: Path, resume: bool) -> None:
     """--resume needs RUN/last.pt; a fresh run refuses to overwrite one."""
     last = out / "last.pt"
@@ -174,29 +110,6 @@ def _check_run_dir(out: Path, resume: bool) -> None:
         raise UserError(
             f"{out}: already holds a run (last.pt); pass --resume to continue it or choose another --out"
         )
-
-
-def _write_curves(history: pd.DataFrame, path: Path) -> None:
-    """Training curves (losses and validation AUC per epoch) as a PNG, atomically."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
-    ax1.plot(history["epoch"], history["train_loss"], "o-", label="train loss")
-    ax1.plot(history["epoch"], history["val_loss"], "o-", label="val loss")
-    ax1.set_xlabel("epoch")
-    ax1.set_ylabel("binary cross-entropy")
-    ax1.legend()
-    ax2.plot(history["epoch"], history["val_auc"], "o-", color="tab:green")
-    ax2.set_xlabel("epoch")
-    ax2.set_ylabel("validation AUC")
-    ax2.set_ylim(0.0, 1.0)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
 
 
 def train(
@@ -245,9 +158,9 @@ class _Run:
         self.mean, self.std = float(info.mean), float(info.std)
         self.prepare = read_prepare_json(prep)
         self.amp = cfg.amp and device.type == "cuda"
-        self.workers = _workers(cfg, device)
+        self.workers = loader_workers(cfg, device)
         if device.type == "cpu":
-            torch.set_num_threads(_cpu_count())
+            torch.set_num_threads(cpu_count())
         seed_everything(cfg.seed)
         self.model_args = {"input_size": self.size, **cfg.model_args}
         model = create_model(cfg.model, pretrained=cfg.pretrained, weights=cfg.weights, **self.model_args)
@@ -258,11 +171,7 @@ class _Run:
         self.net = ddp.wrap(model, env, device)
         self._build_data(train_rows, val_rows)
         self.optimizer = make_optimizer(model, cfg)
-        total = cfg.epochs * self.steps_per_epoch
-        warmup = round(cfg.warmup_epochs * self.steps_per_epoch)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda step: lr_factor(step, warmup, total, cfg.scheduler)
-        )
+        self.scheduler = make_scheduler(self.optimizer, cfg, self.steps_per_epoch)
         labels = train_rows["label"].astype(int).to_numpy()
         pos_weight = None
         if cfg.balance == "loss":
@@ -303,8 +212,8 @@ class _Run:
             val_sampler = SequentialSampler(self.val_ds)
         self.train_sampler = EpochTagged(inner)
         drop_last = len(inner) > cfg.batch_size
-        self.train_loader = _loader(train_ds, cfg, self.train_sampler, self.workers, device, drop_last)
-        self.val_loader = _loader(self.val_ds, cfg, val_sampler, self.workers, device)
+        self.train_loader = make_loader(train_ds, cfg, self.train_sampler, self.workers, device, drop_last)
+        self.val_loader = make_loader(self.val_ds, cfg, val_sampler, self.workers, device)
         batches = len(self.train_loader)
         self.steps_per_epoch = min(batches, cfg.max_train_batches) if cfg.max_train_batches else batches
 
@@ -447,7 +356,7 @@ class _Run:
         result = None
         if env.is_main:
             threshold, temperature = self._calibrate()
-            _write_curves(pd.DataFrame(history, columns=METRIC_COLUMNS), out / "curves.png")
+            write_curves(pd.DataFrame(history, columns=METRIC_COLUMNS), out / "curves.png")
             result = TrainResult(
                 out,
                 cfg.model,
@@ -469,7 +378,7 @@ class _Run:
         loader = (
             self.val_loader
             if not self.env.distributed
-            else _loader(self.val_ds, self.cfg, SequentialSampler(self.val_ds), self.workers, self.device)
+            else make_loader(self.val_ds, self.cfg, SequentialSampler(self.val_ds), self.workers, self.device)
         )
         _, logits, labels = predict_loader(self.model, loader, self.device, self.amp)
         temperature = fit_temperature(logits, labels)
