@@ -138,3 +138,13 @@ def test_quiet_and_verbose_exclude_each_other(capsys) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["-q", "-v", "models"])
     assert exc.value.code == 2 and "not allowed with" in capsys.readouterr().err
+
+
+def test_log_lines_reach_the_current_stderr(capsys) -> None:
+    from mammo.cli import configure_logging
+
+    configure_logging()
+    logging.getLogger("mammo.test").info("hello from the library")
+    configure_logging(quiet=True)
+    logging.getLogger("mammo.test").info("hidden")
+    assert capsys.readouterr().err == "hello from the library\n"

@@ -404,14 +404,25 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+class _StderrHandler(logging.StreamHandler):
+    """A console handler that writes to whatever sys.stderr is at each record (redirections and captures work)."""
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:  # StreamHandler.__init__ assigns one; the live sys.stderr wins
+        pass
+
+
 def configure_logging(quiet: bool = False, verbose: bool = False) -> None:
     """Send the library's `mammo.*` log records to stderr: INFO by default, WARNING with -q, DEBUG with -v."""
     logger = logging.getLogger("mammo")
     logger.setLevel(logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO)
-    if not any(getattr(h, "_mammo_cli", False) for h in logger.handlers):
-        handler = logging.StreamHandler()
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("%(message)s"))
-        handler._mammo_cli = True  # type: ignore[attr-defined]
         logger.addHandler(handler)
     logger.propagate = False
 
