@@ -9,11 +9,12 @@ from test_train_dataset import make_prep, tiny_registry  # noqa: F401  (fixture)
 
 from mammo.datasets import PrepDataset
 from mammo.errors import DataError
+from mammo.infer import logits_from_loader
 from mammo.models.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, load_run
 from mammo.prep.dataset import read_dataset_csv, split_rows
 from mammo.stats.calibration import apply_temperature, fit_temperature
 from mammo.stats.threshold import choose_threshold
-from mammo.train.loop import predict_loader, train
+from mammo.train.loop import train
 
 
 @pytest.fixture
@@ -29,7 +30,7 @@ def _val_logits(model, prep, ckpt):
     pre = ckpt["preprocessing"]
     ds = PrepDataset(prep, rows, pre["size"], pre["mean"], pre["std"])
     loader = torch.utils.data.DataLoader(ds, batch_size=5)
-    _, logits, labels = predict_loader(model, loader, torch.device("cpu"))
+    logits, labels = logits_from_loader(model, loader, torch.device("cpu"))
     return logits, labels
 
 

@@ -16,7 +16,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from mammo.errors import UserError
+from mammo.infer import resolve_device
 
 
 @dataclass(frozen=True)
@@ -38,20 +38,13 @@ class DistEnv:
         return self.rank == 0
 
 
-def pick_device(requested: str, local_rank: int = 0) -> torch.device:
-    """auto -> CUDA when present, else CPU; UserError when cuda is asked for but absent."""
-    if requested == "cuda" or (requested == "auto" and torch.cuda.is_available()):
-        if not torch.cuda.is_available():
-            raise UserError("--device cuda: no CUDA GPU is visible to PyTorch; use --device cpu or auto")
-        return torch.device("cuda", local_rank % torch.cuda.device_count())
-    return torch.device("cpu")
-
-
 def setup(requested_device: str) -> tuple[DistEnv, torch.device]:
     """Read torchrun's environment, start the process group when WORLD_SIZE > 1, return (env, device)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     env = DistEnv(int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0")), world)
-    device = pick_device(requested_device, env.local_rank)
+    device = resolve_device(requested_device)
+    if device.type == "cuda" and device.index is None:  # one GPU per local rank
+        device = torch.device("cuda", env.local_rank % torch.cuda.device_count())
     if env.distributed and not dist.is_initialized():
         if device.type == "cuda":
             torch.cuda.set_device(device)

@@ -22,7 +22,6 @@ import pandas as pd
 import torch
 from torch import nn
 from torch.utils.data import (
-    DataLoader,
     DistributedSampler,
     RandomSampler,
     SequentialSampler,
@@ -32,7 +31,7 @@ from tqdm import tqdm
 
 from mammo.datasets import PrepDataset
 from mammo.errors import UserError
-from mammo.infer import forward_logits
+from mammo.infer import forward_logits, logits_from_loader
 from mammo.io.atomic import write_csv
 from mammo.models.checkpoint import load_checkpoint, make_checkpoint, save_checkpoint
 from mammo.prep.dataset import read_dataset_csv, read_prepare_json, split_rows
@@ -85,20 +84,6 @@ class _State:
     best_val_auc: float = -math.inf
     best_epoch: int = 0
     bad_epochs: int = 0
-
-
-@torch.no_grad()
-def predict_loader(
-    model: nn.Module, loader: DataLoader, device: torch.device, amp: bool = False
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(sample indices, logits, labels) of a loader's batches with the model in eval mode (indices for DDP)."""
-    model.eval()
-    idx, out, lab = [], [], []
-    for x, y, i in loader:
-        out.append(forward_logits(model, x, device, amp=amp).cpu().numpy())
-        lab.append(y.numpy())
-        idx.append(np.asarray(i))
-    return np.concatenate(idx), np.concatenate(out), np.concatenate(lab)
 
 
 def _check_run_dir(out: Path, resume: bool) -> None:
@@ -264,12 +249,8 @@ class _Run:
         for step, (x, y, _) in enumerate(self.train_loader):
             if step >= self.steps_per_epoch:
                 break
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            if device.type == "cuda":
-                x = x.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.amp):
-                logits = self.net(x).reshape(-1)
-            loss = self.loss_fn(logits.float(), y)
+            logits = forward_logits(self.net, x, device, amp=self.amp)
+            loss = self.loss_fn(logits, y.to(device, non_blocking=True))
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             norm = nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip or math.inf)
@@ -294,8 +275,11 @@ class _Run:
 
     def _validate(self) -> tuple[np.ndarray, np.ndarray]:
         """Validation logits and labels of every sample (gathered over ranks, padding removed)."""
-        idx, logits, labels = predict_loader(self.model, self.val_loader, self.device, self.amp)
-        _, logits, labels = ddp.gather_predictions(idx, logits, labels, self.env)
+        logits, labels = logits_from_loader(self.model, self.val_loader, self.device)
+        order = np.fromiter(
+            iter(self.val_loader.sampler), dtype=np.int64
+        )  # this rank's rows, in loader order
+        _, logits, labels = ddp.gather_predictions(order, logits, labels, self.env)
         return logits, labels
 
     def fit(self, resume: bool) -> TrainResult | None:
@@ -380,7 +364,7 @@ class _Run:
             if not self.env.distributed
             else make_loader(self.val_ds, self.cfg, SequentialSampler(self.val_ds), self.workers, self.device)
         )
-        _, logits, labels = predict_loader(self.model, loader, self.device, self.amp)
+        logits, labels = logits_from_loader(self.model, loader, self.device)
         temperature = fit_temperature(logits, labels)
         threshold = choose_threshold(apply_temperature(logits, temperature), labels)
         for name in ("best.pt", "last.pt"):
