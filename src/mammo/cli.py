@@ -59,6 +59,13 @@ mammo explain runs/lite0 a.png b.png --method occlusion --no-features
 mammo evaluate runs/lite0 --split test && mammo report runs/lite0           # writes runs/lite0/report.html
 mammo report runs/lite0 --out lite0.html --split val
 """,
+    "predict": """
+mammo predict runs/lite0 scans/ --out predictions.csv                 # folders are searched recursively
+mammo predict runs/lite0 a.dcm b.png --out p.json --tta               # JSON; mean with the mirrored image
+mammo predict runs/lite0 scans/ --aggregate breast --out p.csv        # + one row per breast (mean of its views)
+mammo predict runs/roi224 --table lesions.csv --out p.csv             # roi run: boxes and ids from a table
+mammo predict runs/roi224 full.dcm --box 1200,800,1500,1100           # roi run: one box in source pixels
+""",
     "demo": """
 mammo demo --out demo-out          # what `make demo` runs
 mammo demo --out /tmp/smoke --fast # seconds-long smoke version (used by the tests)
@@ -201,6 +208,27 @@ def _cmd_report(a: argparse.Namespace) -> int:
 
     print(build_report(a.run, a.out, split=a.split, device=a.device).summary())
     return 0
+
+
+def _cmd_predict(a: argparse.Namespace) -> int:
+    from mammo.predict import parse_box, predict
+
+    if not a.inputs and a.table is None:
+        raise UserError("give input files or folders, or --table T.csv")
+    result = predict(
+        a.run,
+        a.inputs,
+        out=a.out,
+        table=a.table,
+        box=parse_box(a.box) if a.box else None,
+        aggregate=a.aggregate,
+        tta=a.tta,
+        batch_size=a.batch_size,
+        workers=a.workers,
+        device=a.device,
+    )
+    print(result.summary())
+    return result.exit_code
 
 
 def _cmd_demo(a: argparse.Namespace) -> int:
@@ -392,6 +420,41 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", type=Path, help="HTML file to write (default: RUN/report.html)")
     s.add_argument("--split", choices=["val", "test"], default="test", help="evaluation to report")
     s.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu", help="where to run")
+
+    s = add("predict", _cmd_predict, "calibrated probability of malignancy for new images with a RUN's model")
+    s.add_argument("run", type=Path, help="RUN folder written by `mammo train` (its best.pt is used)")
+    s.add_argument(
+        "inputs",
+        nargs="*",
+        help="DICOM (any transfer syntax, with or without .dcm), PNG, JPEG, PGM or TIFF files, or folders "
+        "searched recursively",
+    )
+    s.add_argument(
+        "--out", type=Path, help="write every row to this .csv or .json file (default: print a summary only)"
+    )
+    s.add_argument(
+        "--table",
+        type=Path,
+        help="CSV in the ingest table format: image [patient_id, side, view, x_min, y_min, x_max, y_max] "
+        "(default: none)",
+    )
+    s.add_argument(
+        "--box",
+        help="x0,y0,x1,y1 lesion box in source pixels for roi runs, for inputs without a table box (default: "
+        "the input is taken as the lesion crop)",
+    )
+    s.add_argument(
+        "--aggregate",
+        choices=["breast"],
+        help="add one row per breast (patient + side from DICOM header or table) with the mean over its views "
+        "(default: image rows only)",
+    )
+    s.add_argument("--tta", action="store_true", help="average the logits of each image and its mirror image")
+    s.add_argument("--batch-size", type=int, default=8, help="images per forward pass")
+    s.add_argument(
+        "--workers", type=int, default=1, help="processes reading and decoding files (0: in this process)"
+    )
+    s.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
 
     s = add(
         "demo",

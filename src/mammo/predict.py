@@ -1,0 +1,414 @@
+"""`mammo predict`: new mammograms (DICOM, PNG, JPEG, PGM, TIFF, or folders of them) -> calibrated probabilities.
+
+The run's model is loaded once. Files are read, decoded and preprocessed (the run's own `prepare` recipe, via
+`mammo.infer.preprocess_image`) in worker processes, in input order, and batched into the model in this
+process, so decoding the next files overlaps the forward pass of the current batch. Every input gets one row;
+a file that cannot be scored (unreadable, truncated, colour, absurdly large, no breast found) gets its reason
+in `error` and no probability, and the rest goes on.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from mammo.data.cbis_csv import snake_case
+from mammo.data.manifest import BOX_COLUMNS
+from mammo.data.table import SIDES
+from mammo.errors import DataError, UserError
+from mammo.infer import Predictor, preprocess_image
+from mammo.io.atomic import write_csv, write_text
+from mammo.io.dicom import read_header, read_pixels
+from mammo.io.images import IMAGE_SUFFIXES, is_dicom_path, open_header, read_image, to_uint16
+from mammo.io.pool import ordered_map
+
+COLUMNS = [
+    "path",
+    "level",
+    "patient_id",
+    "side",
+    "view",
+    "n_images",
+    "probability_malignant",
+    "prediction",
+    "threshold",
+    "logit",
+    "model",
+    "run",
+    "tta",
+    "error",
+]
+DICOM_SUFFIXES = {".dcm", ".dicom"}
+GRAY_MODES = {
+    "1",
+    "L",
+    "LA",
+    "La",
+    "I",
+    "F",
+    "I;16",
+    "I;16B",
+    "I;16L",
+    "I;16N",
+}  # PIL modes with one grey band
+AGGREGATES = ("breast",)
+
+
+@dataclass(frozen=True)
+class Source:
+    """One input image and what is known about it beforehand (from --table or --box)."""
+
+    path: str
+    box: tuple[float, float, float, float] | None = None
+    patient_id: str = ""
+    side: str = ""
+    view: str = ""
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """A worker's answer for one Source: the model input (or the reason there is none) and header ids."""
+
+    x: np.ndarray | None
+    error: str
+    patient_id: str
+    side: str
+    view: str
+
+
+@dataclass
+class PredictResult:
+    """The output rows (one per input, plus breast rows with --aggregate), where they were written, timings."""
+
+    rows: pd.DataFrame
+    out: Path | None
+    run: Path
+    model: str
+    tta: bool
+    load_seconds: float
+    predict_seconds: float
+
+    @property
+    def n_scored(self) -> int:
+        """Images that got a probability."""
+        images = self.rows[self.rows["level"] == "image"]
+        return int(images["probability_malignant"].notna().sum())
+
+    @property
+    def n_failed(self) -> int:
+        """Images that got an error instead of a probability."""
+        images = self.rows[self.rows["level"] == "image"]
+        return int(images["probability_malignant"].isna().sum())
+
+    @property
+    def exit_code(self) -> int:
+        """0 when at least one input was scored, 1 when none was."""
+        return 0 if self.n_scored else 1
+
+    def summary(self, limit: int = 20) -> str:
+        """Each row (up to `limit`) on one line, then counts, timing and where the full table is."""
+        lines = []
+        for r in self.rows.head(limit).itertuples():
+            where = r.path if r.level == "image" else f"{r.patient_id} {r.side} (mean of {r.n_images} views)"
+            if pd.isna(r.probability_malignant):
+                lines.append(f"  {where}: error: {r.error}")
+            else:
+                lines.append(f"  {where}: p(malignant) {r.probability_malignant:.3f} -> {r.prediction}")
+        if len(self.rows) > limit:
+            lines.append(
+                f"  ... {len(self.rows) - limit} more rows" + (f" in {self.out}" if self.out else "")
+            )
+        n = self.n_scored + self.n_failed
+        rate = n / self.predict_seconds if self.predict_seconds > 0 else float("nan")
+        lines.append(
+            f"scored {self.n_scored} of {n} images with {self.model}{' (flip TTA)' if self.tta else ''}, "
+            f"{self.n_failed} with errors; model loaded in {self.load_seconds:.1f} s, "
+            f"{self.predict_seconds:.1f} s for the images ({rate:.1f}/s)"
+        )
+        if self.out:
+            lines.append(f"  -> {self.out}")
+        return "\n".join(lines)
+
+
+def parse_box(text: str) -> tuple[float, float, float, float]:
+    """'x0,y0,x1,y1' (source pixels, x0 < x1, y0 < y1) -> four floats; UserError otherwise."""
+    try:
+        box = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        box = ()
+    if len(box) != 4 or not (box[0] < box[2] and box[1] < box[3]) or min(box) < 0:
+        raise UserError(f"--box {text!r}: give x0,y0,x1,y1 in source pixels with x0 < x1 and y0 < y1")
+    return box  # type: ignore[return-value]
+
+
+def _is_image_file(path: Path) -> bool:
+    """A file a folder walk picks up: an image suffix, a DICOM suffix, or the DICOM preamble (no suffix)."""
+    if path.name.startswith("."):
+        return False
+    suffix = path.suffix.lower()
+    return suffix in IMAGE_SUFFIXES or suffix in DICOM_SUFFIXES or is_dicom_path(path)
+
+
+def expand_inputs(inputs: Iterable[str | os.PathLike]) -> list[Source]:
+    """Files as given (even unreadable ones: they get an error row) and folders walked recursively, sorted."""
+    sources = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and _is_image_file(p))
+            sources += [Source(str(p)) for p in found]
+        else:
+            sources.append(Source(str(path)))
+    return sources
+
+
+def read_table(table: str | os.PathLike) -> list[Source]:
+    """The ingest table format: image (required), optional patient_id, side, view, x_min, y_min, x_max, y_max."""
+    table = Path(table)
+    if not table.is_file():
+        raise UserError(f"{table}: table not found; pass a CSV with an image column")
+    try:
+        df = pd.read_csv(table, dtype=str, keep_default_na=False)
+    except Exception as exc:
+        raise UserError(
+            f"{table}: unreadable CSV ({type(exc).__name__}: {' '.join(str(exc).split())})"
+        ) from None
+    df.columns = [snake_case(c) for c in df.columns]
+    if "image" not in df.columns and "image_path" in df.columns:
+        df = df.rename(columns={"image_path": "image"})
+    if "image" not in df.columns:
+        raise UserError(
+            f"{table}: no column image; a table needs image (optional: patient_id, side, view, "
+            "x_min, y_min, x_max, y_max)"
+        )
+    base = table.resolve().parent
+    sources = []
+    for i, row in df.iterrows():
+        box = None
+        values = [str(row.get(c, "")).strip() for c in BOX_COLUMNS]
+        if all(values):
+            try:
+                box = parse_box(",".join(values))
+            except UserError:
+                raise UserError(
+                    f"{table} row {i + 2}: lesion box {values} is not x0 < x1, y0 < y1 numbers"
+                ) from None
+        sources.append(
+            Source(
+                path=os.path.abspath(base / Path(str(row["image"]).strip()).expanduser()),
+                box=box,
+                patient_id=str(row.get("patient_id", "")).strip(),
+                side=SIDES.get(str(row.get("side", "")).strip().upper(), ""),
+                view=str(row.get("view", "")).strip().upper(),
+            )
+        )
+    return sources
+
+
+def _refuse_colour(path: Path) -> None:
+    """DataError for a colour image file (channels that differ); grey stored as RGB passes."""
+    import cv2
+
+    with open_header(path) as im:
+        mode = im.mode
+    if mode in GRAY_MODES:
+        return
+    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if img is not None and img.ndim == 3 and img.shape[2] >= 3:
+        b, g, r = img[..., 0], img[..., 1], img[..., 2]
+        if not (np.array_equal(b, g) and np.array_equal(g, r)):
+            raise DataError(
+                f"{path}: colour image ({mode}); mammograms are grayscale: convert it to grayscale first"
+            )
+
+
+def read_source(source: Source) -> tuple[np.ndarray, Source]:
+    """The source's pixels as uint16 and its ids, the table's where given, else the DICOM header's."""
+    path = Path(source.path)
+    if not path.exists():
+        raise DataError(f"{path}: file not found")
+    if not is_dicom_path(path):
+        _refuse_colour(path)
+        return to_uint16(read_image(path)), source
+    header = read_header(path)
+    known = Source(
+        source.path,
+        source.box,
+        source.patient_id or header.patient_id,
+        source.side or SIDES.get(header.laterality.strip().upper(), ""),
+        source.view or header.view.upper(),
+    )
+    return to_uint16(read_pixels(path)), known
+
+
+def _reason(exc: Exception, path: str) -> str:
+    """One line for the error column, without the path that is already in the row."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    text = text.removeprefix(f"{path}: ")
+    return text if isinstance(exc, (UserError, ValueError)) else f"{type(exc).__name__}: {text}"
+
+
+def load_input(job: tuple[Source, dict]) -> Loaded:
+    """Worker: read, decode and preprocess one source; any failure becomes its one-line reason."""
+    source, preprocessing = job
+    known = source
+    try:
+        image, known = read_source(source)
+        x = preprocess_image(image, preprocessing, source.box)
+    except Exception as exc:  # a bad file gets its row and the rest goes on
+        return Loaded(None, _reason(exc, source.path), known.patient_id, known.side, known.view)
+    return Loaded(x, "", known.patient_id, known.side, known.view)
+
+
+def _batches(loaded: Iterator[Loaded], batch_size: int) -> Iterator[list[tuple[int, Loaded]]]:
+    """(input index, Loaded) pairs in groups: a group closes when it holds batch_size images to score."""
+    group: list[tuple[int, Loaded]] = []
+    ready = 0
+    for i, item in enumerate(loaded):
+        group.append((i, item))
+        ready += item.x is not None
+        if ready == batch_size:
+            yield group
+            group, ready = [], 0
+    if group:
+        yield group
+
+
+def aggregate_breasts(rows: pd.DataFrame, threshold: float, class_names: Sequence[str]) -> pd.DataFrame:
+    """One level=breast row per (patient, side) with a scored image: the mean calibrated probability of its views."""
+    scored = rows[(rows["level"] == "image") & rows["probability_malignant"].notna()]
+    scored = scored[(scored["patient_id"] != "") & (scored["side"] != "")]
+    out = []
+    for (patient, side), group in scored.groupby(["patient_id", "side"], sort=True):
+        p = float(group["probability_malignant"].mean())
+        out.append(
+            {
+                "path": ";".join(group["path"]),
+                "level": "breast",
+                "patient_id": patient,
+                "side": side,
+                "view": "+".join(sorted(set(group["view"]) - {""})),
+                "n_images": len(group),
+                "probability_malignant": p,
+                "prediction": class_names[int(p >= threshold)],
+                "threshold": threshold,
+                "logit": float("nan"),
+                "model": group["model"].iloc[0],
+                "run": group["run"].iloc[0],
+                "tta": group["tta"].iloc[0],
+                "error": "",
+            }
+        )
+    return pd.DataFrame(out, columns=COLUMNS)
+
+
+def write_output(rows: pd.DataFrame, out: Path) -> None:
+    """CSV or JSON (a list of records, null where there is no probability) by the suffix, written atomically."""
+    if out.suffix.lower() == ".json":
+        write_text(rows.to_json(orient="records", indent=2) + "\n", out)
+    else:
+        write_csv(rows, out)
+
+
+def _check_args(out: str | os.PathLike | None, aggregate: str | None, batch_size: int, workers: int) -> None:
+    if out is not None and Path(out).suffix.lower() not in (".csv", ".json"):
+        raise UserError(f"--out {out}: give a .csv or .json file name")
+    if aggregate is not None and aggregate not in AGGREGATES:
+        raise UserError(f"--aggregate {aggregate!r}: the only level is breast")
+    if batch_size < 1:
+        raise UserError(f"--batch-size must be at least 1, got {batch_size}")
+    if workers < 0:
+        raise UserError(f"--workers must be 0 (read in this process) or more, got {workers}")
+
+
+def predict(
+    run_dir: str | os.PathLike,
+    inputs: Sequence[str | os.PathLike] = (),
+    out: str | os.PathLike | None = None,
+    table: str | os.PathLike | None = None,
+    box: tuple[float, float, float, float] | None = None,
+    aggregate: str | None = None,
+    tta: bool = False,
+    batch_size: int = 8,
+    workers: int = 1,
+    device: str = "auto",
+    predictor: Predictor | None = None,
+) -> PredictResult:
+    """Score images with RUN's best checkpoint: one row per input (path, calibrated probability, prediction...).
+
+    `inputs` are files or folders (walked recursively); `table` adds rows of the ingest table format. `box`
+    (roi runs) is the lesion box for every input without a table box. `predictor` reuses a loaded model.
+    With workers > 0 files are decoded in forkserver processes, so a script must call this under
+    `if __name__ == "__main__":`.
+    """
+    _check_args(out, aggregate, batch_size, workers)
+    sources = expand_inputs(inputs) + (read_table(table) if table is not None else [])
+    if not sources:
+        raise UserError("no input images: give files or folders (searched recursively), or --table T.csv")
+    started = time.perf_counter()
+    pred = predictor or Predictor.load(run_dir, device=device)
+    loaded_at = time.perf_counter()
+    if box is not None:
+        if pred.task != "roi":
+            raise UserError(f"--box: {run_dir} is a whole-image run; boxes are for roi runs")
+        sources = [
+            s if s.box is not None else Source(s.path, box, s.patient_id, s.side, s.view) for s in sources
+        ]
+    elif pred.task != "roi":
+        sources = [Source(s.path, None, s.patient_id, s.side, s.view) for s in sources]
+
+    names = list(pred.ckpt.get("class_names") or ["benign", "malignant"])
+    common = {
+        "threshold": pred.threshold,
+        "model": pred.model_name,
+        "run": str(Path(run_dir).resolve()),
+        "tta": tta,
+    }
+    records: list[dict] = []
+    jobs = ((s, pred.preprocessing) for s in sources)
+    loaded = ordered_map(load_input, jobs, min(workers, len(sources)), preload=["mammo.predict"])
+    with tqdm(total=len(sources), unit="img", desc="predict", disable=len(sources) < 2) as bar:
+        for group in _batches(loaded, batch_size):
+            ok = [item.x for _, item in group if item.x is not None]
+            logits = iter(pred.logits(np.stack(ok), tta=tta) if ok else [])
+            for i, item in group:
+                row = {
+                    "path": sources[i].path,
+                    "level": "image",
+                    "patient_id": item.patient_id,
+                    "side": item.side,
+                    "view": item.view,
+                    "n_images": 1,
+                    "probability_malignant": float("nan"),
+                    "prediction": "",
+                    "logit": float("nan"),
+                    **common,
+                    "error": item.error,
+                }
+                if item.x is not None:
+                    logit = float(next(logits))
+                    p = float(pred.probabilities(np.array([logit]))[0])
+                    row |= {
+                        "logit": logit,
+                        "probability_malignant": p,
+                        "prediction": names[int(p >= pred.threshold)],
+                    }
+                records.append(row)
+            bar.update(len(group))
+    rows = pd.DataFrame(records, columns=COLUMNS)
+    if aggregate == "breast":
+        rows = pd.concat([rows, aggregate_breasts(rows, pred.threshold, names)], ignore_index=True)
+    done = time.perf_counter()
+    out_path = Path(out) if out is not None else None
+    if out_path is not None:
+        write_output(rows, out_path)
+    return PredictResult(
+        rows, out_path, Path(run_dir), pred.model_name, tta, loaded_at - started, done - loaded_at
+    )
