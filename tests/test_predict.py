@@ -92,7 +92,10 @@ def test_folder_recursion_no_suffix_dicom_and_worker_pool(tmp_path, run):
     names = by_name(result.rows)
     assert sorted(names) == ["IM0001", "a.dcm", "a.png"]
     probs = [names[n]["probability_malignant"] for n in names]
-    assert all(0 < p < 1 for p in probs) and len(set(probs)) == 1  # the same pixels in three containers
+    assert all(0 < p < 1 for p in probs)
+    np.testing.assert_allclose(
+        probs, probs[0], rtol=1e-6
+    )  # same pixels, three containers (float32 batch rounding)
     assert result.exit_code == 0 and result.n_failed == 0
     assert list(result.rows.columns) == COLUMNS
     assert set(result.rows["model"]) == {"seed-basic"} and set(result.rows["threshold"]) == {0.4}
