@@ -10,12 +10,12 @@ import numpy as np
 import pandas as pd
 import pydicom
 import pytest
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage
 
 from mammo.cli import main
-from mammo.data.cbis import FileInfo, check_dicom, decide_roi, ingest_cbis
+from mammo.data.cbis import FileInfo, decide_roi, ingest_cbis
 from mammo.errors import DataError, UserError
+from mammo.io import dicom as mammo_dicom
+from mammo.io.dicom import check_dicom
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 REAL_CSV = SHARED / "data" / "cbis-ddsm-csv" / "mass_case_description_test_set.csv"
@@ -41,22 +41,15 @@ RNG = np.random.default_rng(0)
 
 def write_dicom(path: Path, arr: np.ndarray, patient: str, study: str, series: str, description: str) -> None:
     """A minimal MG secondary-capture DICOM, uncompressed, as CBIS-DDSM stores them."""
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = SecondaryCaptureImageStorage, meta.MediaStorageSOPInstanceUID
-    ds.PatientID, ds.PatientName, ds.Modality = patient, patient, "MG"
-    ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SeriesDescription = study, series, description
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-    ds.Rows, ds.Columns = arr.shape
-    bits = 8 if arr.dtype == np.uint8 else 16
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = bits, bits, bits - 1, 0
-    ds.PixelData = arr.tobytes()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ds.save_as(path, enforce_file_format=True)
+    mammo_dicom.write_dicom(
+        arr,
+        path,
+        PatientID=patient,
+        PatientName=patient,
+        StudyInstanceUID=study,
+        SeriesInstanceUID=series,
+        SeriesDescription=description,
+    )
 
 
 def place(

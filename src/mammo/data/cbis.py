@@ -13,128 +13,21 @@ import csv
 import os
 import re
 from collections import defaultdict
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from mammo.data.cbis_csv import PATH_COLUMNS, find_case_csvs, label_rows, path_parts, read_case_csvs
-from mammo.data.manifest import MANIFEST, MANIFEST_COLUMNS, REJECTED, write_manifest, write_rejected
-from mammo.errors import DataError, UserError
-from mammo.io.dicom import DicomHeader, read_header, read_raw_pixels
+from mammo.data.ingest import IngestResult, parallel_map, write_outputs
+from mammo.data.manifest import MANIFEST_COLUMNS
+from mammo.errors import DataError, UserError, without_path
+from mammo.io.dicom import DicomHeader, completeness_problem, read_header, read_raw_pixels
 
 CBIS_FOLDER = re.compile(r"^(mass|calc)-(training|test)_p_\d+_(left|right)_(cc|mlo)(_\d+)?$", re.IGNORECASE)
-SEQUENCE_END = (
-    b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"  # (FFFE,E0DD) length 0: the last 8 bytes of encapsulated pixel data
-)
 INTERNAL = ("source_row",)
-T = TypeVar("T")
-R = TypeVar("R")
-
-
-@dataclass
-class IngestResult:
-    """What an ingest wrote: counts for the one-line summary, and where."""
-
-    out: Path
-    rows: int
-    images: int
-    women: int
-    rejected: int
-    notes: list[str] = field(default_factory=list)
-
-    def summary(self) -> str:
-        """One line: rows, images, women, rejected count, where written (plus any warning)."""
-        line = (
-            f"ingest: {self.rows} rows, {self.images} images, {self.women} women, {self.rejected} rejected"
-            f" -> {self.out / MANIFEST}"
-        )
-        if self.rejected:
-            line += f" (problems in {self.out / REJECTED})"
-        return "; ".join([line, *self.notes])
-
-
-def write_outputs(
-    df: pd.DataFrame, problems: list[tuple[str, str]], out: str | os.PathLike, notes: list[str] | None = None
-) -> IngestResult:
-    """Write manifest.csv and rejected.csv atomically; refuse to write an empty manifest."""
-    out = Path(out)
-    if df.empty:
-        first = f" (first problem: {problems[0][0]}: {problems[0][1]})" if problems else ""
-        raise DataError(f"no usable image found, nothing written to {out}{first}")
-    write_rejected(problems, out)
-    write_manifest(df, out)
-    return IngestResult(
-        out, len(df), df["image_id"].nunique(), df["patient_id"].nunique(), len(problems), notes or []
-    )
-
-
-def parallel_map(fn: Callable[[T], R], items: list[T], workers: int, desc: str) -> list[R]:
-    """fn over items in a thread pool with a progress bar (header reads are I/O-bound, so threads overlap)."""
-    bar = {"total": len(items), "desc": desc, "leave": False, "disable": len(items) < 2}
-    if workers <= 1:
-        return [fn(x) for x in tqdm(items, **bar)]
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(tqdm(pool.map(fn, items), **bar))
-
-
-def _strip_path(msg: str, path: str) -> str:
-    """DataError messages start with the path; rejected.csv has the path in its own column."""
-    return msg[len(path) + 2 :] if msg.startswith(f"{path}: ") else msg
-
-
-def check_dicom(path: str | os.PathLike) -> DicomHeader:
-    """Header plus a cheap completeness check (no decode); DataError naming the file when either fails."""
-    h = read_header(path)
-    problem = completeness_problem(path, h)
-    if problem:
-        raise DataError(f"{path}: {problem}")
-    return h
-
-
-def completeness_problem(path: str | os.PathLike, h: DicomHeader) -> str:
-    """Why a DICOM's pixel data is incomplete ('' when it looks whole), reading a few KB, never decoding.
-
-    A truncated 40 MB mammogram is caught without reading it: for native transfer syntaxes the pixel element's
-    declared length must fit in the file and cover Rows x Columns; encapsulated (compressed) pixel data
-    must end with the sequence delimiter that closes its fragments.
-    """
-    import pydicom
-    from pydicom.dataelem import RawDataElement
-    from pydicom.uid import UID
-
-    if h.rows <= 0 or h.columns <= 0:
-        return "no image in this DICOM (Rows/Columns missing)"
-    size = os.path.getsize(path)
-    ts = UID(h.transfer_syntax) if h.transfer_syntax else None
-    if ts is not None and ts.is_encapsulated:
-        with open(path, "rb") as fh:
-            fh.seek(max(0, size - len(SEQUENCE_END)))
-            ok = fh.read() == SEQUENCE_END
-        return "" if ok else "truncated (compressed pixel data does not end with its sequence delimiter)"
-    if ts is not None and ts.is_deflated:
-        return ""
-    try:
-        ds = pydicom.dcmread(path, defer_size=1024)
-    except Exception as exc:
-        return f"unreadable DICOM ({type(exc).__name__}: {' '.join(str(exc).split())})"
-    elem = ds.get_item(0x7FE00010, keep_deferred=True)
-    if elem is None:
-        return "no pixel data"
-    frames = int(ds.get("NumberOfFrames", 1) or 1)
-    need = h.rows * h.columns * int(ds.get("SamplesPerPixel", 1) or 1) * frames * h.bits_allocated // 8
-    deferred = isinstance(elem, RawDataElement) and elem.value is None
-    length = elem.length if deferred else len(elem.value or b"")
-    if deferred and elem.value_tell + length > size:
-        return f"truncated (file has {size} bytes, its pixel data ends at byte {elem.value_tell + length})"
-    if length < need:
-        return f"pixel data too short ({length} bytes, {h.rows}x{h.columns} needs {need})"
-    return ""
 
 
 @dataclass(frozen=True)
@@ -157,7 +50,7 @@ def _scan(item: tuple[str, str]) -> FileInfo:
     try:
         header = read_header(path)
     except DataError as exc:
-        return FileInfo(path, folder, None, _strip_path(str(exc), path))
+        return FileInfo(path, folder, None, without_path(exc, path))
     return FileInfo(path, folder, header, completeness_problem(path, header))
 
 
@@ -255,7 +148,7 @@ def decide_roi(candidates: list[FileInfo], shape: tuple[int, int]) -> RoiDecisio
             try:
                 kinds.append("mask" if _looks_binary(read_raw_pixels(c.path)) else "crop")
             except DataError as exc:
-                out.problems.append((c.path, _strip_path(str(exc), c.path)))
+                out.problems.append((c.path, without_path(exc, c.path)))
                 kinds.append("")
     for c, kind in zip(good, kinds, strict=False):
         h = c.header

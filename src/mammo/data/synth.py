@@ -284,44 +284,29 @@ def _dicom(
     view: str,
     rle: bool,
 ):
-    """A Secondary Capture MG dataset holding `pixels` (uint16 or uint8 0/255), RLE-compressed when asked."""
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, RLELossless, SecondaryCaptureImageStorage
+    """A Secondary Capture MG dataset holding `pixels` (uint16 or uint8 0/255) with CBIS-DDSM's header fields."""
+    from mammo.io.dicom import mg_dataset
 
-    ds = Dataset()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    ds.file_meta.MediaStorageSOPInstanceUID = sop_uid
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.SpecificCharacterSet = "ISO_IR 100"
-    ds.SOPClassUID = SecondaryCaptureImageStorage
-    ds.SOPInstanceUID = sop_uid
     mm, dd, yyyy = study_date.split("-")
-    ds.StudyDate = f"{yyyy}{mm}{dd}"
-    ds.Modality = "MG"
-    ds.ConversionType = "WSD"
-    ds.SeriesDescription = description
-    ds.PatientName = patient_id
-    ds.PatientID = patient_id
-    ds.BodyPartExamined = "BREAST"
-    ds.StudyInstanceUID = study_uid
-    ds.SeriesInstanceUID = series_uid
-    ds.StudyID = "DDSM"
-    ds.SeriesNumber = 1
-    ds.InstanceNumber = instance
-    ds.PatientOrientation = view
-    ds.Laterality = side[0]
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.Rows, ds.Columns = pixels.shape
-    bits = pixels.dtype.itemsize * 8
-    ds.BitsAllocated = ds.BitsStored = bits
-    ds.HighBit = bits - 1
-    ds.PixelRepresentation = 0
-    ds.PixelData = np.ascontiguousarray(pixels).tobytes()
-    if rle:
-        ds.compress(RLELossless, generate_instance_uid=False)
-    return ds
+    return mg_dataset(
+        pixels,
+        sop_uid,
+        rle,
+        SpecificCharacterSet="ISO_IR 100",
+        StudyDate=f"{yyyy}{mm}{dd}",
+        ConversionType="WSD",
+        SeriesDescription=description,
+        PatientName=patient_id,
+        PatientID=patient_id,
+        BodyPartExamined="BREAST",
+        StudyInstanceUID=study_uid,
+        SeriesInstanceUID=series_uid,
+        StudyID="DDSM",
+        SeriesNumber=1,
+        InstanceNumber=instance,
+        PatientOrientation=view,
+        Laterality=side[0],
+    )
 
 
 def _crop_box(mask: np.ndarray) -> tuple[int, int, int, int]:

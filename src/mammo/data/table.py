@@ -1,7 +1,7 @@
 """Ingest your own images into DATA/manifest.csv: a table (--table FILE.csv) or class folders (--folders DIR).
 
 Every image is checked cheaply before it is listed: DICOM by header plus the completeness check of
-`mammo.data.cbis.check_dicom`; other formats by PIL's lazy open (reads only the header: format, size), plus a
+`mammo.io.dicom.check_dicom`; other formats by PIL's lazy open (reads only the header: format, size), plus a
 full decode for files up to FULL_DECODE_BYTES, which catches truncated files where that costs milliseconds.
 Larger files are trusted on their header: decoding a 50 MB scan here would double the time of ingest, and
 prepare lists any image that then fails to decode in its own rejected.csv.
@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from mammo.data.cbis import IngestResult, check_dicom, parallel_map, write_outputs
 from mammo.data.cbis_csv import snake_case
+from mammo.data.ingest import IngestResult, parallel_map, write_outputs
 from mammo.data.manifest import BOX_COLUMNS, MANIFEST_COLUMNS
-from mammo.errors import DataError, UserError
+from mammo.errors import DataError, UserError, without_path
+from mammo.io.dicom import DICOM_SUFFIXES, check_dicom
 from mammo.io.images import IMAGE_SUFFIXES, is_dicom_path, open_header
 
 FULL_DECODE_BYTES = 8 * 2**20
@@ -25,7 +26,6 @@ WORKERS = 4
 LABELS = {"benign": 0, "malignant": 1, "0": 0, "1": 1, "0.0": 0, "1.0": 1}
 CLASS_FOLDERS = {"benign": 0, "malignant": 1, "0": 0, "1": 1}
 SIDES = {"L": "LEFT", "R": "RIGHT", "LEFT": "LEFT", "RIGHT": "RIGHT"}
-DICOM_SUFFIXES = {".dcm", ".dicom"}
 ABNORMALITY_PREFIXES = (("mass", "mass"), ("calc", "calc"))
 
 
@@ -59,8 +59,7 @@ def _probe(path: str) -> tuple[int, int, str]:
     try:
         return (*image_size(path), "")
     except DataError as exc:
-        msg = str(exc)
-        return 0, 0, msg[len(path) + 2 :] if msg.startswith(f"{path}: ") else msg
+        return 0, 0, without_path(exc, path)
 
 
 def _resolve(value: str, base: Path) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mammo.data.cbis import parallel_map
+from mammo.data.ingest import parallel_map
 from mammo.data.manifest import MANIFEST_COLUMNS, REJECTED, manifest_path, read_manifest_text
 from mammo.data.table import image_size
 from mammo.errors import DataError

@@ -15,6 +15,8 @@ import numpy as np
 from mammo.errors import DataError
 from mammo.io.limits import check_pixels
 
+DICOM_SUFFIXES = {".dcm", ".dicom"}  # files with other names are DICOM too when their preamble says so
+SEQUENCE_END = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"  # (FFFE,E0DD) length 0: how encapsulated pixel data ends
 VIEW_CODES = {"CC", "MLO", "ML", "LM", "LMO", "XCC", "XCCL", "XCCM", "FB", "SIO", "AT", "SPOT", "MAG"}
 
 
@@ -184,24 +186,104 @@ def _to_display_uint16(arr: np.ndarray, bits_stored: int, photometric: str) -> n
     return out
 
 
-def write_dicom16(img: np.ndarray, path: str | os.PathLike, patient_id: str | None = None) -> None:
-    """Write a minimal uncompressed 16-bit MONOCHROME2 MG DICOM (fixtures, benchmarks, users' own test files)."""
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+def mg_dataset(pixels: np.ndarray, sop_uid: str | None = None, rle: bool = False, **attributes: object):
+    """A Secondary Capture MG dataset (MONOCHROME2) holding uint16 or uint8 `pixels`, RLE-compressed when asked.
 
-    if img.dtype != np.uint16 or img.ndim != 2:
-        raise ValueError(f"write_dicom16 needs a 2-D uint16 array, got {img.dtype} {img.shape}")
-    path = Path(path)
+    `attributes` set further DICOM keywords (PatientID, SeriesInstanceUID, SeriesDescription, ...); the one
+    DICOM writer of the project (synthetic downloads, fixtures, benchmarks).
+    """
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, RLELossless, SecondaryCaptureImageStorage, generate_uid
+
+    if pixels.dtype not in (np.uint8, np.uint16) or pixels.ndim != 2:
+        raise ValueError(f"a DICOM image needs a 2-D uint8/uint16 array, got {pixels.dtype} {pixels.shape}")
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.MediaStorageSOPInstanceUID = sop_uid or generate_uid()
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds = Dataset()
     ds.file_meta = meta
     ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    ds.Modality, ds.PatientID = "MG", patient_id or path.stem
-    ds.Rows, ds.Columns = img.shape
+    ds.Modality = "MG"
+    for keyword, value in attributes.items():
+        setattr(ds, keyword, value)
+    ds.Rows, ds.Columns = pixels.shape
+    bits = pixels.dtype.itemsize * 8
     ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
-    ds.PixelData = img.tobytes()
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = bits, bits, bits - 1, 0
+    ds.PixelData = np.ascontiguousarray(pixels).tobytes()
+    if rle:
+        ds.compress(RLELossless, generate_instance_uid=False)
+    return ds
+
+
+def write_dicom(
+    pixels: np.ndarray,
+    path: str | os.PathLike,
+    rle: bool = False,
+    sop_uid: str | None = None,
+    **attributes: object,
+) -> Path:
+    """Write `mg_dataset(pixels, ...)` to `path` (folders created); PatientID defaults to the file's stem."""
+    path = Path(path)
+    attributes.setdefault("PatientID", path.stem)
+    ds = mg_dataset(pixels, sop_uid, rle, **attributes)
+    path.parent.mkdir(parents=True, exist_ok=True)
     ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def write_dicom16(img: np.ndarray, path: str | os.PathLike, patient_id: str | None = None) -> None:
+    """Write an uncompressed 16-bit MG DICOM (fixtures, benchmarks, users' own test files)."""
+    if img.dtype != np.uint16 or img.ndim != 2:
+        raise ValueError(f"write_dicom16 needs a 2-D uint16 array, got {img.dtype} {img.shape}")
+    write_dicom(img, path, PatientID=patient_id or Path(path).stem)
+
+
+def check_dicom(path: str | os.PathLike) -> DicomHeader:
+    """Header plus a cheap completeness check (no decode); DataError naming the file when either fails."""
+    h = read_header(path)
+    problem = completeness_problem(path, h)
+    if problem:
+        raise DataError(f"{path}: {problem}")
+    return h
+
+
+def completeness_problem(path: str | os.PathLike, h: DicomHeader) -> str:
+    """Why a DICOM's pixel data is incomplete ('' when it looks whole), reading a few KB, never decoding.
+
+    A truncated 40 MB mammogram is caught without reading it: for native transfer syntaxes the pixel element's
+    declared length must fit in the file and cover Rows x Columns; encapsulated (compressed) pixel data
+    must end with the sequence delimiter that closes its fragments.
+    """
+    import pydicom
+    from pydicom.dataelem import RawDataElement
+    from pydicom.uid import UID
+
+    if h.rows <= 0 or h.columns <= 0:
+        return "no image in this DICOM (Rows/Columns missing)"
+    size = os.path.getsize(path)
+    ts = UID(h.transfer_syntax) if h.transfer_syntax else None
+    if ts is not None and ts.is_encapsulated:
+        with open(path, "rb") as fh:
+            fh.seek(max(0, size - len(SEQUENCE_END)))
+            ok = fh.read() == SEQUENCE_END
+        return "" if ok else "truncated (compressed pixel data does not end with its sequence delimiter)"
+    if ts is not None and ts.is_deflated:
+        return ""
+    try:
+        ds = pydicom.dcmread(path, defer_size=1024)
+    except Exception as exc:
+        return f"unreadable DICOM ({type(exc).__name__}: {' '.join(str(exc).split())})"
+    elem = ds.get_item(0x7FE00010, keep_deferred=True)
+    if elem is None:
+        return "no pixel data"
+    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    need = h.rows * h.columns * int(ds.get("SamplesPerPixel", 1) or 1) * frames * h.bits_allocated // 8
+    deferred = isinstance(elem, RawDataElement) and elem.value is None
+    length = elem.length if deferred else len(elem.value or b"")
+    if deferred and elem.value_tell + length > size:
+        return f"truncated (file has {size} bytes, its pixel data ends at byte {elem.value_tell + length})"
+    if length < need:
+        return f"pixel data too short ({length} bytes, {h.rows}x{h.columns} needs {need})"
+    return ""

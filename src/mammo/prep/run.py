@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 import mammo
 from mammo.data.manifest import BOX_COLUMNS, read_manifest, write_rejected
-from mammo.errors import DataError, UserError
+from mammo.errors import DataError, UserError, without_path
 from mammo.io.atomic import write_csv, write_json, write_text
 from mammo.io.dicom import read_raw_pixels
 from mammo.io.images import is_dicom_path, read_image, to_uint16, write_png16
@@ -177,9 +177,8 @@ def _png_path(task: ImageTask, item: Item) -> Path:
 
 
 def _reason(exc: Exception, path: str) -> str:
-    """One line for rejected.csv, without repeating the path that is already in its first column."""
-    text = str(exc).splitlines()[0] if str(exc) else ""
-    text = text.removeprefix(f"{path}: ")
+    """One line for rejected.csv: the error without its path; the exception type when it is not ours."""
+    text = without_path(exc, path)
     return text if isinstance(exc, (UserError, ValueError)) else f"{type(exc).__name__}: {text}"
 
 
