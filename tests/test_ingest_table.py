@@ -180,13 +180,18 @@ def test_folders_with_and_without_split_level(tmp_path):
     assert result.rows == 5 and "splits cannot be made by woman" in result.summary()
     got = sorted(zip(man["split"], man["label"], man["patient_id"], strict=False))
     assert got == [
-        ("hold", "1", "hold_1_0"),
+        ("", "1", "hold_1_0"),
         ("test", "0", "test_benign_0"),
         ("train", "0", "train_Benign_0"),
         ("train", "0", "train_Benign_1"),
         ("train", "1", "train_Malignant_0"),
     ]
-    assert list(rej["path_or_row"]) == [str(root / "loose.png")]
+    assert "folders hold above the class folders are not train/val/test" in result.summary()
+    assert list(rej["path_or_row"]) == [
+        str(root / "loose.png"),
+        str(root / "train" / "Benign" / "readme.txt"),
+    ]
+    assert "not an image PIL or pydicom can read" in rej["reason"].iloc[1]
     flat = tmp_path / "flat"
     _png(flat / "benign" / "a.png")
     _png(flat / "MALIGNANT" / "b.png")

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from mammo.errors import DataError
-from mammo.prep.splits import carve, check_disjoint, plan_splits, women_table
+from mammo.prep.splits import carve, check_disjoint, plan_splits, woman_labels
 
 
 def manifest(n_women=200, malignant_share=0.3, test_share=0.25, seed=1):
@@ -41,7 +41,7 @@ def test_official_keeps_test_and_carves_val_stratified():
     train_women = (given == "train").sum()
     n_val = (per_woman == "val").sum()
     assert abs(n_val - round(0.2 * train_women)) <= 1
-    labels = women_table(df)
+    labels = woman_labels(df)
     share = lambda s: labels[per_woman == s].mean()  # noqa: E731
     assert abs(share("val") - share("train")) < 0.05
     assert plan.val_source == "carved" and plan.moved_to_test == []
@@ -96,7 +96,7 @@ def test_random_70_20_10_by_woman_stratified():
     per_woman = split_of_women(df, plan)
     counts = per_woman.value_counts()
     assert (counts["train"], counts["val"], counts["test"]) == (210, 60, 30)
-    labels = women_table(df)
+    labels = woman_labels(df)
     overall = labels.mean()
     for s in ("train", "val", "test"):
         assert abs(labels[per_woman == s].mean() - overall) < 0.04

@@ -107,15 +107,17 @@ def _cmd_ingest(a: argparse.Namespace) -> int:
     if a.table is not None:
         from mammo.data.table import ingest_table
 
-        result = ingest_table(a.table, a.out)
+        result = ingest_table(a.table, a.out, overwrite=a.overwrite)
     elif a.folders is not None:
         from mammo.data.table import ingest_folders
 
-        result = ingest_folders(a.folders, a.out)
+        result = ingest_folders(a.folders, a.out, overwrite=a.overwrite)
     else:
         from mammo.data.cbis import ingest_cbis
 
-        result = ingest_cbis(a.root, a.out, csv_dir=a.csv_dir, bwc=a.bwc, workers=a.workers)
+        result = ingest_cbis(
+            a.root, a.out, csv_dir=a.csv_dir, bwc=a.bwc, workers=a.workers, overwrite=a.overwrite
+        )
     print(result.summary())
     return 0
 
@@ -309,6 +311,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="BENIGN_WITHOUT_CALLBACK rows: count as benign or drop",
     )
     s.add_argument("--workers", type=int, default=4, help="threads reading DICOM headers")
+    s.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing, different DATA/manifest.csv (default: refuse)",
+    )
 
     s = add("validate", _cmd_validate, "report every problem of DATA at once (exit 1 on errors)")
     s.add_argument("data", type=Path, help="DATA folder written by `mammo ingest`")
@@ -507,6 +514,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"mammo {args.command}: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:  # the disk, not the input: a full disk, a permission, a path that became a file
+        if args.debug:
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(
+            f"mammo {args.command}: error: {where}{exc.strerror or exc}; check the path and free space",
+            file=sys.stderr,
+        )
+        return 1
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from mammo.data.cbis_csv import PATH_COLUMNS, find_case_csvs, label_rows, path_p
 from mammo.data.ingest import IngestResult, parallel_map, write_outputs
 from mammo.data.manifest import MANIFEST_COLUMNS
 from mammo.errors import DataError, UserError, without_path
+from mammo.io.atomic import check_output_dir
 from mammo.io.dicom import DicomHeader, completeness_problem, read_header, read_raw_pixels
 
 CBIS_FOLDER = re.compile(r"^(mass|calc)-(training|test)_p_\d+_(left|right)_(cc|mlo)(_\d+)?$", re.IGNORECASE)
@@ -223,9 +224,14 @@ def ingest_cbis(
     csv_dir: str | os.PathLike | None = None,
     bwc: str = "benign",
     workers: int = 4,
+    overwrite: bool = False,
 ) -> IngestResult:
-    """Index a CBIS-DDSM download into DATA/manifest.csv (one row per finding) and DATA/rejected.csv."""
+    """Index a CBIS-DDSM download into DATA/manifest.csv (one row per finding) and DATA/rejected.csv.
+
+    An existing different DATA/manifest.csv is replaced only with `overwrite`.
+    """
     root = Path(root)
+    check_output_dir(out)
     if not root.is_dir():
         raise UserError(
             f"{root}: download folder not found; pass the folder that holds the Mass-/Calc- folders"
@@ -271,4 +277,4 @@ def ingest_cbis(
         + ["image_rows", "image_cols"]
         + [c for c in rows.columns if c not in MANIFEST_COLUMNS and c not in INTERNAL]
     ]
-    return write_outputs(df, problems, out)
+    return write_outputs(df, problems, out, overwrite=overwrite)

@@ -42,15 +42,19 @@ class IngestResult:
 
 
 def write_outputs(
-    df: pd.DataFrame, problems: list[tuple[str, str]], out: str | os.PathLike, notes: list[str] | None = None
+    df: pd.DataFrame,
+    problems: list[tuple[str, str]],
+    out: str | os.PathLike,
+    notes: list[str] | None = None,
+    overwrite: bool = False,
 ) -> IngestResult:
-    """Write manifest.csv and rejected.csv atomically; refuse to write an empty manifest."""
+    """Write manifest.csv, then rejected.csv, atomically; refuse an empty manifest or replacing another one."""
     out = Path(out)
     if df.empty:
         first = f" (first problem: {problems[0][0]}: {problems[0][1]})" if problems else ""
         raise DataError(f"no usable image found, nothing written to {out}{first}")
+    write_manifest(df, out, overwrite)
     write_rejected(problems, out)
-    write_manifest(df, out)
     return IngestResult(
         out, len(df), df["image_id"].nunique(), df["patient_id"].nunique(), len(problems), notes or []
     )

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from mammo.errors import DataError
-from mammo.io.atomic import write_csv
+from mammo.errors import DataError, UserError
+from mammo.io.atomic import write_csv, write_text
 
 MANIFEST = "manifest.csv"
 REJECTED = "rejected.csv"
@@ -28,6 +28,7 @@ MANIFEST_COLUMNS = [
     "mask_path",  # absolute path of the ROI mask, "" when none
     "crop_path",  # absolute path of the lesion crop, "" when none
 ]
+SPLITS = ("train", "val", "test")  # the manifest's split values ("" = not given)
 BOX_COLUMNS = ["x_min", "y_min", "x_max", "y_max"]  # lesion box in full-image pixels, when a table gives one
 REJECTED_COLUMNS = ["path_or_row", "reason"]
 
@@ -64,14 +65,24 @@ def read_manifest(data_dir: str | os.PathLike) -> pd.DataFrame:
     return df
 
 
-def write_manifest(df: pd.DataFrame, data_dir: str | os.PathLike) -> Path:
-    """Write the manifest atomically, required columns first, then the source's own columns."""
+def manifest_text(df: pd.DataFrame) -> str:
+    """The manifest as CSV text, required columns first, then the source's own columns."""
     missing = [c for c in MANIFEST_COLUMNS if c not in df.columns]
     if missing:
         raise ValueError(f"manifest lacks columns {missing}")
     extra = [c for c in df.columns if c not in MANIFEST_COLUMNS]
+    return df[MANIFEST_COLUMNS + extra].to_csv(index=False)
+
+
+def write_manifest(df: pd.DataFrame, data_dir: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Write the manifest atomically; an existing different manifest is replaced only with `overwrite`."""
     path = manifest_path(data_dir)
-    write_csv(df[MANIFEST_COLUMNS + extra], path)
+    text = manifest_text(df)
+    if not overwrite and path.is_file() and path.read_text() != text:
+        raise UserError(
+            f"{path} already exists with other rows; pass --overwrite to replace it or choose another --out"
+        )
+    write_text(text, path)
     return path
 
 

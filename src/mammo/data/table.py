@@ -9,6 +9,8 @@ prepare lists any image that then fails to decode in its own rejected.csv.
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 from pathlib import Path
 
@@ -18,13 +20,24 @@ from mammo.data.cbis_csv import snake_case
 from mammo.data.ingest import IngestResult, parallel_map, write_outputs
 from mammo.data.manifest import BOX_COLUMNS, MANIFEST_COLUMNS
 from mammo.errors import DataError, UserError, without_path
-from mammo.io.dicom import DICOM_SUFFIXES, check_dicom
-from mammo.io.images import IMAGE_SUFFIXES, is_dicom_path, open_header
+from mammo.io.atomic import check_output_dir
+from mammo.io.dicom import check_dicom
+from mammo.io.images import is_dicom_path, open_header
 
 FULL_DECODE_BYTES = 8 * 2**20
 WORKERS = 4
 LABELS = {"benign": 0, "malignant": 1, "0": 0, "1": 1, "0.0": 0, "1.0": 1}
 CLASS_FOLDERS = {"benign": 0, "malignant": 1, "0": 0, "1": 1}
+SPLIT_NAMES = {  # split names as tables write them -> the manifest's train | val | test ("" = not given)
+    "": "",
+    "train": "train",
+    "training": "train",
+    "val": "val",
+    "valid": "val",
+    "validation": "val",
+    "test": "test",
+    "testing": "test",
+}
 SIDES = {"L": "LEFT", "R": "RIGHT", "LEFT": "LEFT", "RIGHT": "RIGHT"}
 ABNORMALITY_PREFIXES = (("mass", "mass"), ("calc", "calc"))
 
@@ -62,13 +75,46 @@ def _probe(path: str) -> tuple[int, int, str]:
         return 0, 0, without_path(exc, path)
 
 
-def _resolve(value: str, base: Path) -> str:
+def _table_path(value: str, base: Path) -> str:
     """An absolute, normalised path: absolute as given, else relative to the table's folder."""
     value = value.strip()
     if not value:
         return ""
     p = Path(value).expanduser()
     return os.path.abspath(p if p.is_absolute() else base / p)
+
+
+def _drop_duplicates(df: pd.DataFrame, keep: pd.Series, row_id: list[str]) -> list[tuple[str, str]]:
+    """Rows repeating an earlier row exactly (every column) are dropped, so a copy is not a second finding."""
+    problems = []
+    table = df.drop(columns=["image"])[keep]  # compared on resolved paths: a/x.png and ./a/x.png are one file
+    first: dict[tuple, int] = {}
+    for i, values in zip(table.index, table.itertuples(index=False, name=None), strict=True):
+        if values in first:
+            problems.append((row_id[i], f"exact duplicate of {row_id[first[values]]}; row dropped"))
+            keep[i] = False
+        else:
+            first[values] = i
+    return problems
+
+
+def _drop_shared_images(df: pd.DataFrame, keep: pd.Series, row_id: list[str]) -> list[tuple[str, str]]:
+    """Rows whose image file is listed under two or more women are dropped: either woman would leak."""
+    pid = df["patient_id"].str.strip()
+    given = keep & (pid != "")
+    women = pid[given].groupby(df.loc[given, "image_path"]).agg(lambda s: sorted(set(s)))
+    shared = women[women.map(len) > 1]
+    problems = []
+    for i in df.index[given & df["image_path"].isin(shared.index)]:
+        names = ", ".join(shared[df.at[i, "image_path"]][:5])
+        problems.append(
+            (
+                row_id[i],
+                f"image {df.at[i, 'image']} is listed under women {names} (a leak); row dropped: fix patient_id",
+            )
+        )
+        keep[i] = False
+    return problems
 
 
 def _abnormality_type(value: str) -> str:
@@ -116,9 +162,9 @@ def build_manifest(
         for c in BOX_COLUMNS:
             df[c] = df[c] if c in df.columns else ""
     labels = df["label"].map(parse_label)
-    df["image_path"] = df["image"].map(lambda v: _resolve(v, base))
-    df["mask_path"] = df["mask_path"].map(lambda v: _resolve(v, base))
-    df["crop_path"] = df["crop_path"].map(lambda v: _resolve(v, base))
+    df["image_path"] = df["image"].map(lambda v: _table_path(v, base))
+    df["mask_path"] = df["mask_path"].map(lambda v: _table_path(v, base))
+    df["crop_path"] = df["crop_path"].map(lambda v: _table_path(v, base))
     keep = pd.Series(True, index=df.index)
     for i in df.index[labels.isna()]:
         problems.append(
@@ -128,6 +174,15 @@ def build_manifest(
     for i in df.index[(df["image_path"] == "") & keep]:
         problems.append((row_id[i], "no image path; row dropped"))
         keep[i] = False
+    split = df["split"].str.strip().str.lower()
+    for i in df.index[~split.isin(list(SPLIT_NAMES)) & keep]:
+        problems.append(
+            (row_id[i], f"split {df.at[i, 'split']!r} is not train, val or test (or empty); row dropped")
+        )
+        keep[i] = False
+    df["split"] = split.map(SPLIT_NAMES).fillna("")
+    problems += _drop_duplicates(df, keep, row_id)
+    problems += _drop_shared_images(df, keep, row_id)
     probes = parallel_map(_probe, list(df["image_path"].where(keep, "")), WORKERS, "images")
     sizes = {}
     for i, (rows, cols, why) in zip(df.index, probes, strict=False):
@@ -172,7 +227,6 @@ def build_manifest(
     df["pathology"] = df["pathology"].where(
         df["pathology"].str.strip() != "", df["label"].map({0: "BENIGN", 1: "MALIGNANT"})
     )
-    df["split"] = df["split"].str.strip().str.lower()
     df["side"] = df["side"].str.strip().str.upper().map(SIDES).fillna("")
     df["view"] = df["view"].str.strip().str.upper()
     box = [c for c in BOX_COLUMNS if c in df.columns]
@@ -180,26 +234,67 @@ def build_manifest(
     return df[MANIFEST_COLUMNS + box + ["image_rows", "image_cols"] + extra], problems, notes
 
 
-def ingest_table(table: str | os.PathLike, out: str | os.PathLike) -> IngestResult:
-    """Index a CSV of images (image, label; optional patient_id, split, view, side, box) into DATA/."""
-    table = Path(table)
+def read_table(table: Path) -> tuple[pd.DataFrame, list[str]]:
+    """A user's CSV as text columns, its delimiter sniffed (, ; tab |); notes say when it was not a comma.
+
+    UserError, one line, when the file is missing, not UTF-8 (e.g. a Latin-1 export) or not a table.
+    """
     if not table.is_file():
         raise UserError(f"{table}: table not found; pass a CSV with columns image,label")
+    raw = table.read_bytes()
+    if b"\x00" in raw[:8192]:
+        raise UserError(
+            f"{table}: a binary file (an image?), not a CSV table; pass the CSV that lists the images"
+        )
     try:
-        df = pd.read_csv(table, dtype=str, keep_default_na=False)
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise UserError(
+            f"{table}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at position {exc.start}, "
+            "as in a Latin-1 or Windows-1252 export); save it as UTF-8 and ingest again"
+        ) from None
+    if not text.strip():
+        raise UserError(
+            f"{table}: the table is empty; it needs a header line image,label and one row per image"
+        )
+    try:
+        delimiter = csv.Sniffer().sniff(text[:65536], delimiters=",;\t|").delimiter
+    except csv.Error:
+        delimiter = ","
+    try:
+        df = pd.read_csv(io.StringIO(text), sep=delimiter, dtype=str, keep_default_na=False)
     except Exception as exc:
-        raise UserError(f"{table}: unreadable CSV ({type(exc).__name__}: {exc})") from None
+        raise UserError(
+            f"{table}: unreadable CSV ({type(exc).__name__}: {without_path(exc, table)})"
+        ) from None
+    names = {";": "semicolon", "\t": "tab", "|": "|"}
+    notes = (
+        [f"note: {table.name} is {names[delimiter]}-separated and was read as such"]
+        if delimiter != ","
+        else []
+    )
+    return df, notes
+
+
+def ingest_table(table: str | os.PathLike, out: str | os.PathLike, overwrite: bool = False) -> IngestResult:
+    """Index a CSV of images (image, label; optional patient_id, split, view, side, box) into DATA/.
+
+    An existing different DATA/manifest.csv is replaced only with `overwrite`.
+    """
+    table = Path(table)
+    check_output_dir(out)
+    df, read_notes = read_table(table)
     df.columns = [snake_case(c) for c in df.columns]
     if "image" not in df.columns and "image_path" in df.columns:  # an edited manifest can be ingested again
         df = df.rename(columns={"image_path": "image"})
     missing = [c for c in ("image", "label") if c not in df.columns]
     if missing:
         raise UserError(
-            f"{table}: no column {', '.join(missing)}; a table needs image,label (optional: "
-            f"patient_id, split, view, side, x_min, y_min, x_max, y_max)"
+            f"{table}: no column {', '.join(missing)} among {', '.join(df.columns[:8])}; a table needs "
+            "image,label (optional: patient_id, split, view, side, x_min, y_min, x_max, y_max)"
         )
     manifest, problems, notes = build_manifest(df, table.resolve().parent, table.name)
-    return write_outputs(manifest, problems, out, notes)
+    return write_outputs(manifest, problems, out, read_notes + notes, overwrite)
 
 
 def _class_of(parts: tuple[str, ...]) -> int | None:
@@ -208,33 +303,46 @@ def _class_of(parts: tuple[str, ...]) -> int | None:
     return hits[-1] if hits else None
 
 
-def ingest_folders(root: str | os.PathLike, out: str | os.PathLike) -> IngestResult:
-    """Index class-per-folder trees (train/Benign/x.png, test/Malignant/..., or no split level) into DATA/."""
+def ingest_folders(root: str | os.PathLike, out: str | os.PathLike, overwrite: bool = False) -> IngestResult:
+    """Index class-per-folder trees (train/Benign/x.png, test/Malignant/..., or no split level) into DATA/.
+
+    Every file under ROOT is either listed in the manifest or in rejected.csv with its reason: files are
+    recognised by what they hold (DICOM preamble, an image header), not by their suffix, so extension-less
+    DICOMs from PACS exports, GIF and WebP are read too.
+    """
     root = Path(root)
     if not root.is_dir():
         raise UserError(
             f"{root}: folder not found; pass a folder with Benign/ and Malignant/ (or 0/ and 1/) inside"
         )
-    records, problems = [], []
+    check_output_dir(out)
+    root = root.resolve()
+    records, problems, not_splits = [], [], set()
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
         for name in sorted(filenames):
             path = Path(dirpath) / name
-            if path.suffix.lower() not in IMAGE_SUFFIXES | DICOM_SUFFIXES or name.startswith("."):
-                continue
             parts = path.relative_to(root).parts
             k = _class_of(parts)
             if k is None:
                 problems.append((str(path), "not inside a Benign/Malignant (or 0/1) folder; ignored"))
                 continue
+            parent = parts[k - 1].lower() if k > 0 else ""
+            if parent not in SPLIT_NAMES:
+                not_splits.add(parts[k - 1])
             records.append(
                 {
                     "image": str(path),
                     "label": str(CLASS_FOLDERS[parts[k].lower()]),
-                    "split": parts[k - 1].lower() if k > 0 else "",
+                    "split": SPLIT_NAMES.get(parent, ""),
                 }
             )
     if not records:
         raise UserError(f"{root}: no images inside Benign/ or Malignant/ (or 0/ and 1/) folders")
     manifest, more, notes = build_manifest(pd.DataFrame(records), root, root.name)
-    return write_outputs(manifest, problems + more, out, notes)
+    if not_splits:
+        notes.append(
+            f"note: folders {', '.join(sorted(not_splits)[:5])} above the class folders are not train/val/test; "
+            "their images have no split (prepare splits them by woman)"
+        )
+    return write_outputs(manifest, problems + more, out, notes, overwrite)

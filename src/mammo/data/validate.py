@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from mammo.data.ingest import parallel_map
-from mammo.data.manifest import MANIFEST_COLUMNS, REJECTED, manifest_path, read_manifest_text
+from mammo.data.manifest import MANIFEST_COLUMNS, REJECTED, SPLITS, manifest_path, read_manifest_text
 from mammo.data.table import image_size
 from mammo.errors import DataError
 
@@ -68,6 +68,32 @@ def women_in_several_splits(df: pd.DataFrame) -> list[str]:
     for combo, women in sets[sets.map(len) > 1].groupby(sets[sets.map(len) > 1]):
         out.append(f"{len(women)} women in {_join_splits(combo)}: {_names(sorted(women.index))}")
     return out
+
+
+def shared_images(df: pd.DataFrame) -> list[str]:
+    """Image files listed under more than one woman: whichever split they land in, the other woman leaks."""
+    given = df[(df["patient_id"].str.strip() != "") & (df["image_path"] != "")]
+    women = given.groupby("image_path")["patient_id"].agg(lambda s: sorted(set(s)))
+    shared = women[women.map(len) > 1]
+    if shared.empty:
+        return []
+    named = [f"{path} ({', '.join(w[:3])})" for path, w in shared.head(5).items()]
+    more = f" and {len(shared) - 5} more" if len(shared) > 5 else ""
+    return [
+        f"{len(shared)} images listed under more than one woman (a leak; fix patient_id): {'; '.join(named)}{more}"
+    ]
+
+
+def bad_splits(df: pd.DataFrame) -> list[str]:
+    """Split values other than train, val, test or empty (prepare would refuse them)."""
+    bad = ~df["split"].isin(["", *SPLITS])
+    if not bad.any():
+        return []
+    seen = ", ".join(map(repr, sorted(set(df.loc[bad, "split"]))[:5]))
+    return [
+        f"{int(bad.sum())} rows with split not train, val or test (values {seen}; first at manifest row "
+        f"{int(bad.idxmax()) + 2}); fix them or ingest again (ingest reads training/validation/testing)"
+    ]
 
 
 def mixed_images(df: pd.DataFrame) -> list[str]:
@@ -203,6 +229,8 @@ def validate(data_dir: str | os.PathLike) -> Report:
     if no_pid.any():
         report.errors.append(f"{int(no_pid.sum())} rows without patient_id: splits by woman are impossible")
     report.errors += women_in_several_splits(df[~no_pid])
+    report.errors += shared_images(df)
+    report.errors += bad_splits(df)
     report.errors += missing_files(df, data_dir)
     report.errors += mask_size_mismatches(df, data_dir)
     report.warnings += mixed_images(df[~bad_label])

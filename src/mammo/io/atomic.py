@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from mammo.errors import UserError
+
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
@@ -47,3 +49,23 @@ def write_text(text: str, path: str | os.PathLike) -> None:
     """Write a text file atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+def check_output_dir(path: str | os.PathLike, flag: str = "--out") -> Path:
+    """UserError unless `path` is (or can be created as) a writable folder; creates nothing.
+
+    Called before any heavy work, so a typo in an output path costs a second, not a run.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{path} is a file, not a folder; give a folder for {flag}")
+    probe = path
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if not probe.is_dir():
+        raise UserError(f"{path}: {probe} is a file, so the folder cannot be created; choose another {flag}")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise UserError(f"{path}: {probe} is not writable; choose another {flag} or fix its permissions")
+    return path

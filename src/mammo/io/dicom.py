@@ -249,6 +249,29 @@ def check_dicom(path: str | os.PathLike) -> DicomHeader:
     return h
 
 
+PIXEL_TAG = b"\xe0\x7f\x10\x00"  # (7FE0,0010) Pixel Data, little endian: how the tag looks in the file
+
+
+def _meta_end(path: str | os.PathLike) -> int:
+    """Where the file meta header ends, from its group length (0 when the file has no standard preamble)."""
+    with open(path, "rb") as fh:
+        head = fh.read(144)
+    if len(head) < 144 or head[128:132] != b"DICM" or head[132:136] != b"\x02\x00\x00\x00":
+        return 0
+    return 144 + int.from_bytes(head[140:144], "little")
+
+
+def _has_pixel_tag(path: str | os.PathLike) -> bool:
+    """True when the Pixel Data tag occurs in the file (read in chunks; only called on files already in doubt)."""
+    tail = b""
+    with open(path, "rb") as fh:
+        while chunk := fh.read(2**20):
+            if PIXEL_TAG in tail + chunk:
+                return True
+            tail = chunk[-3:]
+    return False
+
+
 def completeness_problem(path: str | os.PathLike, h: DicomHeader) -> str:
     """Why a DICOM's pixel data is incomplete ('' when it looks whole), reading a few KB, never decoding.
 
@@ -260,15 +283,24 @@ def completeness_problem(path: str | os.PathLike, h: DicomHeader) -> str:
     from pydicom.dataelem import RawDataElement
     from pydicom.uid import UID
 
-    if h.rows <= 0 or h.columns <= 0:
-        return "no image in this DICOM (Rows/Columns missing)"
     size = os.path.getsize(path)
+    meta_end = _meta_end(path)
+    if meta_end > size:
+        return f"truncated (the file ends at byte {size}, inside its header, which runs to byte {meta_end}); download it again"
+    if h.rows <= 0 or h.columns <= 0:
+        if not _has_pixel_tag(path):
+            return f"no image in this DICOM (no Rows/Columns, no pixel data in its {size} bytes: not an image, or cut short)"
+        return "no image in this DICOM (Rows/Columns missing)"
     ts = UID(h.transfer_syntax) if h.transfer_syntax else None
     if ts is not None and ts.is_encapsulated:
         with open(path, "rb") as fh:
             fh.seek(max(0, size - len(SEQUENCE_END)))
             ok = fh.read() == SEQUENCE_END
-        return "" if ok else "truncated (compressed pixel data does not end with its sequence delimiter)"
+        if ok:
+            return ""
+        if not _has_pixel_tag(path):
+            return "no pixel data (the header has no image after it: not an image, or cut before its pixels)"
+        return "truncated (compressed pixel data does not end with its sequence delimiter); download it again"
     if ts is not None and ts.is_deflated:
         return ""
     try:

@@ -26,7 +26,7 @@ import pandas as pd
 from tqdm import tqdm
 
 import mammo
-from mammo.data.manifest import BOX_COLUMNS, read_manifest, write_rejected
+from mammo.data.manifest import BOX_COLUMNS, SPLITS, read_manifest, write_rejected
 from mammo.errors import DataError, UserError, without_path
 from mammo.io.atomic import write_csv, write_json, write_text
 from mammo.io.dicom import read_raw_pixels
@@ -45,6 +45,8 @@ MIN_SIZE = 16
 # Largest output side: full-field detectors are about 4096 pixels on the long side, so a larger PNG only
 # upsamples, and at 100000 one image would need ~20 GB; models here train at 224-1024.
 MAX_SIZE = 4096
+# Sources smaller than this on a side are prepared, with a warning: no mammogram is (thumbnails, icons, masks).
+MIN_SOURCE_SIDE = 64
 # Subgroup fields of screening tables (e.g. RSNA's site, machine, age): carried for reports, never model inputs.
 SUBGROUP_META = ["age", "site_id", "machine_id", "density"]
 WHOLE_META = [
@@ -475,6 +477,13 @@ def prepare(
         raise DataError(
             f"{data_dir}/manifest.csv: rows without patient_id; splits need the woman of every image"
         )
+    bad_split = ~df["split"].isin(["", *SPLITS])
+    if bad_split.any():
+        row = int(bad_split.idxmax())
+        raise DataError(
+            f"{data_dir / 'manifest.csv'}: row {row + 2} has split {df.at[row, 'split']!r}, not train, val or test "
+            "(or empty); fix the manifest, or ingest again (ingest reads training/validation/testing)"
+        )
     plan = plan_splits(df, split, val_fraction, seed)
     df = df.assign(
         split_prep=plan.assign(df["patient_id"]),
@@ -524,6 +533,7 @@ def prepare(
     check_disjoint(dataset)
     counts = split_counts(dataset)
     warnings += [f"split {s} is empty" for s, c in counts.items() if c["samples"] == 0]
+    warnings += _tiny_sources(dataset)
     write_csv(dataset, out / "dataset.csv")
     info = {
         **compared,
@@ -544,6 +554,19 @@ def prepare(
     return PrepareResult(
         out, task, size, counts, len(rejected_df), plan, n_made, len(rows) - n_made, warnings
     )
+
+
+def _tiny_sources(dataset: pd.DataFrame) -> list[str]:
+    """A warning naming sources smaller than MIN_SOURCE_SIDE on a side (a mammogram never is)."""
+    images = dataset.drop_duplicates("image_id")
+    tiny = images[images[["source_rows", "source_cols"]].min(axis=1) < MIN_SOURCE_SIDE]
+    if tiny.empty:
+        return []
+    first = tiny.iloc[0]
+    return [
+        f"{len(tiny)} source images are smaller than {MIN_SOURCE_SIDE} pixels on a side (first: "
+        f"{first['source_path']}, {first['source_rows']}x{first['source_cols']}); are these mammograms?"
+    ]
 
 
 def _process(todo: list[ImageTask], workers: int, progress: Path, done: dict[str, dict]) -> int:

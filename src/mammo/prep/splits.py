@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
+from mammo.data.manifest import SPLITS
 from mammo.errors import DataError
 
-SPLITS = ("train", "val", "test")
 RANDOM_TEST_FRACTION = 0.1  # --split random: 10% test, --val-fraction (0.2) val, the rest (70%) train
 
 
@@ -34,7 +34,7 @@ class SplitPlan:
         return patient_ids.map(self.by_woman)
 
 
-def women_table(df: pd.DataFrame) -> pd.Series:
+def woman_labels(df: pd.DataFrame) -> pd.Series:
     """One label per woman (1 when any of her findings is malignant), sorted by patient_id for determinism."""
     return df.groupby("patient_id", sort=True)["label"].max().astype(int)
 
@@ -79,7 +79,7 @@ def official_splits(df: pd.DataFrame, val_fraction: float, seed: int) -> SplitPl
         w: next(s for s in ("test", "val", "train") if s in splits) for w, splits in per_woman.items()
     }
     moved = {w for w, splits in per_woman.items() if len(splits) > 1}
-    women = women_table(df)
+    women = woman_labels(df)
     val_source = "manifest" if "val" in by_woman.values() else "carved" if by_woman else "random"
     if val_source == "carved":
         train_women = women.loc[[w for w, s in by_woman.items() if s == "train"]].sort_index()
@@ -105,7 +105,7 @@ def plan_splits(
     if scheme == "official":
         return official_splits(df, val_fraction, seed)
     if scheme == "random":
-        women = women_table(df)
+        women = woman_labels(df)
         return SplitPlan(random_splits(women, val_fraction, seed), val_source="random", n_random=len(women))
     raise DataError(f"--split must be official or random, got {scheme!r}")
 
