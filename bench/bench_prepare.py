@@ -8,7 +8,7 @@ For each set, seconds per image (methods interleaved file by file, best of --rep
                      gaussian, float64) + 16-bit PNG write, one file at a time
   seed_decode_only   pydicom.dcmread(f).pixel_array (the decoding both share)
   floor_read_decode  mammo.io.dicom.read_pixels (decode + LUTs): no preparation can be faster
-  ours_core          mammo.prep.run.process_image (read, mask, crop, flip, resize, pad, PNG write), 1 thread
+  ours_core          mammo.prep.pool.process_image (read, mask, crop, flip, resize, pad, PNG write), 1 thread
   ours_prepare       mammo.prep.run.prepare(..., workers=1) end to end (manifest, splits, logs, CSVs) / images
 and, over both sets together (each file 8 times), prepare with workers=1 and 2: wall seconds per image once the
 worker server is running (scaling; on a shared machine the speedup is bounded by the free cores).
@@ -38,7 +38,9 @@ import mammo
 from mammo.data.manifest import write_manifest
 from mammo.io.dicom import read_pixels, write_dicom16
 from mammo.io.images import write_png16
-from mammo.prep.run import ImageTask, Item, prepare, process_image
+from mammo.prep.plan import ImageTask, Item
+from mammo.prep.pool import process_image
+from mammo.prep.run import prepare
 
 SIZES = [
     (3000, 1800),

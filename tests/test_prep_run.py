@@ -11,7 +11,8 @@ import pytest
 from mammo.data.manifest import MANIFEST_COLUMNS, write_manifest
 from mammo.errors import UserError
 from mammo.io.dicom import write_dicom16
-from mammo.prep.run import prepare, safe_id
+from mammo.prep.plan import safe_id
+from mammo.prep.run import prepare
 
 ROWS, COLS = 240, 160
 

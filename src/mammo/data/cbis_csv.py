@@ -26,7 +26,7 @@ PATH_COLUMNS = ("image_file_path", "cropped_image_file_path", "roi_mask_file_pat
 RENAME = {"left_or_right_breast": "side", "image_view": "view"}
 REQUIRED = ("patient_id", "side", "view", "abnormality_id", "abnormality_type", "pathology", *PATH_COLUMNS)
 ABNORMALITY_TYPES = {"mass": "mass", "calcification": "calc", "calc": "calc"}
-LABELS = {"MALIGNANT": 1, "BENIGN": 0, "BENIGN_WITHOUT_CALLBACK": 0}
+PATHOLOGY_LABELS = {"MALIGNANT": 1, "BENIGN": 0, "BENIGN_WITHOUT_CALLBACK": 0}
 BWC = "BENIGN_WITHOUT_CALLBACK"
 
 
@@ -116,7 +116,7 @@ def label_rows(df: pd.DataFrame, bwc: str = "benign") -> tuple[pd.DataFrame, lis
     df["side"] = df["side"].str.upper()
     df["view"] = df["view"].str.upper()
     df["pathology"] = df["pathology"].str.upper()
-    df["label"] = df["pathology"].map(LABELS)
+    df["label"] = df["pathology"].map(PATHOLOGY_LABELS)
     problems: list[tuple[str, str]] = []
     reasons = pd.Series("", index=df.index)
     reasons[df["label"].isna()] = (

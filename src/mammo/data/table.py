@@ -26,7 +26,7 @@ from mammo.io.images import is_dicom_path, open_header
 
 FULL_DECODE_BYTES = 8 * 2**20
 WORKERS = 4
-LABELS = {"benign": 0, "malignant": 1, "0": 0, "1": 1, "0.0": 0, "1.0": 1}
+LABEL_WORDS = {"benign": 0, "malignant": 1, "0": 0, "1": 1, "0.0": 0, "1.0": 1}
 CLASS_FOLDERS = {"benign": 0, "malignant": 1, "0": 0, "1": 1}
 SPLIT_NAMES = {  # split names as tables write them -> the manifest's train | val | test ("" = not given)
     "": "",
@@ -44,7 +44,7 @@ ABNORMALITY_PREFIXES = (("mass", "mass"), ("calc", "calc"))
 
 def parse_label(value: str) -> int | None:
     """'Benign'/'malignant' (any case) or 0/1 -> 0/1; anything else -> None."""
-    return LABELS.get(str(value).strip().lower())
+    return LABEL_WORDS.get(str(value).strip().lower())
 
 
 def image_size(path: str | os.PathLike) -> tuple[int, int]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,6 +14,8 @@ import pandas as pd
 
 from mammo.errors import UserError
 
+# `atomic_path`'s temporary names: "." + target name + "." + mkstemp's 8 random characters + target suffix
+_TEMP_NAME = re.compile(r"^\.(?P<target>.+)\.[a-z0-9_]{8}(?P<suffix>\.[^.]+)$")
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
@@ -31,6 +34,23 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def remove_stale_temps(folder: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files `atomic_path` leaves in `folder` when its process is killed mid-write.
+
+    Only safe while no other process writes there (prepare holds its lock). Returns what was removed.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    removed = []
+    for p in folder.iterdir():
+        m = _TEMP_NAME.match(p.name)
+        if m and p.is_file() and (m["target"].endswith(m["suffix"]) or m["suffix"] == ".tmp"):
+            p.unlink()
+            removed.append(p)
+    return removed
 
 
 def write_csv(df: pd.DataFrame, path: str | os.PathLike) -> None:
