@@ -327,3 +327,19 @@ def test_one_class_split_gives_null_auc_and_skips_roc(tmp_path, monkeypatch):
         and (run / "eval" / "test" / "confusion.png").exists()
     )
     assert "AUC n/a" in result.summary() and any("one class" in w for w in m["warnings"])
+
+
+def test_other_data_does_not_replace_the_runs_own_evaluation(tmp_path, monkeypatch):
+    prep = make_prep(tmp_path, whole_rows())
+    run = make_run(tmp_path, monkeypatch)
+    (run / "config.yaml").write_text(f"prep: {prep}\n")
+    evaluate(run, split="test", device="cpu")
+    own = (run / "eval" / "test" / "metrics.json").read_bytes()
+    other_root = tmp_path / "other"
+    other_root.mkdir()
+    other = make_prep(other_root, [dict(r, brightness=1 - r["brightness"]) for r in whole_rows()])
+    result = evaluate(run, data=other, split="test", device="cpu")
+    assert result.out_dir.parent.parent == run / "eval" and result.out_dir.name == "test"
+    assert result.out_dir.parent.name.startswith("prep-") and (result.out_dir / "metrics.json").is_file()
+    assert (run / "eval" / "test" / "metrics.json").read_bytes() == own  # the run's own test metrics kept
+    assert evaluate(run, data=prep, split="test", device="cpu").out_dir == run / "eval" / "test"

@@ -17,7 +17,8 @@ from mammo.infer import (
     resolve_device,
 )
 from mammo.models.checkpoint import make_checkpoint, save_checkpoint
-from mammo.prep.run import ImageTask, Item, process_image
+from mammo.prep.plan import ImageTask, Item
+from mammo.prep.pool import process_image
 
 PREP_SIZE, TRAIN_SIZE = 64, 48
 

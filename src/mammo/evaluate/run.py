@@ -7,6 +7,7 @@ BI-RADS assessment as reference scores on the same rows. Outputs go to RUN/eval/
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -28,6 +29,7 @@ from mammo.evaluate import plots
 from mammo.infer import input_stats, logits_from_loader, resolve_device
 from mammo.io.atomic import write_csv, write_json
 from mammo.prep.dataset import read_dataset_csv
+from mammo.prep.plan import safe_id
 from mammo.stats.calibration import apply_temperature
 from mammo.stats.metrics import (
     auc_with_ci,
@@ -264,6 +266,21 @@ def _write_plots(
     return skipped
 
 
+def eval_dir(run_dir: Path, prep: Path, split: str, ckpt: dict[str, Any]) -> Path:
+    """RUN/eval/<split> for the run's own PREP; RUN/eval/<prep name>-<hash of its path>/<split> for other data.
+
+    So evaluating on another dataset never replaces the run's own test metrics.
+    """
+    try:
+        own = find_prep(run_dir, None, ckpt).resolve()
+    except DataError:
+        own = None
+    if own is None or prep.resolve() == own:
+        return run_dir / "eval" / split
+    key = hashlib.sha1(str(prep.resolve()).encode()).hexdigest()[:8]
+    return run_dir / "eval" / f"{safe_id(prep.resolve().name)}-{key}" / split
+
+
 def evaluate(
     run_dir: str | os.PathLike,
     data: str | os.PathLike | None = None,
@@ -271,7 +288,10 @@ def evaluate(
     device: str = "auto",
     batch_size: int = 32,
 ) -> EvalResult:
-    """Evaluate RUN's best checkpoint on one split of PREP; write RUN/eval/<split>/ (metrics, predictions, plots)."""
+    """Evaluate RUN's best checkpoint on one split of PREP; write RUN/eval/<split>/ (metrics, predictions, plots).
+
+    Another PREP than the run's own (`data`) writes to RUN/eval/<prep name>-<hash>/<split>/ (see `eval_dir`).
+    """
     run_dir = Path(run_dir)
     dev = resolve_device(device)
     model, ckpt = _load_run(run_dir, dev)
@@ -332,7 +352,7 @@ def evaluate(
     if metrics["accuracy"] <= metrics["majority_accuracy"]:
         warnings.append("accuracy does not beat always predicting the majority class")
 
-    out = run_dir / "eval" / split
+    out = eval_dir(run_dir, prep, split, ckpt)
     out.mkdir(parents=True, exist_ok=True)
     warnings += _write_plots(out, pred, metrics, temperature, threshold)
     metrics["warnings"] = warnings

@@ -24,7 +24,7 @@ from mammo.explain.geometry import roi_mask_to_input, whole_mask_to_input
 from mammo.explain.maps import heatmaps
 from mammo.io.atomic import write_json
 from mammo.models.registry import create_model, get_model_info
-from mammo.prep.run import load_mask
+from mammo.prep.pool import read_mask
 
 
 @dataclass
@@ -65,7 +65,7 @@ def lesion_mask(
     window = tuple(int(row[c]) for c in ("crop_x0", "crop_y0", "crop_x1", "crop_y1"))
     if task == "roi":
         path = str(row.get("mask_path", "") or "")
-        return roi_mask_to_input(load_mask(path), window, flip, size) if path else None
+        return roi_mask_to_input(read_mask(path), window, flip, size) if path else None
     if manifest is None:
         return None
     found = manifest[(manifest["image_id"] == row["image_id"]) & (manifest["label"] == 1)]
@@ -74,7 +74,7 @@ def lesion_mask(
         return None
     union = np.zeros((int(row["source_rows"]), int(row["source_cols"])), bool)
     for p in paths:
-        m = load_mask(p)
+        m = read_mask(p)
         if m.shape[:2] == union.shape:
             union |= m > 0
     return whole_mask_to_input(union, window, flip, size) if union.any() else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,11 @@ def save_checkpoint(path: str | os.PathLike, ckpt: dict[str, Any]) -> None:
         torch.save(ckpt, tmp)
 
 
+def _first_line(exc: Exception) -> str:
+    """An exception's first line (its type when it has no message)."""
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load a checkpoint with torch.load(weights_only=True); DataError when missing, corrupt or not ours."""
     path = Path(path)
@@ -58,9 +64,21 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         raise DataError(f"{path}: checkpoint not found; train first with `mammo train PREP --out RUN`")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "Unsupported global" not in str(exc):  # damaged or not a torch file: torch's text would mislead
+            raise DataError(
+                f"{path}: not a readable checkpoint (damaged, or not written by torch.save); "
+                "retrain or restore the file"
+            ) from None
+        # never relay torch's advice to load it with weights_only=False: that would run the file's code
+        raise DataError(
+            f"{path}: not a safe mammo checkpoint (it holds Python objects beyond tensors and plain values, "
+            "which are refused because loading them can run code); use a RUN/best.pt written by `mammo train`"
+        ) from None
     except Exception as exc:  # torch raises several types for truncated/foreign files
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DataError(f"{path}: not a readable checkpoint ({first}); retrain or restore the file") from exc
+        raise DataError(
+            f"{path}: not a readable checkpoint ({_first_line(exc)}); retrain or restore the file"
+        ) from exc
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise DataError(f"{path}: not a mammo checkpoint (expected format {CHECKPOINT_FORMAT})")
     missing = [k for k in REQUIRED_KEYS if k not in ckpt]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -74,25 +75,76 @@ def _check_keys(values: Mapping[str, Any], source: str) -> None:
             )
 
 
+# Allowed ranges (inclusive; None = no bound) of numeric knobs; every value is also type-checked against
+# its field's annotation and must be finite, so `lr: inf`, `epochs: ten` or `batch_size: 4.5` stop here.
+RANGES: dict[str, tuple[float | None, float | None]] = {
+    "epochs": (1, 100_000),
+    "batch_size": (1, 65_536),
+    "lr": (1e-12, 10.0),
+    "weight_decay": (0.0, 10.0),
+    "warmup_epochs": (0.0, None),
+    "grad_clip": (1e-12, None),
+    "size": (16, 4096),  # as prepare's --size: no mammogram model needs more
+    "seed": (0, 2**32 - 1),
+    "workers": (0, 256),
+    "patience": (1, None),
+    "max_train_batches": (1, None),
+}
+_KINDS = {
+    "int": "a whole number",
+    "float": "a number",
+    "bool": "true or false",
+    "str": "text",
+    "dict": "a mapping",
+}
+
+
+def _check_value(key: str, value: Any, annotation: str) -> Any:
+    """`value` as the type `annotation` names ('int', 'float | None', ...), range-checked; else UserError."""
+    kinds = [k.strip() for k in str(annotation).split("|")]
+    if value is None:
+        if "None" in kinds:
+            return None
+        raise UserError(f"config '{key}': a value is required ({_KINDS.get(kinds[0], kinds[0])})")
+    kind = kinds[0]
+    out: Any = value
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise UserError(f"config '{key}': {value!r} is not true or false")
+    elif kind in ("int", "float"):
+        if isinstance(value, str):  # YAML reads 3e-4 as text
+            try:
+                value = float(value.strip())
+            except ValueError:
+                raise UserError(f"config '{key}': {out!r} is not {_KINDS[kind]}") from None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise UserError(f"config '{key}': {out!r} is not {_KINDS[kind]}")
+        if not math.isfinite(value):
+            raise UserError(f"config '{key}': {out!r} is not a finite number")
+        if kind == "int" and value != int(value):
+            raise UserError(f"config '{key}': {out!r} is not a whole number")
+        out = int(value) if kind == "int" else float(value)
+        lo, hi = RANGES.get(key, (None, None))
+        if (lo is not None and out < lo) or (hi is not None and out > hi):
+            bounds = f"between {lo:g} and {hi:g}" if hi is not None else f"at least {lo:g}"
+            raise UserError(f"config '{key}': {out!r} is out of range; it must be {bounds}")
+    elif kind == "str":
+        if not isinstance(value, (str, os.PathLike)):
+            raise UserError(f"config '{key}': {value!r} is not text")
+        out = str(value)
+    elif kind == "dict" and not isinstance(value, dict):
+        raise UserError(f"config '{key}': expected a mapping, got {value!r}")
+    return out
+
+
 def _coerce(cfg: TrainConfig) -> TrainConfig:
-    """Check choices and ranges; Path-like weights become str so the config stays primitive."""
+    """Check every value's type and range and the choices; Path-like values become str (a primitive config)."""
+    for f in dataclasses.fields(cfg):
+        setattr(cfg, f.name, _check_value(f.name, getattr(cfg, f.name), f.type))
     for key, allowed in CHOICES.items():
         value = getattr(cfg, key)
         if value not in allowed:
             raise UserError(f"config '{key}': '{value}' is not one of {', '.join(allowed)}")
-    if cfg.weights is not None:
-        cfg.weights = str(cfg.weights)
-    positive = {"epochs": cfg.epochs, "batch_size": cfg.batch_size, "lr": cfg.lr}
-    if cfg.size is not None:
-        positive["size"] = cfg.size
-    if cfg.max_train_batches is not None:
-        positive["max_train_batches"] = cfg.max_train_batches
-    for key, value in positive.items():
-        if not value > 0:
-            raise UserError(f"config '{key}': {value} must be positive")
-    for key in ("model_args", "optimizer_args"):
-        if not isinstance(getattr(cfg, key), dict):
-            raise UserError(f"config '{key}': expected a mapping, got {getattr(cfg, key)!r}")
     return cfg
 
 

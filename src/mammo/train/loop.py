@@ -32,7 +32,7 @@ from tqdm import tqdm
 from mammo.datasets import PrepDataset
 from mammo.errors import UserError
 from mammo.infer import forward_logits, logits_from_loader
-from mammo.io.atomic import write_csv
+from mammo.io.atomic import check_output_dir, write_csv
 from mammo.models.checkpoint import load_checkpoint, make_checkpoint, save_checkpoint
 from mammo.prep.dataset import read_dataset_csv, read_prepare_json, split_rows
 from mammo.seeding import reseed_generator, seed_everything
@@ -106,6 +106,7 @@ def train(
 ) -> TrainResult | None:
     """Train on PREP into RUN (`out`); returns the result on rank 0 and None on other DDP ranks."""
     prep, out = Path(prep), Path(out)
+    check_output_dir(out)  # a bad --out costs a second, not a built model
     _check_run_dir(out, resume)
     layers = [read_yaml(out / "config.yaml")] if resume else []
     if config_file is not None:
