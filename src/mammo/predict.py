@@ -22,10 +22,10 @@ from tqdm import tqdm
 from mammo.data.cbis_csv import snake_case
 from mammo.data.manifest import BOX_COLUMNS
 from mammo.data.table import SIDES
-from mammo.errors import DataError, UserError
+from mammo.errors import DataError, UserError, without_path
 from mammo.infer import Predictor, preprocess_image
 from mammo.io.atomic import write_csv, write_text
-from mammo.io.dicom import read_header, read_pixels
+from mammo.io.dicom import DICOM_SUFFIXES, read_header, read_pixels
 from mammo.io.images import IMAGE_SUFFIXES, is_dicom_path, open_header, read_image, to_uint16
 from mammo.io.pool import ordered_map
 
@@ -45,7 +45,6 @@ COLUMNS = [
     "tta",
     "error",
 ]
-DICOM_SUFFIXES = {".dcm", ".dicom"}
 GRAY_MODES = {
     "1",
     "L",
@@ -250,8 +249,7 @@ def read_source(source: Source) -> tuple[np.ndarray, Source]:
 
 def _reason(exc: Exception, path: str) -> str:
     """One line for the error column, without the path that is already in the row."""
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    text = text.removeprefix(f"{path}: ")
+    text = " ".join(without_path(exc, path).split())
     return text if isinstance(exc, (UserError, ValueError)) else f"{type(exc).__name__}: {text}"
 
 
