@@ -182,6 +182,10 @@ def _cmd_train(a: argparse.Namespace) -> int:
             "workers",
             "patience",
             "max_train_batches",
+            "width",
+            "label_smoothing",
+            "freeze",
+            "warmup_epochs",
         )
     }
     result = train(a.prep, a.out, config_file=a.config, overrides=flags, resume=a.resume)
@@ -233,11 +237,67 @@ def _cmd_predict(a: argparse.Namespace) -> int:
     return result.exit_code
 
 
+def _train_flags(a: argparse.Namespace) -> dict:
+    """The train options shared by `train` and `cv`, as config overrides (None = unset)."""
+    keys = (
+        "model",
+        "epochs",
+        "batch_size",
+        "lr",
+        "size",
+        "width",
+        "label_smoothing",
+        "freeze",
+        "warmup_epochs",
+        "patience",
+        "max_train_batches",
+        "workers",
+    )
+    return {k: getattr(a, k) for k in keys}
+
+
+def _cmd_cv(a: argparse.Namespace) -> int:
+    from mammo.cv import run_cv
+
+    result = run_cv(
+        a.prep,
+        a.out,
+        folds=a.folds,
+        seed=a.seed,
+        overrides=_train_flags(a),
+        config_file=a.config,
+        val_fraction=a.val_fraction,
+        fold_table=a.fold_table,
+        device=a.device,
+    )
+    print(result.summary())
+    return 0
+
+
+def _cmd_compare(a: argparse.Namespace) -> int:
+    from mammo.compare import compare
+
+    print(compare(a.a, a.b, split=a.split, n_boot=a.n_boot, seed=a.seed).summary())
+    return 0
+
+
 def _cmd_demo(a: argparse.Namespace) -> int:
     from mammo.demo import run_demo
 
     print(run_demo(a.out, fast=a.fast, seed=a.seed).summary())
     return 0
+
+
+def _recipe_flags(s: argparse.ArgumentParser) -> None:
+    """Training-recipe options shared by `train` and `cv`."""
+    s.add_argument(
+        "--width", type=int, help="input columns: a size x width rectangle, aspect kept (default: square)"
+    )
+    s.add_argument("--label-smoothing", type=float, help="train on targets eps/2, 1-eps/2 (default: 0)")
+    s.add_argument(
+        "--freeze", type=int, help="keep the first N feature layers pretrained and fixed (default: 0)"
+    )
+    s.add_argument("--warmup-epochs", type=float, help="linear learning-rate warm-up in epochs (default: 1)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -385,6 +445,54 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-train-batches", type=int, help="cap batches per epoch for quick runs (default: no cap)"
     )
     s.add_argument("--resume", action="store_true", help="continue from RUN/last.pt")
+    _recipe_flags(s)
+
+    s = add(
+        "cv",
+        _cmd_cv,
+        "k-fold cross-validation by woman over train+val: out-of-fold AUC with CI and baselines",
+    )
+    s.epilog = (
+        "examples:\n  mammo cv prep/rsna256 --out cv/rsna --folds 5 --size 224 --width 128 --epochs 3\n"
+        "  mammo cv prep/mias-roi --out cv/mias --fold-table folds.csv --size 128"
+    )
+    s.formatter_class = argparse.RawDescriptionHelpFormatter
+    s.add_argument("prep", type=Path, help="PREP folder (its test split is never used)")
+    s.add_argument("--out", type=Path, required=True, help="CV folder: fold-k/run, oof.csv, metrics.json")
+    s.add_argument("--folds", type=int, default=5, help="number of folds, grouped by woman (default: 5)")
+    s.add_argument("--fold-table", type=Path, help="CSV patient_id,fold giving the folds (default: drawn)")
+    s.add_argument(
+        "--val-fraction",
+        type=float,
+        default=0.15,
+        help="share of each fold's training women kept for early stopping and calibration (default: 0.15)",
+    )
+    s.add_argument("--seed", type=int, default=0, help="seed of the folds and of every run (default: 0)")
+    s.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="(default: auto)")
+    s.add_argument("--config", type=Path, help="YAML train config for every fold (default: none)")
+    s.add_argument("--model", help="registered model (default: efficientnet-lite0)")
+    s.add_argument("--epochs", type=int, help="epochs per fold (default: the model's)")
+    s.add_argument("--batch-size", type=int, help="batch size (default: the model's)")
+    s.add_argument("--lr", type=float, help="learning rate (default: the model's)")
+    s.add_argument("--size", type=int, help="input rows (default: the model's input size)")
+    s.add_argument("--workers", type=int, help="data loader workers (default: auto)")
+    s.add_argument("--patience", type=int, help="early stopping patience in epochs (default: 5)")
+    s.add_argument("--max-train-batches", type=int, help="cap batches per epoch (default: none)")
+    _recipe_flags(s)
+
+    s = add("compare", _cmd_compare, "delta-AUC of B over A on the same samples, paired bootstrap by woman")
+    s.epilog = (
+        "examples:\n  mammo compare cv/baseline cv/rect      # two CV folders (oof.csv)\n"
+        "  mammo compare runs/a runs/b --split test\n  mammo compare a/predictions.csv b/predictions.csv"
+    )
+    s.formatter_class = argparse.RawDescriptionHelpFormatter
+    s.add_argument("a", type=Path, help="A: RUN folder, CV folder or predictions CSV")
+    s.add_argument("b", type=Path, help="B: same kinds, over the same samples")
+    s.add_argument(
+        "--split", choices=["val", "test"], default="test", help="split of a RUN's eval (default: test)"
+    )
+    s.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples (default: 2000)")
+    s.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
 
     s = add("evaluate", _cmd_evaluate, "metrics with bootstrap CIs by woman, calibration and plots for a RUN")
     s.add_argument("run", type=Path, help="RUN folder written by `mammo train`")

@@ -21,14 +21,18 @@ from mammo.prep.dataset import normalise, scale_input
 from mammo.seeding import derive_seed
 
 
-def load_prep_image(path: Path, size: int) -> np.ndarray:
-    """A PREP PNG as float32 (1, size, size) in [0, 1]: 16-bit / 65535, INTER_AREA resize if sizes differ."""
+def load_prep_image(path: Path, size: int, width: int | None = None) -> np.ndarray:
+    """A PREP PNG as float32 (1, size, size) in [0, 1]: 16-bit / 65535, INTER_AREA resize if sizes differ.
+
+    With `width`, the input is the rectangle size x width (rows x cols) and the breast is refitted into it
+    keeping its aspect ratio (`mammo.prep.breast.rect_input`).
+    """
     img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if img is None:
         raise DataError(f"{path}: missing or unreadable image; rerun `mammo prepare`")
     if img.ndim == 3:
         img = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
-    return scale_input(img, size)
+    return scale_input(img, size, width)
 
 
 class PrepDataset(Dataset):
@@ -43,11 +47,13 @@ class PrepDataset(Dataset):
         std: float,
         augment: Callable[[np.ndarray, int], np.ndarray] | None = None,
         seed: int = 0,
+        width: int | None = None,
     ) -> None:
         self.prep = Path(prep)
         self.paths = [self.prep / p for p in rows["image"]]
         self.labels = rows["label"].astype(np.float32).to_numpy()
         self.size = size
+        self.width = width
         self.mean = np.float32(mean)
         self.std = np.float32(std)
         self.augment = augment
@@ -58,7 +64,7 @@ class PrepDataset(Dataset):
 
     def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor, int]:
         index, epoch = key if isinstance(key, tuple) else (key, 0)
-        x = load_prep_image(self.paths[index], self.size)
+        x = load_prep_image(self.paths[index], self.size, self.width)
         if self.augment is not None:
             x = self.augment(x, derive_seed(self.seed, epoch, index))
         x = normalise(x, self.mean, self.std)

@@ -85,7 +85,7 @@ def preprocess_image(
             out, _ = prepare_roi(img, lesion, prep_size, context, flip=find_breast(img).flip)
     else:
         raise ValueError(f"unknown task {task!r} in the checkpoint's preprocessing (expected whole or roi)")
-    x = scale_input(out, size)
+    x = scale_input(out, size, preprocessing.get("width"))
     return normalise(x, *input_stats(preprocessing))
 
 

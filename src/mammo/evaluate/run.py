@@ -142,7 +142,15 @@ def predict_logits(
 ) -> np.ndarray:
     """Logits (float64, one per row) of `model` on PREP images, read as training reads them (no augmentation)."""
     mean, std = input_stats(preprocessing)
-    dataset = PrepDataset(prep, rows, size=int(preprocessing["size"]), mean=mean, std=std, augment=None)
+    dataset = PrepDataset(
+        prep,
+        rows,
+        size=int(preprocessing["size"]),
+        mean=mean,
+        std=std,
+        augment=None,
+        width=preprocessing.get("width"),
+    )
     cuda = device.type == "cuda"
     loader = DataLoader(
         dataset,

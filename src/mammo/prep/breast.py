@@ -113,6 +113,31 @@ def pad_square(img: np.ndarray, size: int) -> np.ndarray:
     return cv2.copyMakeBorder(img, top, size - rows - top, 0, size - cols, cv2.BORDER_CONSTANT, value=0)
 
 
+def fit_into(shape: tuple[int, int], rows: int, cols: int) -> tuple[int, int]:
+    """(rows, cols) of `shape` scaled to fit inside rows x cols, aspect ratio kept (each side at least 1)."""
+    scale = min(rows / shape[0], cols / shape[1])
+    return max(1, min(rows, round(shape[0] * scale))), max(1, min(cols, round(shape[1] * scale)))
+
+
+def pad_to(img: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    """Pad with zeros to rows x cols: content kept against the left edge (chest wall), centred vertically."""
+    r, c = img.shape[:2]
+    top = (rows - r) // 2
+    return cv2.copyMakeBorder(img, top, rows - r - top, 0, cols - c, cv2.BORDER_CONSTANT, value=0)
+
+
+def rect_input(img: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    """A prepared (zero-padded square) breast image refitted into a rows x cols rectangle, aspect ratio kept.
+
+    Mammograms are about 2:1, so a rectangular input spends its pixels on breast instead of square padding:
+    the non-zero content is cropped, resized to fit, and padded like `pad_square`. dtype kept.
+    """
+    ys, xs = np.nonzero(img)
+    if len(ys):
+        img = img[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
+    return pad_to(resize_to(img, *fit_into(img.shape[:2], rows, cols)), rows, cols)
+
+
 def resize_pad(img: np.ndarray, size: int) -> np.ndarray:
     """Resize keeping the aspect ratio (long side `size`), then zero-pad to size x size; dtype kept."""
     return pad_square(resize_to(img, *fit_shape(img.shape[:2], size)), size)

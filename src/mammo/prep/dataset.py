@@ -16,6 +16,7 @@ import pandas as pd
 
 from mammo.errors import DataError
 from mammo.io.images import to_uint16
+from mammo.prep.breast import rect_input
 
 REQUIRED_COLUMNS = ("sample_id", "image", "label", "patient_id", "split")
 
@@ -63,10 +64,16 @@ def split_rows(df: pd.DataFrame, split: str, prep: str | os.PathLike) -> pd.Data
     return rows
 
 
-def scale_input(img: np.ndarray, size: int) -> np.ndarray:
-    """A prepared 8/16-bit image as float32 (1, size, size) in [0, 1]: png16 / 65535, INTER_AREA resize if needed."""
+def scale_input(img: np.ndarray, size: int, width: int | None = None) -> np.ndarray:
+    """A prepared 8/16-bit image as float32 (1, size, size) in [0, 1]: png16 / 65535, INTER_AREA resize if needed.
+
+    With `width` the input is a size x width rectangle (rows x cols), the breast refitted into it with its aspect
+    ratio kept (`mammo.prep.breast.rect_input`).
+    """
     img = to_uint16(img)
-    if img.shape != (size, size):
+    if width is not None:
+        img = rect_input(img, size, width)
+    elif img.shape != (size, size):
         img = cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)
     return (img.astype(np.float32) / 65535.0)[None]
 

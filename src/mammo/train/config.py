@@ -30,6 +30,10 @@ class TrainConfig:
     """Every knob of a training run; `size=None` means the model's own input size, `workers=None` means auto.
 
     `prep` records the PREP folder the run was trained on (set by `train`, read by `mammo evaluate`).
+    `width` makes the input a size x width rectangle (rows x cols; None = square); `label_smoothing` trains
+    on targets eps/2 and 1 - eps/2 instead of 0 and 1; `freeze` keeps the parameters up to and including the
+    model's `freeze`-th feature layer (ModelInfo.feature_layers: stem, stage ends, head) at their pretrained
+    values, which skips their backward pass (about 2.5x faster on CPU for 4 with efficientnet-lite0).
     """
 
     prep: str | None = None
@@ -47,6 +51,9 @@ class TrainConfig:
     warmup_epochs: float = 1.0
     grad_clip: float | None = 5.0
     size: int | None = None
+    width: int | None = None
+    label_smoothing: float = 0.0
+    freeze: int = 0
     device: str = "auto"
     seed: int = 0
     workers: int | None = None
@@ -89,6 +96,9 @@ RANGES: dict[str, tuple[float | None, float | None]] = {
     "workers": (0, 256),
     "patience": (1, None),
     "max_train_batches": (1, None),
+    "width": (16, 4096),
+    "label_smoothing": (0.0, 0.999),
+    "freeze": (0, None),
 }
 _KINDS = {
     "int": "a whole number",

@@ -86,6 +86,24 @@ class _State:
     bad_epochs: int = 0
 
 
+def freeze_prefix(model: nn.Module, layers: tuple[str, ...], count: int) -> int:
+    """Freeze every parameter up to and including module `layers[count - 1]` (registration order); return how many.
+
+    UserError when `count` exceeds the model's feature layers. 0 freezes nothing.
+    """
+    if count == 0:
+        return 0
+    if count > len(layers):
+        raise UserError(f"config 'freeze': {count} exceeds the model's {len(layers)} feature layers")
+    last = layers[count - 1]
+    names = [n for n, _ in model.named_parameters()]
+    inside = [i for i, n in enumerate(names) if n.startswith(last + ".")]
+    end = (inside[-1] + 1) if inside else 0
+    for _, p in list(model.named_parameters())[:end]:
+        p.requires_grad_(False)
+    return end
+
+
 def _check_run_dir(out: Path, resume: bool) -> None:
     """--resume needs RUN/last.pt; a fresh run refuses to overwrite one."""
     last = out / "last.pt"
@@ -153,6 +171,8 @@ class _Run:
         model = model.to(device)
         if device.type == "cuda":
             model = model.to(memory_format=torch.channels_last)
+        if cfg.freeze:
+            freeze_prefix(model, info.feature_layers, cfg.freeze)
         self.model = model
         self.net = ddp.wrap(model, env, device)
         self._build_data(train_rows, val_rows)
@@ -175,8 +195,9 @@ class _Run:
             self.std,
             Augmenter(cfg.augment, self.size),
             seed=cfg.seed,
+            width=cfg.width,
         )
-        self.val_ds = PrepDataset(self.prep, val_rows, self.size, self.mean, self.std)
+        self.val_ds = PrepDataset(self.prep, val_rows, self.size, self.mean, self.std, width=cfg.width)
         self.sampler_generator = torch.Generator()
         if env.distributed:
             inner = DistributedSampler(
@@ -208,6 +229,7 @@ class _Run:
         preprocessing = {
             "task": self.prepare.get("task", ""),
             "size": self.size,
+            "width": self.cfg.width,
             "mean": self.mean,
             "std": self.std,
             "input_scale": 65535,
@@ -251,7 +273,10 @@ class _Run:
             if step >= self.steps_per_epoch:
                 break
             logits = forward_logits(self.net, x, device, amp=self.amp)
-            loss = self.loss_fn(logits, y.to(device, non_blocking=True))
+            target = y.to(device, non_blocking=True)
+            if cfg.label_smoothing:
+                target = target * (1.0 - cfg.label_smoothing) + 0.5 * cfg.label_smoothing
+            loss = self.loss_fn(logits, target)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             norm = nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip or math.inf)
