@@ -47,6 +47,166 @@ def rsna_section(d: dict) -> list[str]:
     return lines
 
 
+def _ci(b: dict | None) -> str:
+    """'0.613 (0.575-0.648)' for a block with auc and its interval; '-' when absent."""
+    if not b or b.get("auc") is None:
+        return "-"
+    lo, hi = b.get("auc_ci_low"), b.get("auc_ci_high")
+    return f"{b['auc']:.3f}" + (f" ({lo:.3f}-{hi:.3f})" if lo is not None and hi is not None else "")
+
+
+def _delta(p: dict | None) -> str:
+    """'+0.074 (+0.039 to +0.109)' for a paired comparison; '-' when absent."""
+    if not p or p.get("delta") is None:
+        return "-"
+    return f"{p['delta']:+.3f} ({p['ci_low']:+.3f} to {p['ci_high']:+.3f})"
+
+
+def _resolved(p: dict | None) -> str:
+    """Whether a paired interval excludes zero, in words."""
+    if not p or p.get("ci_low") is None:
+        return "not measured"
+    return "better" if p["ci_low"] > 0 else "worse" if p["ci_high"] < 0 else "no resolved difference"
+
+
+BASELINE_ROWS = (
+    ("metadata", "metadata only (age, site, machine, view, side, density; trees)"),
+    ("geometry", "image geometry only (source size, aspect, crop box, flip; trees)"),
+    ("age", "age alone as the score"),
+    ("fused", "fused: image score + age + density (logistic regression)"),
+)
+
+
+def accuracy_section(d: dict) -> list[str]:
+    """Image model beside its shortcuts: CV out of fold and test, rsna-screening-dev and mini-MIAS, verdict."""
+    lines: list[str] = []
+    cv_all = d.get("rsna_cv") or {}
+    final = cv_all.get("final")
+    cv = cv_all.get(final) if final else None
+    test = d.get("rsna_test")
+    if cv:
+        paired = cv.get("paired") or {}
+        beats = paired.get("image - metadata", {}).get("ci_low", -1) > 0
+        fused_beats = paired.get("fused - metadata", {}).get("ci_low", -1) > 0
+        lines += [
+            "**Does the image beat the shortcuts?** "
+            + (
+                "Yes: out of fold, the image model ranks cancer above no-cancer better than the metadata model."
+                if beats
+                else "Not yet. On rsna-screening-dev, out of fold, the image model does not beat a model that "
+                "never sees the pixels (metadata), nor the woman's age alone"
+                + (
+                    "; adding the image to age and density does help (fused above metadata)."
+                    if fused_beats
+                    else "; the fused model is not resolved above metadata either."
+                )
+                + " Numbers that beat such baselines are the only ones worth reporting here; these do not yet."
+            ),
+            "",
+            f"**rsna-screening-dev, 5-fold CV by woman over train+val** ({cv['n']} images of {cv['n_women']} women, "
+            f"{cv['n_pos']} with cancer), recipe `{final}`, out-of-fold AUC with 95% CI by woman "
+            "(`bench/real_accuracy.py` -> `bench/results/accuracy.json`):",
+            "",
+            "| score | CV out of fold: image level | CV: breast level (mean over views) | test (once, at the end) |",
+            "|---|---|---|---|",
+            f"| **image model** | **{_ci(cv)}** | {_ci(cv.get('breast_level'))} | **{_ci(test)}** |",
+        ]
+        cb = cv.get("baselines") or {}
+        tb = (test or {}).get("baselines") or {}
+        cbl = (cv.get("breast_level") or {}).get("baselines") or {}
+        tbl = (test or {}).get("breast_level") or {}
+        for key, label in BASELINE_ROWS:
+            if key in cb:
+                lines.append(f"| {label} | {_ci(cb[key])} | {_ci(cbl.get(key))} | {_ci(tb.get(key))} |")
+        lines += [
+            "",
+            "Paired differences (delta-AUC, 95% CI from one bootstrap over women shared by both scores):",
+            "",
+            "| comparison | CV out of fold | test | verdict (CV) |",
+            "|---|---|---|---|",
+        ]
+        tp = (test or {}).get("paired") or {}
+        for key in (
+            "image - metadata",
+            "image - age",
+            "image - geometry",
+            "fused - metadata",
+            "fused - age",
+            "fused - image",
+        ):
+            if key in paired:
+                lines.append(
+                    f"| {key} | {_delta(paired[key])} | {_delta(tp.get(key))} | {_resolved(paired[key])} |"
+                )
+        tta = d.get("rsna_tta") or {}
+        pr = cv_all.get("paired_recipes")
+        lines += ["", "Recipe options measured out of fold (paired, same folds):", ""]
+        if pr:
+            lines.append(
+                f"- `{pr['b']}` vs `{pr['a']}` recipe: {pr['auc_b']:.3f} vs {pr['auc_a']:.3f}, delta {_delta(pr)}: "
+                f"{_resolved(pr)}."
+            )
+        if tta:
+            t = tta["paired_tta_minus_plain"]
+            lines.append(
+                f"- horizontal-flip TTA: delta {_delta(t)}: {_resolved(t)}; "
+                + (
+                    "used for the test report."
+                    if (test or {}).get("tta")
+                    else "not used for the test report."
+                )
+            )
+        if test:
+            e = test.get("ensemble_minus_fold0")
+            singles = ", ".join(f"{a:.3f}" for a in test.get("single_fold_model_aucs", []))
+            lines.append(
+                f"- fold-model ensemble on test: {test['auc']:.3f} against single fold models {singles} "
+                f"(ensemble - fold 1: {_delta(e)})."
+            )
+        lines += [f"- not measured: {x}" for x in d.get("not_measured", [])]
+        if test:
+            lines += [
+                "",
+                f"Test split ({test['n']} images of {test['n_women']} women, {test['n_pos']} with cancer): "
+                f"{test['model']}; metadata and geometry fitted on train+val, the fused model fitted out of fold. "
+                f"Breast level on test: image {_ci(tbl)}.",
+            ]
+        lines += ["", "Commands:", "", f"- `{cv_all.get('prepare_command', '')}`"]
+        lines += [
+            f"- `{cv_all[n]['command']}`"
+            for n in cv_all
+            if isinstance(cv_all[n], dict) and "command" in cv_all[n]
+        ]
+    mias = d.get("mias") or {}
+    models = {k: v for k, v in mias.items() if isinstance(v, dict) and "auc" in v}
+    if models:
+        first = next(iter(models.values()))
+        lines += [
+            "",
+            f"**mini-MIAS lesion crops, 5 folds by woman (its `fold` column)**: {first['n']} crops of "
+            f"{first['n_women']} women ({first['n_pos']} malignant), crops from the centres and radii (y from the "
+            "bottom), pooled out-of-fold AUC with 95% CI by woman:",
+            "",
+            "| model | out-of-fold AUC | per-fold AUC | time |",
+            "|---|---|---|---|",
+        ]
+        for name, m in models.items():
+            folds = ", ".join("-" if a is None else f"{a:.2f}" for a in m.get("per_fold_auc", []))
+            lines.append(
+                f"| `{name}` | **{_ci(m)}** | {folds} | {m.get('seconds_this_run', 0) / 60:.0f} min |"
+            )
+        lines += ["", f"- `{mias.get('prepare_command', '')}`"] + [
+            f"- `{m['command']}`" for m in models.values()
+        ]
+    targets = d.get("targets")
+    if targets:
+        lines += [
+            "",
+            "Targets of the accuracy issue: " + "; ".join(f"{k}: {v}" for k, v in targets.items()) + ".",
+        ]
+    return lines
+
+
 def prepare_section(d: dict) -> list[str]:
     """Whole-image preparation against the seed's loop, per image, one core."""
     lines = [
@@ -160,6 +320,7 @@ def render() -> str:
     """The whole generated section."""
     parts: list[str] = []
     for name, fn in (
+        ("accuracy.json", accuracy_section),
         ("rsna.json", rsna_section),
         ("prepare.json", prepare_section),
         ("ingest.json", ingest_section),
