@@ -63,6 +63,13 @@ def test_cv_pools_out_of_fold_predictions_and_resumes(tmp_path, tiny_registry): 
     assert m["baselines"]["fused"]["auc"] > 0.95 and "age" in m["baselines"]["fused"]["inputs"]
     assert m["breast_level"]["n"] == pool.groupby(["patient_id", "side"]).ngroups
     assert "fused - image" in m["paired"]
+    fold0 = json.loads((out / "fold-0" / "run" / "eval" / "test" / "metrics.json").read_text())
+    assert fold0["baselines"]["age"]["auc"] == pytest.approx(
+        1.0
+    )  # evaluate puts the shortcuts beside the model
+    assert {"metadata", "fused"} <= set(fold0["baselines"]) and "age" in fold0["baselines"]["fused"]["inputs"]
+    fold_pred = pd.read_csv(out / "fold-0" / "run" / "eval" / "test" / "predictions.csv")
+    assert {"age", "side"} <= set(fold_pred.columns)
     assert result.trained == [0, 1, 2] and "out-of-fold" in result.summary()
     assert sum("held-out AUC" in line for line in logs) == 3
     again = run_cv(prep, out, folds=3, seed=0, overrides=FLAGS, device="cpu", log=logs.append)

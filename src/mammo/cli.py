@@ -51,6 +51,14 @@ torchrun --nproc-per-node 4 -m mammo train prep/whole512 --out runs/ddp --device
     "evaluate": """
 mammo evaluate runs/lite0 --split test            # writes runs/lite0/eval/test/
 """,
+    "cv": """
+mammo cv prep/rsna256 --out cv/rsna --folds 5 --size 192 --width 112 --freeze 5 --epochs 2
+mammo cv prep/mias-roi --out cv/mias --fold-table folds.csv     # folds given per woman (patient_id,fold)
+""",
+    "compare": """
+mammo compare cv/a cv/b                     # two CV folders (oof.csv) over the same folds
+mammo compare runs/a runs/b --split test    # two evaluated runs
+""",
     "explain": """
 mammo explain runs/lite0 scans/P_00001_LEFT_CC.dcm --out explain-out          # Grad-CAM, overlays, feature maps
 mammo explain runs/lite0 a.png b.png --method occlusion --no-features
@@ -452,11 +460,6 @@ def build_parser() -> argparse.ArgumentParser:
         _cmd_cv,
         "k-fold cross-validation by woman over train+val: out-of-fold AUC with CI and baselines",
     )
-    s.epilog = (
-        "examples:\n  mammo cv prep/rsna256 --out cv/rsna --folds 5 --size 224 --width 128 --epochs 3\n"
-        "  mammo cv prep/mias-roi --out cv/mias --fold-table folds.csv --size 128"
-    )
-    s.formatter_class = argparse.RawDescriptionHelpFormatter
     s.add_argument("prep", type=Path, help="PREP folder (its test split is never used)")
     s.add_argument("--out", type=Path, required=True, help="CV folder: fold-k/run, oof.csv, metrics.json")
     s.add_argument("--folds", type=int, default=5, help="number of folds, grouped by woman (default: 5)")
@@ -481,11 +484,6 @@ def build_parser() -> argparse.ArgumentParser:
     _recipe_flags(s)
 
     s = add("compare", _cmd_compare, "delta-AUC of B over A on the same samples, paired bootstrap by woman")
-    s.epilog = (
-        "examples:\n  mammo compare cv/baseline cv/rect      # two CV folders (oof.csv)\n"
-        "  mammo compare runs/a runs/b --split test\n  mammo compare a/predictions.csv b/predictions.csv"
-    )
-    s.formatter_class = argparse.RawDescriptionHelpFormatter
     s.add_argument("a", type=Path, help="A: RUN folder, CV folder or predictions CSV")
     s.add_argument("b", type=Path, help="B: same kinds, over the same samples")
     s.add_argument(

@@ -87,6 +87,11 @@ class EvalResult:
                 f"  image level (max over findings): AUC {f('auc', il)} [{f('auc_ci_low', il)}-"
                 f"{f('auc_ci_high', il)}] on {il['n']} images"
             )
+        if m.get("baselines"):
+            lines.append(
+                "  shortcuts on the same rows (no image unless fused): "
+                + ", ".join(f"{name} AUC {f('auc', b)}" for name, b in m["baselines"].items())
+            )
         lines += [f"  warning: {w}" for w in self.warnings]
         lines.append(f"  -> {self.out_dir}")
         return "\n".join(lines)
@@ -289,6 +294,49 @@ def eval_dir(run_dir: Path, prep: Path, split: str, ckpt: dict[str, Any]) -> Pat
     return run_dir / "eval" / f"{safe_id(prep.resolve().name)}-{key}" / split
 
 
+PREDICTION_METADATA = [
+    "side",
+    "view",
+    "age",
+    "site_id",
+    "machine_id",
+    "density",
+    "breast_density",
+    "abnormality_type",
+]
+
+
+def shortcut_baselines(
+    model: torch.nn.Module,
+    prep: Path,
+    rows: pd.DataFrame,
+    logits: np.ndarray,
+    preprocessing: dict[str, Any],
+    device: torch.device,
+    split: str,
+    temperature: float,
+    batch_size: int = 32,
+) -> dict[str, Any]:
+    """metrics.json "baselines": metadata/geometry/age fitted on train, fused on validation predictions, same rows.
+
+    The fused model needs the image score on validation, so the validation split is scored once more here; when
+    evaluating validation itself the fused model is left out (it would be fitted on the rows it scores).
+    """
+    from mammo.stats.baselines import baseline_inputs, split_baselines
+
+    table = read_dataset_csv(prep)
+    fit = table[table["split"] == "train"].assign(label=lambda d: d["label"].astype(int))
+    scored = rows.assign(score=logits / temperature)
+    fuse = None
+    fused_inputs = baseline_inputs(scored, image_score="score").get("fused", ([], []))
+    if split != "val" and len(fused_inputs[0]) + len(fused_inputs[1]) > 1 and (table["split"] == "val").any():
+        val = read_split(prep, "val")
+        val_logits = predict_logits(model, prep, val, preprocessing, device, batch_size)
+        fuse = val.assign(score=val_logits / temperature)
+    blocks, _ = split_baselines(fit, scored, fuse_rows=fuse, image_score="score")
+    return blocks
+
+
 def evaluate(
     run_dir: str | os.PathLike,
     data: str | os.PathLike | None = None,
@@ -352,6 +400,11 @@ def evaluate(
             metrics.update(birads_metrics(labels, pred["assessment_score"].to_numpy(float), groups))
     if task == "roi":
         metrics["image_level"] = image_level(pred, temperature, threshold)
+    baselines = shortcut_baselines(
+        model, prep, rows, logits, preprocessing, dev, split, temperature, batch_size
+    )
+    if baselines:
+        metrics["baselines"] = baselines
     if metrics["prediction_spread"]["near_constant"]:
         warnings.append(
             f"near-constant predictions (probability std {metrics['prediction_spread']['std']:.4f}): "
@@ -364,8 +417,12 @@ def evaluate(
     out.mkdir(parents=True, exist_ok=True)
     warnings += _write_plots(out, pred, metrics, temperature, threshold)
     metrics["warnings"] = warnings
+    meta = [c for c in PREDICTION_METADATA if c in rows.columns]
+    pred[meta] = rows[meta]
     write_csv(
-        pred[PREDICTION_COLUMNS + (["assessment_score"] if "assessment_score" in pred.columns else [])],
+        pred[
+            PREDICTION_COLUMNS + (["assessment_score"] if "assessment_score" in pred.columns else []) + meta
+        ],
         out / "predictions.csv",
     )
     write_json(_json_safe(metrics), out / "metrics.json")
