@@ -191,6 +191,9 @@ def run_cv(
         log(f"fold {k + 1}/{folds}: held-out AUC {res.metrics['auc']:.3f} in {time.time() - t0:.0f} s")
     oof = pool_predictions(out, rows, fold)
     metrics = _json_safe(oof_metrics(oof, folds))
+    metrics["train_seconds"] = round(
+        sum(pd.read_csv(out / f"fold-{k}" / "run" / "metrics.csv")["seconds"].sum() for k in range(folds))
+    )
     write_csv(oof, out / "oof.csv")
     write_json(metrics, out / "metrics.json")
     return CVResult(out, metrics, trained)
