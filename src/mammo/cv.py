@@ -24,7 +24,7 @@ from sklearn.model_selection import StratifiedGroupKFold
 
 from mammo.errors import DataError, UserError
 from mammo.io.atomic import write_csv, write_json
-from mammo.prep.splits import carve, women_table
+from mammo.prep.splits import carve, woman_labels
 from mammo.stats.baselines import breast_level, cross_fit_baselines, score_block
 from mammo.stats.paired import paired_delta_auc
 
@@ -105,7 +105,7 @@ def fold_dataset(
     df = rows.copy()
     df["image"] = [str((prep / p).resolve()) for p in df["image"]]
     rest = df[fold != k]
-    _, val_women = carve(women_table(rest), val_fraction, seed + k)
+    _, val_women = carve(woman_labels(rest), val_fraction, seed + k)
     df["split"] = np.where(fold == k, "test", np.where(df["patient_id"].isin(set(val_women)), "val", "train"))
     return df
 

@@ -229,12 +229,13 @@ class _Run:
         preprocessing = {
             "task": self.prepare.get("task", ""),
             "size": self.size,
-            "width": self.cfg.width,
             "mean": self.mean,
             "std": self.std,
             "input_scale": 65535,
             "prepare": self.prepare,
         }
+        if self.cfg.width is not None:  # a size x width rectangle (rows x cols) instead of a square
+            preprocessing["width"] = self.cfg.width
         return make_checkpoint(
             self.cfg.model,
             self.model_args,
