@@ -76,10 +76,8 @@ def _check_keys(values: Mapping[str, Any], source: str) -> None:
     for key in values:
         if key not in FIELDS:
             close = difflib.get_close_matches(str(key), sorted(FIELDS), n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
-            raise UserError(
-                f"{source}: unknown config key '{key}'{hint}; known keys: {', '.join(sorted(FIELDS))}"
-            )
+            hint = f"did you mean '{close[0]}'?" if close else f"known keys: {', '.join(sorted(FIELDS))}"
+            raise UserError(f"{source}: unknown config key '{key}' ({hint})")
 
 
 # Allowed ranges (inclusive; None = no bound) of numeric knobs; every value is also type-checked against
