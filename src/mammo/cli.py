@@ -50,6 +50,7 @@ torchrun --nproc-per-node 4 -m mammo train prep/whole512 --out runs/ddp --device
 """,
     "evaluate": """
 mammo evaluate runs/lite0 --split test            # writes runs/lite0/eval/test/
+mammo evaluate runs/lite0 --data prep/other       # writes runs/lite0/eval/other-<hash>/test/, keeps eval/test/
 """,
     "cv": """
 mammo cv prep/rsna256 --out cv/rsna --folds 5 --size 192 --width 112 --freeze 5 --epochs 2
