@@ -141,6 +141,10 @@ def _pixel_array(ds, path, max_pixels: int | None = None) -> np.ndarray:
         reason = _one_line(exc)
         if "less than expected" in reason:
             raise DataError(f"{path}: truncated ({reason}); download it again") from None
+        if "JPEG Extended" in reason:  # 12-bit: only the GPL decoder handles it, so it is opt-in
+            reason += (
+                "; 12-bit JPEG Extended needs pylibjpeg-libjpeg (GPLv3): pip install 'mammo[gpl-decoders]'"
+            )
         raise DataError(f"{path}: pixel data cannot be decoded ({reason})") from None
     if arr.ndim != 2:
         raise DataError(f"{path}: expected a 2-D grayscale image, got shape {arr.shape}")
