@@ -1,9 +1,8 @@
 """CBIS-DDSM case-description CSV parsing: the real 3,568 rows give the documented counts; quirks handled."""
 
-from pathlib import Path
-
 import pandas as pd
 import pytest
+from conftest import SHARED
 
 from mammo.data.cbis_csv import (
     OFFICIAL_CSVS,
@@ -16,7 +15,6 @@ from mammo.data.cbis_csv import (
     split_from_name,
 )
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
 CSV_DIR = SHARED / "data" / "cbis-ddsm-csv"
 needs_csv = pytest.mark.skipif(not CSV_DIR.is_dir(), reason="../shared/data/cbis-ddsm-csv absent")
 

@@ -5,16 +5,15 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import SHARED
 
 from mammo.data.manifest import MANIFEST_COLUMNS, write_manifest
 from mammo.eda import FIGURES, run_eda
 from mammo.errors import DataError
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
 CSV_DIR = SHARED / "data" / "cbis-ddsm-csv"
 
 

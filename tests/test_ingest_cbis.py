@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pydicom
 import pytest
+from conftest import SHARED
 
 from mammo.cli import main
 from mammo.data.cbis import FileInfo, decide_roi, ingest_cbis
@@ -17,7 +18,6 @@ from mammo.errors import DataError, UserError
 from mammo.io import dicom as mammo_dicom
 from mammo.io.dicom import check_dicom
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
 REAL_CSV = SHARED / "data" / "cbis-ddsm-csv" / "mass_case_description_test_set.csv"
 HEADER = [
     "patient_id",

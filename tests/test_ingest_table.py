@@ -6,12 +6,12 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import SHARED
 
 from mammo.cli import main
 from mammo.data.table import image_size, ingest_folders, ingest_table, parse_label
 from mammo.errors import DataError, UserError
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
 RSNA = SHARED / "data" / "rsna-screening-dev" / "labels.csv"
 MIAS = SHARED / "data" / "mini-mias" / "labels.csv"
 

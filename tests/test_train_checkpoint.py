@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from test_train_dataset import make_prep, tiny_registry  # noqa: F401  (fixture)
+from conftest import make_prep
 
 from mammo.datasets import PrepDataset
 from mammo.errors import DataError
@@ -18,7 +18,7 @@ from mammo.train.loop import train
 
 
 @pytest.fixture
-def trained_run(tmp_path, tiny_registry):  # noqa: F811
+def trained_run(tmp_path, tiny_registry):
     prep = make_prep(tmp_path / "prep")
     run = tmp_path / "run"
     train(prep, run, overrides={"model": "tiny", "epochs": 2, "batch_size": 8, "workers": 0, "device": "cpu"})

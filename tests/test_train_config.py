@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from test_train_dataset import tiny_registry  # noqa: F401  (fixture)
 
 from mammo.errors import UserError
 from mammo.train.config import TrainConfig, read_yaml, resolve_config, save_config
 
 
-def test_precedence(tmp_path, tiny_registry):  # noqa: F811
+def test_precedence(tmp_path, tiny_registry):
     cfg_file = tmp_path / "cfg.yaml"
     cfg_file.write_text("model: tiny\nepochs: 7\nbatch_size: 16\nweight_decay: 0.05\n")
     cfg = resolve_config([read_yaml(cfg_file)], {"batch_size": 4, "lr": None, "seed": 3})
@@ -25,13 +24,13 @@ def test_precedence(tmp_path, tiny_registry):  # noqa: F811
     assert resolve_config([saved]) == cfg
 
 
-def test_model_chosen_by_flag_picks_its_defaults(tmp_path, tiny_registry):  # noqa: F811
+def test_model_chosen_by_flag_picks_its_defaults(tmp_path, tiny_registry):
     cfg = resolve_config([], {"model": "tiny", "weights": tmp_path / "w.pt"})
     assert cfg.epochs == 3 and cfg.batch_size == 8
     assert cfg.weights == str(tmp_path / "w.pt")
 
 
-def test_unknown_key_and_bad_values(tmp_path, tiny_registry):  # noqa: F811
+def test_unknown_key_and_bad_values(tmp_path, tiny_registry):
     bad = tmp_path / "bad.yaml"
     bad.write_text("model: tiny\nepoch: 3\n")
     with pytest.raises(UserError, match="unknown config key 'epoch' \\(did you mean 'epochs'\\?\\)"):

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from conftest import make_prep
 from sklearn.metrics import roc_auc_score
-from test_train_dataset import make_prep
 
 from mammo.datasets import PrepDataset
 from mammo.infer import logits_from_loader

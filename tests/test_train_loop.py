@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from test_train_dataset import TinyNet, make_prep, tiny_registry  # noqa: F401  (fixture)
+from conftest import TinyNet, make_prep
 
 import mammo.train.loop as loop
 from mammo.errors import UserError
@@ -24,7 +24,7 @@ def _metrics(run):
     return pd.read_csv(run / "metrics.csv").drop(columns="seconds")
 
 
-def test_run_folder_contents(tmp_path, tiny_registry):  # noqa: F811
+def test_run_folder_contents(tmp_path, tiny_registry):
     prep = make_prep(tmp_path / "prep")
     run = tmp_path / "run"
     result = loop.train(prep, run, overrides=FLAGS)
@@ -52,7 +52,7 @@ def test_run_folder_contents(tmp_path, tiny_registry):  # noqa: F811
         loop.train(prep, tmp_path / "empty", overrides=FLAGS, resume=True)
 
 
-def test_same_seed_same_metrics(tmp_path, tiny_registry):  # noqa: F811
+def test_same_seed_same_metrics(tmp_path, tiny_registry):
     prep = make_prep(tmp_path / "prep")
     flags = {**FLAGS, "epochs": 2}
     loop.train(prep, tmp_path / "a", overrides=flags)
@@ -63,7 +63,7 @@ def test_same_seed_same_metrics(tmp_path, tiny_registry):  # noqa: F811
 
 
 @pytest.mark.parametrize("balance", ["sampler", "loss"])
-def test_resume_equals_uninterrupted(tmp_path, tiny_registry, monkeypatch, balance):  # noqa: F811
+def test_resume_equals_uninterrupted(tmp_path, tiny_registry, monkeypatch, balance):
     prep = make_prep(tmp_path / "prep")
     flags = {**FLAGS, "patience": None}
     cfg = tmp_path / "cfg.yaml"
@@ -91,7 +91,7 @@ def test_resume_equals_uninterrupted(tmp_path, tiny_registry, monkeypatch, balan
         assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
 
 
-def test_early_stopping_on_val_auc(tmp_path, tiny_registry, monkeypatch):  # noqa: F811
+def test_early_stopping_on_val_auc(tmp_path, tiny_registry, monkeypatch):
     prep = make_prep(tmp_path / "prep")
     aucs = iter([0.6, 0.8, 0.7, 0.75, 0.9])
     monkeypatch.setattr(loop, "auc", lambda labels, scores: next(aucs))
@@ -103,7 +103,7 @@ def test_early_stopping_on_val_auc(tmp_path, tiny_registry, monkeypatch):  # noq
     assert again.stopped_early and again.epochs_run == 4
 
 
-def test_nan_loss_stops_and_keeps_last_good(tmp_path, tiny_registry):  # noqa: F811
+def test_nan_loss_stops_and_keeps_last_good(tmp_path, tiny_registry):
     prep = make_prep(tmp_path / "prep")
     run = tmp_path / "run"
     cfg = tmp_path / "cfg.yaml"
@@ -117,7 +117,7 @@ def test_nan_loss_stops_and_keeps_last_good(tmp_path, tiny_registry):  # noqa: F
         assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values() if v.is_floating_point())
 
 
-def test_weights_flag_reaches_create_model(tmp_path, tiny_registry):  # noqa: F811
+def test_weights_flag_reaches_create_model(tmp_path, tiny_registry):
     prep = make_prep(tmp_path / "prep", n_train=8, n_val=4, n_test=0)
     weights = tmp_path / "w.pt"
     torch.save(TinyNet().state_dict(), weights)

@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import CBIS_CSV_DIR
 
 from mammo.cli import main
 from mammo.data.cbis_csv import find_case_csvs, label_rows, path_parts, read_case_csvs
@@ -13,7 +14,7 @@ from mammo.data.manifest import MANIFEST_COLUMNS, write_manifest, write_rejected
 from mammo.data.validate import validate
 from mammo.errors import DataError
 
-CSV_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "cbis-ddsm-csv"
+CSV_DIR = CBIS_CSV_DIR
 
 
 def _img(path: Path, shape=(40, 30)) -> str:
