@@ -113,3 +113,31 @@ def make_prep(
     pd.DataFrame(rows).to_csv(root / "dataset.csv", index=False)
     (root / "prepare.json").write_text(json.dumps({"task": "roi", "size": size, "seed": seed}))
     return root
+
+
+# What `mammo train` writes into RUN/ (tests compare a run folder's listing with it).
+RUN_FILES = ["best.pt", "config.yaml", "curves.png", "last.pt", "metrics.csv"]
+
+
+def write_seed_run(
+    run: Path, prep: Path, size: int, mean: float, std: float, seed: int = 0, **fields
+) -> nn.Module:
+    """RUN/best.pt of a seed-basic model with seeded random weights on PREP (`fields`: checkpoint extras)."""
+    from mammo.models.checkpoint import make_checkpoint, save_checkpoint
+    from mammo.models.registry import create_model
+
+    torch.manual_seed(seed)
+    model = create_model("seed-basic", pretrained=False, input_size=size).eval()
+    pre = {
+        "task": "whole",
+        "size": size,
+        "mean": mean,
+        "std": std,
+        "input_scale": 65535,
+        "prepare": {"task": "whole", "out": str(prep)},
+    }
+    args = {"epoch": 1, "best_val_auc": 0.5, "config": {}, **fields}
+    save_checkpoint(
+        run / "best.pt", make_checkpoint("seed-basic", {"input_size": size}, model.state_dict(), pre, **args)
+    )
+    return model

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import write_seed_run
 from sklearn.metrics import roc_auc_score
 
 from mammo.cli import main
@@ -220,35 +221,9 @@ def test_max_assessment_parses_cells():
 
 def test_real_checkpoint_round_trip(tmp_path):
     """A real best.pt (seed-basic at 16 px, random weights) read by load_run: logits match the model's own forward."""
-    from mammo.models.checkpoint import make_checkpoint, save_checkpoint
-    from mammo.models.registry import create_model
-
     prep = make_prep(tmp_path, whole_rows())
-    torch.manual_seed(0)
-    model = create_model("seed-basic", pretrained=False, input_size=SIZE).eval()
-    pre = {
-        "task": "whole",
-        "size": SIZE,
-        "mean": 0.25,
-        "std": 0.5,
-        "input_scale": 65535,
-        "prepare": {"task": "whole", "out": str(prep)},
-    }
     run = tmp_path / "run"
-    save_checkpoint(
-        run / "best.pt",
-        make_checkpoint(
-            "seed-basic",
-            {"input_size": SIZE},
-            model.state_dict(),
-            pre,
-            epoch=1,
-            best_val_auc=0.5,
-            config={},
-            threshold=0.4,
-            temperature=1.5,
-        ),
-    )
+    model = write_seed_run(run, prep, SIZE, 0.25, 0.5, threshold=0.4, temperature=1.5)
     m = evaluate(run, split="test", device="cpu").metrics  # PREP found through the checkpoint
     pred = pd.read_csv(run / "eval" / "test" / "predictions.csv")
     imgs = np.stack(

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from conftest import make_prep
+from conftest import RUN_FILES, make_prep
 from sklearn.metrics import roc_auc_score
 
 from mammo.datasets import PrepDataset
@@ -61,13 +61,7 @@ def test_two_process_gloo_run(tmp_path):
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("trained seed-basic") == 1  # only rank 0 reports
-    assert sorted(p.name for p in run.iterdir()) == [
-        "best.pt",
-        "config.yaml",
-        "curves.png",
-        "last.pt",
-        "metrics.csv",
-    ]
+    assert sorted(p.name for p in run.iterdir()) == RUN_FILES
     assert yaml.safe_load((run / "config.yaml").read_text())["balance"] == "loss"
     m = pd.read_csv(run / "metrics.csv")
     assert list(m["epoch"]) == [1, 2]

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from conftest import TinyNet, make_prep
+from conftest import RUN_FILES, TinyNet, make_prep
 
 import mammo.train.loop as loop
 from mammo.errors import UserError
@@ -28,13 +28,7 @@ def test_run_folder_contents(tmp_path, tiny_registry):
     prep = make_prep(tmp_path / "prep")
     run = tmp_path / "run"
     result = loop.train(prep, run, overrides=FLAGS)
-    assert sorted(p.name for p in run.iterdir()) == [
-        "best.pt",
-        "config.yaml",
-        "curves.png",
-        "last.pt",
-        "metrics.csv",
-    ]
+    assert sorted(p.name for p in run.iterdir()) == RUN_FILES
     m = pd.read_csv(run / "metrics.csv")
     assert list(m.columns) == loop.METRIC_COLUMNS and list(m["epoch"]) == [1, 2, 3]
     assert m[["train_loss", "val_loss", "val_auc", "lr"]].notna().all().all()

@@ -111,6 +111,11 @@ def _stacked_bars(ax, table: pd.DataFrame, colors: dict[str, str], horizontal: b
     ax.legend(fontsize=8)
 
 
+def _with_value(df: pd.DataFrame, column: str) -> pd.DataFrame:
+    """The rows whose `column` is filled (mass columns are empty on calc rows and the other way round)."""
+    return df[df[column].astype(str).str.strip() != ""]
+
+
 def _by_pathology(df: pd.DataFrame, column: str, path: Path, title: str, sort_numeric: bool = False) -> None:
     """Findings per category of `column`, stacked by pathology; categories sorted by count (or numerically)."""
     table = pd.crosstab(_text(df[column]), _text(df["pathology"]))
@@ -153,15 +158,13 @@ def density_vs_pathology(df: pd.DataFrame, path: Path) -> None:
 
 def mass_shape_vs_pathology(df: pd.DataFrame, path: Path) -> None:
     """Mass findings per shape stacked by pathology (irregular shapes lean malignant)."""
-    _by_pathology(
-        df[df["mass_shape"].astype(str).str.strip() != ""], "mass_shape", path, "Mass shape vs pathology"
-    )
+    _by_pathology(_with_value(df, "mass_shape"), "mass_shape", path, "Mass shape vs pathology")
 
 
 def mass_margins_vs_pathology(df: pd.DataFrame, path: Path) -> None:
     """Mass findings per margin type stacked by pathology (spiculated margins lean malignant)."""
     _by_pathology(
-        df[df["mass_margins"].astype(str).str.strip() != ""],
+        _with_value(df, "mass_margins"),
         "mass_margins",
         path,
         "Mass margins vs pathology",
@@ -171,7 +174,7 @@ def mass_margins_vs_pathology(df: pd.DataFrame, path: Path) -> None:
 def calc_type_vs_pathology(df: pd.DataFrame, path: Path) -> None:
     """Calcification findings per morphology type stacked by pathology."""
     _by_pathology(
-        df[df["calc_type"].astype(str).str.strip() != ""],
+        _with_value(df, "calc_type"),
         "calc_type",
         path,
         "Calcification type vs pathology",
@@ -181,7 +184,7 @@ def calc_type_vs_pathology(df: pd.DataFrame, path: Path) -> None:
 def calc_distribution_vs_pathology(df: pd.DataFrame, path: Path) -> None:
     """Calcification findings per distribution stacked by pathology."""
     _by_pathology(
-        df[df["calc_distribution"].astype(str).str.strip() != ""],
+        _with_value(df, "calc_distribution"),
         "calc_distribution",
         path,
         "Calcification distribution vs pathology",

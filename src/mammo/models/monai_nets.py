@@ -20,14 +20,20 @@ _FROM_SCRATCH = {
     "augment": "mammo",
 }
 
+# What the from-scratch MONAI comparisons share in the registry.
+_MONAI_INFO = {
+    "input_size": 224,
+    "mean": 0.5,
+    "std": 0.5,
+    "pretrained": False,
+    "train_defaults": {**_FROM_SCRATCH, "size": 224},
+}
+
 
 @register_model(
     "densenet121",
     description="MONAI DenseNet121, 2-D, from scratch (no pretraining); comparison",
-    input_size=224,
-    mean=0.5,
-    std=0.5,
-    pretrained=False,
+    **_MONAI_INFO,
     gradcam_layer="class_layers.relu",
     feature_layers=(
         "features.conv0",
@@ -36,7 +42,6 @@ _FROM_SCRATCH = {
         "features.denseblock3",
         "features.denseblock4",
     ),
-    train_defaults={**_FROM_SCRATCH, "size": 224},
 )
 def densenet121(pretrained: bool = False, input_size: int | None = None) -> nn.Module:
     """MONAI DenseNet121 (spatial_dims=2, 1 channel in, 1 logit out); fully convolutional, any input size."""
@@ -48,13 +53,9 @@ def densenet121(pretrained: bool = False, input_size: int | None = None) -> nn.M
 @register_model(
     "resnet18",
     description="MONAI ResNet18, 2-D, from scratch (no pretraining); comparison",
-    input_size=224,
-    mean=0.5,
-    std=0.5,
-    pretrained=False,
+    **_MONAI_INFO,
     gradcam_layer="layer4",
     feature_layers=("conv1", "layer1", "layer2", "layer3", "layer4"),
-    train_defaults={**_FROM_SCRATCH, "size": 224},
 )
 def resnet18(pretrained: bool = False, input_size: int | None = None) -> nn.Module:
     """MONAI ResNet18 in the ImageNet layout: 7x7 stride-2 stem conv, max pool (MONAI default: stride 1)."""

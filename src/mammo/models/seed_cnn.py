@@ -86,16 +86,22 @@ class SeedCNN(nn.Module):
         return self.classifier(self.features(x))
 
 
+# What both seed models share in the registry: input size, scaling, Grad-CAM and feature layers, recipe.
+_SEED_INFO = {
+    "input_size": SEED_SIZE,
+    "mean": 0.0,
+    "std": 1.0,
+    "pretrained": False,
+    "gradcam_layer": "features.block3",
+    "feature_layers": _FEATURE_LAYERS,
+    "train_defaults": _SEED_DEFAULTS,
+}
+
+
 @register_model(
     "seed-basic",
     description="starting point's Keras CNN (stride-1 pools, Dense 128), scaling fixed; baseline",
-    input_size=SEED_SIZE,
-    mean=0.0,
-    std=1.0,
-    pretrained=False,
-    gradcam_layer="features.block3",
-    feature_layers=_FEATURE_LAYERS,
-    train_defaults=_SEED_DEFAULTS,
+    **_SEED_INFO,
 )
 def seed_basic(
     pretrained: bool = False, input_size: int = SEED_SIZE, keras_scaling_bug: bool = False
@@ -107,13 +113,7 @@ def seed_basic(
 @register_model(
     "seed-final",
     description="starting point's final Keras CNN (+ Dense 64), scaling fixed; baseline",
-    input_size=SEED_SIZE,
-    mean=0.0,
-    std=1.0,
-    pretrained=False,
-    gradcam_layer="features.block3",
-    feature_layers=_FEATURE_LAYERS,
-    train_defaults=_SEED_DEFAULTS,
+    **_SEED_INFO,
 )
 def seed_final(
     pretrained: bool = False, input_size: int = SEED_SIZE, keras_scaling_bug: bool = False
