@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from test_train_dataset import make_prep, tiny_registry  # noqa: F401  (fixture)
+from conftest import make_prep
 
 from mammo.cv import assign_folds, fold_dataset, run_cv
 from mammo.errors import UserError
@@ -45,7 +45,7 @@ def test_folds_group_women_and_inner_val_is_outside_the_fold():
         assign_folds(rows, 50, seed=1)
 
 
-def test_cv_pools_out_of_fold_predictions_and_resumes(tmp_path, tiny_registry):  # noqa: F811
+def test_cv_pools_out_of_fold_predictions_and_resumes(tmp_path, tiny_registry):
     prep, df = _prep_with_metadata(tmp_path / "prep")
     out = tmp_path / "cv"
     logs: list[str] = []
