@@ -16,6 +16,7 @@ STEPS = [
     ["bench_train.py"],
     ["bench_loader.py"],
     ["real_rsna.py"],
+    ["bench_demo.py"],
     ["readme_results.py"],
 ]
 

@@ -24,7 +24,6 @@ from mammo.report.render import Section, esc, figures, img_tag, page, paragraph,
 
 SECTION_IDS = (
     "summary",
-    "config",
     "data",
     "metrics",
     "baselines",
@@ -33,6 +32,7 @@ SECTION_IDS = (
     "subgroups",
     "explanations",
     "gallery",
+    "config",
 )
 EVAL_PLOTS = (
     ("roc.png", "ROC curve"),
@@ -106,6 +106,8 @@ def _metrics_rows(run_dir: Path) -> pd.DataFrame:
 
 
 def _config_section(run_dir: Path, ckpt: dict[str, Any]) -> str:
+    from mammo.infer import input_stats
+
     config_file = run_dir / "config.yaml"
     config = (
         yaml.safe_load(config_file.read_text()) if config_file.is_file() else dict(ckpt.get("config") or {})
@@ -114,7 +116,7 @@ def _config_section(run_dir: Path, ckpt: dict[str, Any]) -> str:
     fixed = {
         "task": pre.get("task"),
         "input size": pre.get("size"),
-        "normalisation (mean, std)": f"{pre.get('mean')}, {pre.get('std')}",
+        "normalisation (mean, std)": ", ".join(fmt(v) for v in input_stats(pre)),
         "threshold (chosen on validation)": fmt(ckpt.get("threshold")),
         "temperature (fitted on validation)": fmt(ckpt.get("temperature")),
         "best epoch": ckpt.get("epoch"),
@@ -176,13 +178,22 @@ def _checks_section(checks: dict[str, Any] | None) -> str:
             },
         ]
     )
-    return paragraph(
-        f"{checks['method']} heatmaps on {checks['n']} true-positive samples of the {checks['split']} split."
-    ) + table(df)
+    return (
+        paragraph(
+            f"{checks['method']} heatmaps on {checks['n']} true-positive samples of the {checks['split']} split."
+        )
+        + table(df)
+        + paragraph(
+            "In lesion crops (roi task) the lesion sits near the centre, so a map that merely prefers the centre also "
+            "scores in the pointing game; the randomisation check is the guard against maps that do not depend on "
+            "what the model learned.",
+            "muted",
+        )
+    )
 
 
 def _gallery_section(
-    run_dir: Path, prep: Path, pred: pd.DataFrame, ckpt: dict[str, Any], model: Any, k: int
+    prep: Path, pred: pd.DataFrame, ckpt: dict[str, Any], model: Any, k: int
 ) -> tuple[str, int]:
     import torch
 
@@ -288,8 +299,14 @@ def build_report(
     from mammo.explain.checks import cached_checks
 
     checks = cached_checks(run_dir, split, device)
+    if checks.get("n"):
+        summary += paragraph(
+            f"Heatmaps: pointing game {fmt(checks['pointing_game'], 2)} (chance {fmt(checks['chance'], 2)}) on "
+            f"{checks['n']} true positives; rank correlation with a random-weights model "
+            f"{fmt(checks['randomisation_spearman'], 2)}."
+        )
     gallery, n_gallery = (
-        _gallery_section(run_dir, prep, pred, ckpt, model, gallery_k)
+        _gallery_section(prep, pred, ckpt, model, gallery_k)
         if pred is not None
         else (paragraph(f"no eval/{split}/predictions.csv"), 0)
     )
@@ -297,7 +314,6 @@ def build_report(
 
     sections = [
         Section("summary", "Summary", summary),
-        Section("config", "Configuration", _config_section(run_dir, ckpt)),
         Section(
             "data",
             "Data",
@@ -334,6 +350,7 @@ def build_report(
         Section("subgroups", "Subgroups", _subgroup_section(metrics, pred, split)),
         Section("explanations", "Explanation checks", _checks_section(checks)),
         Section("gallery", "Gallery", gallery),
+        Section("config", "Configuration", _config_section(run_dir, ckpt)),
     ]
     target = Path(out) if out is not None else run_dir / "report.html"
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")

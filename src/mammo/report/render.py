@@ -24,7 +24,7 @@ text-align:left;vertical-align:top}th{background:#eef2f8}td.num{text-align:right
 .figs{display:flex;flex-wrap:wrap;gap:12px}.figs figure{margin:0}figcaption{font-size:13px;color:#555}
 img{max-width:100%;border:1px solid #e1e6ef}.warn{background:#fff4d6;border-left:4px solid #e0a800;padding:6px 10px}
 .big{font-size:20px;font-weight:600}.muted{color:#666;font-size:13px}
-.gallery figure{width:250px}.gallery img{width:250px}
+.gallery figure{width:340px}.gallery img{width:340px}
 """
 
 PAGE = """<!DOCTYPE html>
