@@ -40,6 +40,15 @@ PHASES = ("rsna-cv", "tta", "rsna-test", "mias")
 # the images' native resolution (median 140 x 238) for 43% of the pixels of 224 x 224; the first 5 feature layers
 # (stem to stage 4) stay at their ImageNet values, which skips their backward pass; 2 epochs, short warm-up.
 RSNA_RECIPES = {
+    "rect256": {
+        "model": "efficientnet-lite0",
+        "size": 256,
+        "width": 144,
+        "epochs": 6,
+        "batch_size": 32,
+        "lr": 3e-4,
+        "warmup_epochs": 0.5,
+    },
     "short": {
         "model": "efficientnet-lite0",
         "size": 192,
@@ -165,31 +174,66 @@ def tta(work: Path, results: dict[str, Any]) -> None:
     log(f"tta: {results['rsna_tta']['paired_tta_minus_plain']}")
 
 
+def rsna_final(work: Path, results: dict[str, Any]) -> tuple[Path, Path]:
+    """The chosen recipe trained once on all of train+val (an inner val carved by woman for early stopping and
+    calibration, as in each fold), then scored once on test; skipped when its test predictions exist."""
+    from mammo.cv import POOL_SPLITS, fold_dataset
+    from mammo.evaluate.run import evaluate
+    from mammo.prep.dataset import read_dataset_csv
+    from mammo.train.loop import train
+
+    prep, name = work / "rsna-prep256", results["rsna_cv"]["final"]
+    final = work / f"rsna-final-{name}"
+    run = final / "run"
+    if not (run / "eval" / "test" / "predictions.csv").is_file():
+        rows = read_dataset_csv(prep)
+        held = (~rows["split"].isin(POOL_SPLITS)).to_numpy().astype(int)
+        df = fold_dataset(rows, 1 - held, 0, prep, 0.15, 0)  # fold 0 = the test split, never fitted on
+        (final / "prep").mkdir(parents=True, exist_ok=True)
+        df.to_csv(final / "prep" / "dataset.csv", index=False)
+        (final / "prep" / "prepare.json").write_text((prep / "prepare.json").read_text())
+        n = df["split"].value_counts()
+        log(f"final: training {name} on {n['train']} train+val images (inner val {n['val']})")
+        t0 = time.time()
+        train(final / "prep", run, overrides={**RSNA_RECIPES[name], "device": "cpu", "seed": 0})
+        evaluate(run, data=final / "prep", split="test", device="cpu")
+        results["rsna_final_seconds"] = round(time.time() - t0)
+    return final / "prep", run
+
+
 def rsna_test(work: Path, results: dict[str, Any]) -> None:
-    """Phase 3: the fold-model ensemble on the test split, once, beside the shortcut baselines on the same rows."""
-    from mammo.cv import fold_scores
+    """Phase 3: the final model on the test split, once, beside the shortcut baselines on the same rows; the
+    fold-model ensemble beside it as a paired delta."""
+    from mammo.cv import fold_scores, run_scores
     from mammo.prep.dataset import read_dataset_csv
     from mammo.stats.baselines import breast_level, score_block, split_baselines
     from mammo.stats.paired import paired_delta_auc
 
     prep, cv = work / "rsna-prep256", _final(work, results)
+    _, run = rsna_final(work, results)
     use_tta = bool(results.get("rsna_tta", {}).get("paired_tta_minus_plain", {}).get("ci_low", -1) > 0)
     df = read_dataset_csv(prep)
     df["label"] = df["label"].astype(int)
     test = df[df["split"] == "test"].reset_index(drop=True)
+    pred = pd.read_csv(run / "eval" / "test" / "predictions.csv", dtype={"sample_id": str})
+    temperature = json.loads((run / "eval" / "test" / "metrics.json").read_text())["temperature"]
+    final_score = pred.set_index("sample_id").loc[test["sample_id"], "logit"].to_numpy(float) / temperature
+    if use_tta:
+        final_score = run_scores(run, prep, test, tta=True)
     path = cv / f"test_fold_scores{'_tta' if use_tta else ''}.csv"
     if not path.is_file():
         log(f"test: scoring {len(test)} images with the 5 fold models (tta={use_tta})")
         pd.DataFrame(fold_scores(cv, prep, test, tta=use_tta).T).to_csv(path, index=False)
     per_fold = pd.read_csv(path).to_numpy(float).T
-    test["score"] = per_fold.mean(axis=0)
+    ensemble = per_fold.mean(axis=0)
+    test["score"] = final_score
     oof = pd.read_csv(
         cv / ("oof_tta.csv" if use_tta else "oof.csv"), dtype={"sample_id": str, "patient_id": str}
     )
     pool = df[df["split"].isin(["train", "val"])]
     blocks, scores = split_baselines(pool, test, fuse_rows=oof, image_score="score")
     labels, groups = test["label"].to_numpy(int), test["patient_id"].to_numpy()
-    image = score_block(labels, test["score"].to_numpy(float), groups)
+    image = score_block(labels, final_score, groups)
     paired = {}
     for a, b in (("metadata", "image"), ("age", "image"), ("metadata", "fused"), ("image", "fused")):
         sa = test["score"] if a == "image" else scores.get(a)
@@ -198,16 +242,19 @@ def rsna_test(work: Path, results: dict[str, Any]) -> None:
             paired[f"{b} - {a}"] = paired_delta_auc(
                 labels, np.asarray(sa, float), np.asarray(sb, float), groups
             )
-    single = [score_block(labels, s, groups, n_boot=0)["auc"] for s in per_fold]
     breasts = breast_level(test.assign(**scores), ["score", *scores])
     results["rsna_test"] = {
         "recipe": results["rsna_cv"]["final"],
-        "model": "mean calibrated logit of the 5 fold models" + (" with flip TTA" if use_tta else ""),
+        "model": "the recipe trained once on train+val" + (" with flip TTA" if use_tta else ""),
         "tta": use_tta,
         **image,
         "n_women": int(test["patient_id"].nunique()),
-        "single_fold_model_aucs": single,
-        "ensemble_minus_fold0": paired_delta_auc(labels, per_fold[0], test["score"].to_numpy(float), groups),
+        "fold_ensemble": {
+            "model": "mean calibrated logit of the 5 CV fold models",
+            **score_block(labels, ensemble, groups),
+            "single_fold_model_aucs": [score_block(labels, s, groups, n_boot=0)["auc"] for s in per_fold],
+            "ensemble_minus_final": paired_delta_auc(labels, final_score, ensemble, groups),
+        },
         "baselines": blocks,
         "paired": paired,
         "breast_level": None
@@ -224,7 +271,7 @@ def rsna_test(work: Path, results: dict[str, Any]) -> None:
             },
         },
     }
-    log(f"test: ensemble AUC {image['auc']:.3f} ({image['auc_ci_low']:.3f}-{image['auc_ci_high']:.3f})")
+    log(f"test: final model AUC {image['auc']:.3f} ({image['auc_ci_low']:.3f}-{image['auc_ci_high']:.3f})")
 
 
 def mias_table(work: Path) -> tuple[Path, Path]:

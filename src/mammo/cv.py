@@ -212,23 +212,31 @@ def fold_scores(
     For scoring a split no fold saw (the fold-model ensemble is their mean), or, with `tta`, for redoing the
     out-of-fold scores with horizontal-flip test-time augmentation.
     """
+    runs = sorted(Path(out).glob("fold-*/run"), key=lambda p: int(p.parent.name.split("-")[1]))
+    if folds is not None:
+        runs = [Path(out) / f"fold-{k}" / "run" for k in folds]
+    if not runs:
+        raise DataError(f"{out}: no fold-k/run folders; run `mammo cv` first")
+    return np.stack([run_scores(run, prep, rows, tta, device) for run in runs])
+
+
+def run_scores(
+    run: str | os.PathLike,
+    prep: str | os.PathLike,
+    rows: pd.DataFrame,
+    tta: bool = False,
+    device: str = "cpu",
+) -> np.ndarray:
+    """Calibrated logits (logit / temperature) of RUN's best checkpoint on `rows` of PREP."""
     import torch
 
     from mammo.evaluate.run import predict_logits
     from mammo.models.checkpoint import load_run
 
     dev = torch.device(device)
-    runs = sorted(Path(out).glob("fold-*/run"), key=lambda p: int(p.parent.name.split("-")[1]))
-    if folds is not None:
-        runs = [Path(out) / f"fold-{k}" / "run" for k in folds]
-    if not runs:
-        raise DataError(f"{out}: no fold-k/run folders; run `mammo cv` first")
-    scores = []
-    for run in runs:
-        model, ckpt = load_run(run, which="best", device=dev)
-        logits = predict_logits(model, Path(prep), rows, dict(ckpt.get("preprocessing") or {}), dev, tta=tta)
-        scores.append(logits / float(ckpt.get("temperature", 1.0)))
-    return np.stack(scores)
+    model, ckpt = load_run(run, which="best", device=dev)
+    logits = predict_logits(model, Path(prep), rows, dict(ckpt.get("preprocessing") or {}), dev, tta=tta)
+    return logits / float(ckpt.get("temperature", 1.0))
 
 
 def pool_predictions(out: Path, rows: pd.DataFrame, fold: np.ndarray) -> pd.DataFrame:
