@@ -105,8 +105,9 @@ def accuracy_section(d: dict) -> list[str]:
             if test:
                 tb0 = test.get("baselines") or {}
                 verdict += (
-                    f" On the test split, touched once, the fold-model ensemble reaches {test['auc']:.3f} against "
-                    f"{tb0.get('age', {}).get('auc', float('nan')):.3f} for age alone."
+                    f" On the test split, touched once, the recipe trained once on train+val reaches "
+                    f"{test['auc']:.3f} against {tb0.get('age', {}).get('auc', float('nan')):.3f} for age alone and "
+                    f"{tb0.get('fused', {}).get('auc', float('nan')):.3f} fused."
                 )
             verdict += " The image signal this CPU-sized recipe learns is weak; these shortcuts stay beside every number."
         lines += [
@@ -150,10 +151,10 @@ def accuracy_section(d: dict) -> list[str]:
         tta = d.get("rsna_tta") or {}
         pr = cv_all.get("paired_recipes")
         lines += ["", "Recipe options measured out of fold (paired, same folds):", ""]
-        if pr:
+        for p in pr or []:
             lines.append(
-                f"- `{pr['b']}` vs `{pr['a']}` recipe: {pr['auc_b']:.3f} vs {pr['auc_a']:.3f}, delta {_delta(pr)}: "
-                f"{_resolved(pr)}."
+                f"- `{p['b']}` vs `{p['a']}` recipe: {p['auc_b']:.3f} vs {p['auc_a']:.3f}, delta {_delta(p)}: "
+                f"{_resolved(p)}."
             )
         if tta:
             t = tta["paired_tta_minus_plain"]
@@ -165,12 +166,12 @@ def accuracy_section(d: dict) -> list[str]:
                     else "not used for the test report."
                 )
             )
-        if test:
-            e = test.get("ensemble_minus_fold0")
-            singles = ", ".join(f"{a:.3f}" for a in test.get("single_fold_model_aucs", []))
+        ens = (test or {}).get("fold_ensemble")
+        if ens:
+            singles = ", ".join(f"{a:.3f}" for a in ens.get("single_fold_model_aucs", []))
             lines.append(
-                f"- fold-model ensemble on test: {test['auc']:.3f} against single fold models {singles} "
-                f"(ensemble - fold 1: {_delta(e)})."
+                f"- on test, beside the final model: the ensemble of the 5 fold models {_ci(ens)} (single fold "
+                f"models {singles}); ensemble - final: {_delta(ens.get('ensemble_minus_final'))}."
             )
         lines += [f"- not measured: {x}" for x in d.get("not_measured", [])]
         if test:
@@ -186,6 +187,17 @@ def accuracy_section(d: dict) -> list[str]:
             for n in cv_all
             if isinstance(cv_all[n], dict) and "command" in cv_all[n]
         ]
+        if test and "rsna_final_seconds" in d:
+            lines.append(
+                f"- the final model: `mammo train` with the `{final}` recipe on train+val (inner val carved by woman), "
+                f"then `mammo evaluate RUN --split test` ({d['rsna_final_seconds'] / 60:.0f} min)"
+            )
+        if "phase_seconds" in d:
+            total = sum(d["phase_seconds"].values())
+            lines.append(
+                f"- all of it: `python bench/real_accuracy.py` ({total / 60:.0f} min on this {d['machine']['cpus']}-core "
+                "CPU, one progress line per fold; resumes per fold)"
+            )
     mias = d.get("mias") or {}
     models = {k: v for k, v in mias.items() if isinstance(v, dict) and "auc" in v}
     if models:

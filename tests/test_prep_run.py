@@ -95,12 +95,13 @@ def data(tmp_path):
                     "assessment": str(3 + label),
                     "subtlety": str(k + 2),
                     "site_id": str(1 + i % 2),
+                    "implant": str(i % 2),
                 }
             )
     out = tmp_path / "DATA"
     write_manifest(
         pd.DataFrame(rows)[
-            [*MANIFEST_COLUMNS, "x_min", "y_min", "x_max", "y_max", "assessment", "subtlety", "site_id"]
+            [*MANIFEST_COLUMNS, "x_min", "y_min", "x_max", "y_max", "assessment", "subtlety", "site_id", "implant"]
         ],
         out,
     )
@@ -125,6 +126,7 @@ def test_whole_end_to_end(data, tmp_path):
     assert by_id.loc["Mass-Training_P1_LEFT_CC", "assessment"] == 4  # highest BI-RADS of the image
     assert by_id.loc["Mass-Training_P3_LEFT_MLO", "label"] == 0
     assert by_id.loc["Mass-Training_P2_RIGHT_MLO", "site_id"] == 1  # subgroup fields carried for reports
+    assert set(ds["implant"]) == {0, 1}  # and for the metadata shortcut baseline
     assert (by_id["flipped"] == (by_id["side"] == "RIGHT").astype(int)).all()
     assert (by_id.loc[by_id["patient_id"] == "P1", "split"] == "test").all()  # cross-split woman -> test
     assert ds.groupby("patient_id")["split"].nunique().max() == 1

@@ -13,8 +13,9 @@ import pandas as pd
 from mammo.data.manifest import BOX_COLUMNS
 from mammo.errors import UserError
 
-# Subgroup fields of screening tables (e.g. RSNA's site, machine, age): carried for reports, never model inputs.
-SUBGROUP_META = ["age", "site_id", "machine_id", "density"]
+# Subgroup fields of screening tables (e.g. RSNA's site, machine, age, implant): carried for reports and the
+# metadata shortcut baseline, never model inputs.
+SUBGROUP_META = ["age", "site_id", "machine_id", "implant", "density"]
 WHOLE_META = [
     "side",
     "view",
