@@ -6,6 +6,7 @@ from conftest import SHARED
 
 from mammo.data.cbis_csv import (
     OFFICIAL_CSVS,
+    csv_header,
     find_case_csvs,
     label_rows,
     path_parts,
@@ -61,6 +62,13 @@ def real() -> pd.DataFrame:
     df["file"] = df["source_row"].str.split(" ").str[0]
     df["image_id"] = df["image_file_path"].map(lambda p: path_parts(p)[0])
     return df
+
+
+@needs_csv
+@pytest.mark.parametrize("name", OFFICIAL_CSVS)
+def test_csv_header_is_the_real_one(name):
+    first_line = (CSV_DIR / name).read_bytes().split(b"\r\n", 1)[0].decode("ascii")
+    assert first_line == ",".join(csv_header(name.split("_")[0]))
 
 
 def test_snake_case_and_split_names():

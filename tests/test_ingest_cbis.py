@@ -14,27 +14,13 @@ from conftest import SHARED
 
 from mammo.cli import main
 from mammo.data.cbis import FileInfo, decide_roi, ingest_cbis
+from mammo.data.cbis_csv import csv_header
 from mammo.errors import DataError, UserError
 from mammo.io import dicom as mammo_dicom
 from mammo.io.dicom import check_dicom
 
 REAL_CSV = SHARED / "data" / "cbis-ddsm-csv" / "mass_case_description_test_set.csv"
-HEADER = [
-    "patient_id",
-    "breast_density",
-    "left or right breast",
-    "image view",
-    "abnormality id",
-    "abnormality type",
-    "mass shape",
-    "mass margins",
-    "assessment",
-    "pathology",
-    "subtlety",
-    "image file path",
-    "cropped image file path",
-    "ROI mask file path",
-]
+HEADER = csv_header("mass")
 FULL = (64, 48)
 RNG = np.random.default_rng(0)
 

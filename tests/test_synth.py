@@ -16,6 +16,7 @@ import pytest
 from pydicom.uid import UID
 
 from mammo.data import synth
+from mammo.data.cbis_csv import csv_header
 from mammo.data.phantom import LesionSpec, mass_patch, render
 from mammo.errors import DataError, UserError
 from mammo.io.dicom import read_header, read_pixels, read_raw_pixels
@@ -115,23 +116,8 @@ def _records(path: Path) -> list[list[str]]:
 @pytest.mark.parametrize("kind", ["mass", "calc"])
 def test_csvs_in_the_official_format(downloads, kind):
     res = downloads["classic"]
-    density = "breast_density" if kind == "mass" else "breast density"
-    descriptors = ["mass shape", "mass margins"] if kind == "mass" else ["calc type", "calc distribution"]
-    columns = [
-        "patient_id",
-        density,
-        "left or right breast",
-        "image view",
-        "abnormality id",
-        "abnormality type",
-        *descriptors,
-        "assessment",
-        "pathology",
-        "subtlety",
-        "image file path",
-        "cropped image file path",
-        "ROI mask file path",
-    ]
+    columns = csv_header(kind)
+    density, descriptor = columns[1], columns[7]  # breast density; mass margins or calc distribution
     newline_col = "ROI mask file path" if kind == "mass" else "cropped image file path"
     frames = []
     for split in ("train", "test"):
@@ -160,7 +146,7 @@ def test_csvs_in_the_official_format(downloads, kind):
         assert df["abnormality type"].eq("mass" if kind == "mass" else "calcification").all()
         frames.append(df)
     both = pd.concat(frames)
-    assert (both[descriptors[1]] == "N/A").any()  # the literal N/A survives keep_default_na=False
+    assert (both[descriptor] == "N/A").any()  # the literal N/A survives keep_default_na=False
     assert set(both["pathology"]) <= {"MALIGNANT", "BENIGN", "BENIGN_WITHOUT_CALLBACK"}
     assert both[density].astype(int).between(1, 4).all()
     # the swapped columns: in one-series findings calc's crop column names 000001 and its mask column 000000

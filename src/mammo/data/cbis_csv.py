@@ -30,6 +30,25 @@ PATHOLOGY_LABELS = {"MALIGNANT": 1, "BENIGN": 0, "BENIGN_WITHOUT_CALLBACK": 0}
 BWC = "BENIGN_WITHOUT_CALLBACK"
 
 
+def csv_header(kind: str) -> list[str]:
+    """The official header of a `kind` ("mass" or "calc") description CSV, so writers and tests share one copy."""
+    return [
+        "patient_id",
+        "breast_density" if kind == "mass" else "breast density",
+        "left or right breast",
+        "image view",
+        "abnormality id",
+        "abnormality type",
+        *(("mass shape", "mass margins") if kind == "mass" else ("calc type", "calc distribution")),
+        "assessment",
+        "pathology",
+        "subtlety",
+        "image file path",
+        "cropped image file path",
+        "ROI mask file path",
+    ]
+
+
 def snake_case(name: str) -> str:
     """'ROI mask file path' -> 'roi_mask_file_path'; 'breast density' -> 'breast_density'."""
     return re.sub(r"[^0-9a-z]+", "_", name.strip().lower()).strip("_")

@@ -50,6 +50,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from mammo.data.cbis_csv import csv_header
 from mammo.data.phantom import LesionSpec, render
 from mammo.errors import UserError
 
@@ -419,24 +420,9 @@ def _roi_layouts(n: int, rng: np.random.Generator) -> list[str]:
 
 def _csv_text(kind: str, rows: list[list[str]]) -> str:
     """One description CSV in the official format: CRLF records, a path field quoted with its newline."""
-    header = [
-        "patient_id",
-        "breast_density" if kind == "mass" else "breast density",
-        "left or right breast",
-        "image view",
-        "abnormality id",
-        "abnormality type",
-        *(("mass shape", "mass margins") if kind == "mass" else ("calc type", "calc distribution")),
-        "assessment",
-        "pathology",
-        "subtlety",
-        "image file path",
-        "cropped image file path",
-        "ROI mask file path",
-    ]
     buf = io.StringIO(newline="")
     writer = csv.writer(buf, lineterminator="\r\n")
-    writer.writerow(header)
+    writer.writerow(csv_header(kind))
     writer.writerows(rows)
     return buf.getvalue()
 
