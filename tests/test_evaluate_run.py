@@ -14,7 +14,7 @@ from sklearn.metrics import roc_auc_score
 
 from mammo.cli import main
 from mammo.errors import DataError
-from mammo.evaluate.run import evaluate, max_assessment
+from mammo.evaluate.run import PREDICTION_COLUMNS, evaluate, max_assessment
 from mammo.io.atomic import write_json
 
 SIZE = 16
@@ -141,16 +141,7 @@ def test_evaluate_whole_writes_metrics_predictions_and_plots(tmp_path, monkeypat
     assert m["birads_auc"] == pytest.approx(want) and m["birads_n"] == 7
 
     pred = pd.read_csv(out / "predictions.csv", dtype={"patient_id": str})
-    assert list(pred.columns[:8]) == [
-        "sample_id",
-        "image_id",
-        "patient_id",
-        "label",
-        "logit",
-        "probability",
-        "probability_uncalibrated",
-        "prediction",
-    ]
+    assert list(pred.columns[:8]) == PREDICTION_COLUMNS
     assert len(pred) == 8 and set(pred["sample_id"]) == {f"s{i}" for i in range(8)}
     brightness = np.array([0.9, 0.2, 0.8, 0.3, 0.7, 0.4, 0.1, 0.35])
     np.testing.assert_allclose(pred["logit"], 8 * (brightness - 0.5), atol=1e-4)
