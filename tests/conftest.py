@@ -120,21 +120,29 @@ RUN_FILES = ["best.pt", "config.yaml", "curves.png", "last.pt", "metrics.csv"]
 
 
 def write_seed_run(
-    run: Path, prep: Path, size: int, mean: float, std: float, seed: int = 0, **fields
+    run: Path,
+    prep: Path | None,
+    size: int,
+    mean: float,
+    std: float,
+    seed: int = 0,
+    task: str = "whole",
+    prepare: dict | None = None,
+    **fields,
 ) -> nn.Module:
-    """RUN/best.pt of a seed-basic model with seeded random weights on PREP (`fields`: checkpoint extras)."""
+    """RUN/best.pt of a seed-basic model, seeded random weights, made on PREP (`prepare`, `fields`: more keys)."""
     from mammo.models.checkpoint import make_checkpoint, save_checkpoint
     from mammo.models.registry import create_model
 
     torch.manual_seed(seed)
     model = create_model("seed-basic", pretrained=False, input_size=size).eval()
     pre = {
-        "task": "whole",
+        "task": task,
         "size": size,
         "mean": mean,
         "std": std,
         "input_scale": 65535,
-        "prepare": {"task": "whole", "out": str(prep)},
+        "prepare": {"task": task, **({} if prep is None else {"out": str(prep)}), **(prepare or {})},
     }
     args = {"epoch": 1, "best_val_auc": 0.5, "config": {}, **fields}
     save_checkpoint(

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import write_seed_run
 
 from mammo.cli import main
 from mammo.errors import UserError
@@ -113,22 +114,8 @@ def test_pointing_hits():
 
 
 def _tiny_run(tmp_path, task: str = "whole", size: int = 32):
-    from mammo.models.checkpoint import make_checkpoint, save_checkpoint
-    from mammo.models.registry import create_model
-
-    torch.manual_seed(0)
-    model = create_model("seed-basic", pretrained=False, input_size=size)
-    pre = {
-        "task": task,
-        "size": size,
-        "mean": 0.2,
-        "std": 0.3,
-        "input_scale": 65535,
-        "prepare": {"task": task},
-    }
     run = tmp_path / "run"
-    ckpt = make_checkpoint("seed-basic", {"input_size": size}, model.state_dict(), pre, 1, 0.5, {})
-    save_checkpoint(run / "best.pt", ckpt)
+    write_seed_run(run, None, size, 0.2, 0.3, task=task)
     return run
 
 

@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pydicom
 import pytest
-import torch
 from bad_files import huge_png, huge_rle_dicom
+from conftest import write_seed_run
 
 from mammo.cli import main
 from mammo.data.phantom import LesionSpec, render
@@ -20,8 +20,6 @@ from mammo.errors import UserError
 from mammo.infer import Predictor, preprocess_image
 from mammo.io.dicom import write_dicom16
 from mammo.io.images import write_png16
-from mammo.models.checkpoint import make_checkpoint, save_checkpoint
-from mammo.models.registry import create_model
 from mammo.predict import COLUMNS, parse_box, predict
 
 SIZE = 32
@@ -29,28 +27,10 @@ SIZE = 32
 
 def make_run(root: Path, task: str = "whole", name: str = "run") -> Path:
     """A RUN folder with a real best.pt: seed-basic at 32 px (random weights), PREP made at 64 px."""
-    torch.manual_seed(0)
-    model = create_model("seed-basic", pretrained=False, input_size=SIZE)
-    pre = {
-        "task": task,
-        "size": SIZE,
-        "mean": 0.3,
-        "std": 0.2,
-        "input_scale": 65535,
-        "prepare": {"task": task, "size": 64, "context": 0.5 if task == "roi" else None},
-    }
-    ckpt = make_checkpoint(
-        "seed-basic",
-        {"input_size": SIZE},
-        model.state_dict(),
-        pre,
-        1,
-        0.5,
-        {},
-        threshold=0.4,
-        temperature=1.5,
+    prepare = {"size": 64, "context": 0.5 if task == "roi" else None}
+    write_seed_run(
+        root / name, None, SIZE, 0.3, 0.2, task=task, prepare=prepare, threshold=0.4, temperature=1.5
     )
-    save_checkpoint(root / name / "best.pt", ckpt)
     return root / name
 
 

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
-import torch
+from conftest import write_seed_run
 
 from mammo.cli import main
 from mammo.errors import DataError
@@ -30,8 +30,6 @@ ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"  # ignored by
 def make_run(tmp_path, n_women: int = 24):
     """PREP (bright = malignant blobs, metadata) and a RUN with a seed-basic best.pt, evaluated on val and test."""
     from mammo.evaluate.run import evaluate
-    from mammo.models.checkpoint import make_checkpoint, save_checkpoint
-    from mammo.models.registry import create_model
 
     rng = np.random.default_rng(0)
     prep = tmp_path / "prep"
@@ -59,30 +57,9 @@ def make_run(tmp_path, n_women: int = 24):
             )
     pd.DataFrame(rows).to_csv(prep / "dataset.csv", index=False)
     write_json({"task": "whole", "size": SIZE}, prep / "prepare.json")
-    torch.manual_seed(0)
-    model = create_model("seed-basic", pretrained=False, input_size=SIZE)
-    pre = {
-        "task": "whole",
-        "size": SIZE,
-        "mean": 0.3,
-        "std": 0.3,
-        "input_scale": 65535,
-        "prepare": {"task": "whole", "out": str(prep)},
-    }
     run = tmp_path / "run"
-    save_checkpoint(
-        run / "best.pt",
-        make_checkpoint(
-            "seed-basic",
-            {"input_size": SIZE},
-            model.state_dict(),
-            pre,
-            2,
-            0.7,
-            {"prep": str(prep), "epochs": 2},
-            threshold=0.5,
-        ),
-    )
+    config = {"prep": str(prep), "epochs": 2}
+    write_seed_run(run, prep, SIZE, 0.3, 0.3, epoch=2, best_val_auc=0.7, config=config, threshold=0.5)
     pd.DataFrame(
         {
             "epoch": [1, 2],
