@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from mammo.io.dicom import write_dicom16
+from mammo.io.dicom import mg_dataset, write_dicom16
 
 
 def breast(rows: int = 64, cols: int = 48, seed: int = 0) -> np.ndarray:
@@ -37,21 +37,12 @@ def dicom(path: Path, img: np.ndarray | None = None, patient_id: str | None = No
 
 def huge_rle_dicom(path: Path, rows: int = 60000, cols: int = 60000) -> Path:
     """A DICOM whose header claims rows x cols 16-bit pixels over a few bytes of RLE data."""
-    from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.encaps import encapsulate
-    from pydicom.uid import RLELossless, SecondaryCaptureImageStorage, generate_uid
+    from pydicom.uid import RLELossless
 
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = RLELossless
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    ds.Modality, ds.PatientID = "MG", "P_huge"
+    ds = mg_dataset(np.zeros((1, 1), np.uint16), PatientID="P_huge")
+    ds.file_meta.TransferSyntaxUID = RLELossless
     ds.Rows, ds.Columns = rows, cols
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
     header = struct.pack("<16I", 2, 64, 64 + 4, *([0] * 13))
     ds.PixelData = encapsulate([header + b"\x81\x00" * 2])
     ds["PixelData"].VR = "OB"
