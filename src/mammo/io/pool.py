@@ -3,6 +3,8 @@
 concurrent.futures' `map` submits every item at once and keeps every result until it is consumed; when the
 consumer (a model) is slower than the readers, a folder of 10,000 mammograms would pile up in memory. This
 keeps at most `ahead` items in flight and yields results in input order, so the caller can batch them.
+The forkserver context and the pool's lifetime (queue dropped on the way out, a dead worker a DataError) are
+shared with prepare's pool (`mammo.prep.pool`).
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from itertools import islice
+from multiprocessing.context import BaseContext
 from typing import TypeVar
 
 import cv2
@@ -21,11 +25,45 @@ from mammo.errors import DataError
 
 T = TypeVar("T")
 R = TypeVar("R")
+DIED = (
+    "a worker process died (a decoder crash on some file, or, from a Python script, a call outside "
+    "`if __name__ == '__main__':`); rerun with --workers 0 to see which file"
+)
 
 
 def single_thread_cv2() -> None:
     """One OpenCV thread in a worker process, so that `workers` is the number of cores used."""
     cv2.setNumThreads(1)
+
+
+def forkserver_context(preload: Sequence[str] = ()) -> BaseContext:
+    """The forkserver context, its server told to import `preload` once so that each worker starts warm.
+
+    forkserver, not fork: forking a process that already runs threads (torch, tqdm's monitor, OpenCV) can
+    deadlock the child on a lock held by a thread that does not exist there.
+    """
+    context = multiprocessing.get_context("forkserver")
+    if preload:
+        context.set_forkserver_preload(list(preload))
+    return context
+
+
+@contextmanager
+def process_pool(
+    workers: int,
+    context: BaseContext,
+    died: str,
+    initializer: Callable[..., None] = single_thread_cv2,
+    initargs: tuple = (),
+) -> Iterator[ProcessPoolExecutor]:
+    """A process pool that drops its queue on the way out (an error, Ctrl-C); a dead worker is DataError(died)."""
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=initializer, initargs=initargs)
+    try:
+        yield pool
+    except BrokenProcessPool:
+        raise DataError(died) from None
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def ordered_map(
@@ -37,29 +75,17 @@ def ordered_map(
 ) -> Iterator[R]:
     """fn over items in input order: in this process (workers=0) or in `workers` forkserver processes.
 
-    forkserver, not fork: forking a process that already runs threads (torch, tqdm's monitor, OpenCV) can
-    deadlock the child. `preload` names modules the server imports once, so each worker starts warm; at
-    most `ahead` (default 4 per worker) items are in flight. A worker that dies is a DataError.
+    `preload` names modules the forkserver imports once; at most `ahead` (default 4 per worker) items are in
+    flight. A worker that dies is a DataError.
     """
     if workers <= 0:
         yield from map(fn, items)
         return
-    context = multiprocessing.get_context("forkserver")
-    if preload:
-        context.set_forkserver_preload(list(preload))
     ahead = ahead or 4 * workers
     source = iter(items)
-    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=single_thread_cv2)
-    try:
+    with process_pool(workers, forkserver_context(preload), DIED) as pool:
         window: deque[Future[R]] = deque(pool.submit(fn, x) for x in islice(source, ahead))
         while window:
             result = window.popleft().result()
             window.extend(pool.submit(fn, x) for x in islice(source, 1))
             yield result
-    except BrokenProcessPool:
-        raise DataError(
-            "a worker process died (a decoder crash on some file, or, from a Python script, a call outside "
-            "`if __name__ == '__main__':`); rerun with --workers 0 to see which file"
-        ) from None
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)

@@ -9,24 +9,24 @@ the main process handles it, drops the queue and reports one line.
 from __future__ import annotations
 
 import ctypes
-import multiprocessing
 import os
 import signal
 import sys
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import as_completed
 from contextlib import contextmanager, suppress
+from multiprocessing.context import BaseContext
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from mammo.errors import DataError, UserError, without_path
+from mammo.errors import UserError, without_path
 from mammo.io.dicom import read_raw_pixels
 from mammo.io.images import is_dicom_path, read_image, to_uint16, write_png16
+from mammo.io.pool import forkserver_context, process_pool, single_thread_cv2
 from mammo.prep.breast import find_breast, prepare_whole
 from mammo.prep.plan import ImageTask, Item
 from mammo.prep.roi import mask_box, prepare_roi, table_box
@@ -34,6 +34,10 @@ from mammo.prep.roi import mask_box, prepare_roi, table_box
 PROCESS_COLUMNS = ["source_rows", "source_cols", "crop_x0", "crop_y0", "crop_x1", "crop_y1", "flipped"]
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 WATCH_SECONDS = 1.0  # how often a worker checks that the main process is still there
+DIED = (
+    "a prepare worker process died (a decoder crash on some image, or, from a Python script, a call "
+    "outside `if __name__ == '__main__':`); rerun to resume, or use --workers 1 to see which file"
+)
 
 
 def read_source(path: str) -> np.ndarray:
@@ -139,7 +143,7 @@ def _init_worker(main_pid: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     die_with_parent()
     threading.Thread(target=_watch, args=(main_pid,), daemon=True, name="mammo-watch-main").start()
-    cv2.setNumThreads(1)  # so `--workers` is the number of cores used
+    single_thread_cv2()
 
 
 @contextmanager
@@ -155,13 +159,12 @@ def _ignore_sigint() -> Iterator[None]:
         signal.signal(signal.SIGINT, before)
 
 
-def _start_forkserver() -> multiprocessing.context.BaseContext:
+def _start_forkserver() -> BaseContext:
     """The forkserver context, its server started with Ctrl-C ignored and told to die with this process."""
     from multiprocessing import forkserver
 
-    context = multiprocessing.get_context("forkserver")
     # workers fork from a server that has imported this module once; the guard makes the server die with us
-    context.set_forkserver_preload(["mammo.prep.forkserver_guard", "mammo.prep.pool"])
+    context = forkserver_context(["mammo.prep.forkserver_guard", "mammo.prep.pool"])
     with _ignore_sigint():
         forkserver.ensure_running()
     return context
@@ -184,17 +187,7 @@ def run_tasks(tasks: list[ImageTask], workers: int) -> Iterator[list[dict]]:
         with _single_thread_cv2():
             yield from map(process_image, tasks)
         return
-    # forkserver, not fork: forking a process that already ran threads (ingest's header pool, tqdm's monitor,
-    # OpenCV's pool) can deadlock the child on a lock held by a thread that does not exist there.
     context = _start_forkserver()
-    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(os.getpid(),))
-    try:
+    with process_pool(workers, context, DIED, _init_worker, (os.getpid(),)) as pool:
         for future in as_completed([pool.submit(process_image, t) for t in tasks]):
             yield future.result()
-    except BrokenProcessPool:
-        raise DataError(
-            "a prepare worker process died (a decoder crash on some image, or, from a Python script, a call "
-            "outside `if __name__ == '__main__':`); rerun to resume, or use --workers 1 to see which file"
-        ) from None
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)  # on Ctrl-C: drop the queue, do not finish it
