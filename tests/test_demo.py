@@ -1,10 +1,12 @@
 """The one-command demo: its fast version runs every step and leaves each step's output."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 
+from mammo import demo
 from mammo.demo import run_demo
 from mammo.errors import UserError
 
@@ -41,3 +43,10 @@ def test_demo_refuses_a_non_empty_folder(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="not empty"):
         run_demo(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt"]
+
+
+def test_each_step_logs_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    lines: list[str] = []
+    monkeypatch.setattr(demo.log, "info", lambda msg, *args: lines.append(msg % args))
+    assert demo._step("eda", lambda: "3 figures") == "3 figures"
+    assert len(lines) == 1 and re.fullmatch(r"\[     eda\] 3 figures  \(\d+\.\ds\)", lines[0])

@@ -1,8 +1,9 @@
-"""The one-command demo: the whole job on built-in synthetic data, one printed line per step."""
+"""The one-command demo: the whole job on built-in synthetic data, one INFO log line per step (the CLI shows it)."""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -10,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mammo.errors import UserError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -59,7 +62,7 @@ def _step(name: str, fn: Callable[[], object]) -> object:
     t0 = time.perf_counter()
     result = fn()
     line = result.summary() if hasattr(result, "summary") else str(result)
-    print(f"[{name:>8}] {line}  ({time.perf_counter() - t0:.1f}s)", flush=True)
+    log.info("[%8s] %s  (%.1fs)", name, line, time.perf_counter() - t0)
     return result
 
 
@@ -83,8 +86,11 @@ def run_demo(out: str | os.PathLike = "demo-out", fast: bool = False, seed: int 
     )
     _step("ingest", lambda: ingest_cbis(download, data))
     report = validate(data)
-    print(
-        f"[validate] {len(report.errors)} errors, {len(report.warnings)} warnings (report: mammo validate {data})"
+    log.info(
+        "[validate] %d errors, %d warnings (report: mammo validate %s)",
+        len(report.errors),
+        len(report.warnings),
+        data,
     )
     _step("eda", lambda: run_eda(data, out / "eda"))
     _step(
@@ -134,7 +140,7 @@ def run_demo(out: str | os.PathLike = "demo-out", fast: bool = False, seed: int 
 
 @dataclass
 class _ChecksLine:
-    """The explanation checks as the demo prints them."""
+    """The explanation checks as the demo logs them."""
 
     values: dict
 
