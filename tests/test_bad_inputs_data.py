@@ -62,6 +62,11 @@ def _existing_manifest(tmp: Path) -> list:
     return ["ingest", "--table", tmp / "fewer.csv", "--out", tmp / "out"]
 
 
+def _ingest(*source: str | Callable[[Path], object]) -> Callable[[Path], list]:
+    """argv maker of `mammo ingest SOURCE... --out tmp/out`: strings as given, callables applied to tmp."""
+    return lambda t: ["ingest", *(a(t) if callable(a) else a for a in source), "--out", t / "out"]
+
+
 def run_ok(argv: list) -> None:
     from mammo.cli import main
 
@@ -69,81 +74,41 @@ def run_ok(argv: list) -> None:
 
 
 INGEST_ERRORS: dict[str, tuple[Callable[[Path], list], int, tuple[str, ...]]] = {
-    "no source": (lambda t: ["ingest", "--out", t / "out"], 2, ("exactly one source",)),
+    "no source": (_ingest(), 2, ("exactly one source",)),
     "two sources": (
-        lambda t: ["ingest", "--table", t / "good.csv", "--folders", t / "imgs", "--out", t / "out"],
+        _ingest("--table", lambda t: t / "good.csv", "--folders", lambda t: t / "imgs"),
         2,
         ("exactly one source",),
     ),
-    "root missing": (
-        lambda t: ["ingest", t / "nope", "--out", t / "out"],
-        2,
-        ("nope: download folder not found",),
-    ),
-    "root without CSVs": (
-        lambda t: ["ingest", t / "imgs", "--out", t / "out"],
-        2,
-        ("no CBIS-DDSM case-description",),
-    ),
+    "root missing": (_ingest(lambda t: t / "nope"), 2, ("nope: download folder not found",)),
+    "root without CSVs": (_ingest(lambda t: t / "imgs"), 2, ("no CBIS-DDSM case-description",)),
     "csv-dir missing": (
-        lambda t: ["ingest", t / "imgs", "--csv-dir", t / "nocsv", "--out", t / "out"],
+        _ingest(lambda t: t / "imgs", "--csv-dir", lambda t: t / "nocsv"),
         2,
         ("nocsv: --csv-dir folder not found",),
     ),
-    "table missing": (
-        lambda t: ["ingest", "--table", t / "no.csv", "--out", t / "out"],
-        2,
-        ("no.csv: table not found",),
-    ),
-    "table is a folder": (
-        lambda t: ["ingest", "--table", t / "imgs", "--out", t / "out"],
-        2,
-        ("table not found",),
-    ),
-    "table empty": (
-        lambda t: ["ingest", "--table", _write(t / "e.csv", ""), "--out", t / "out"],
-        2,
-        ("e.csv: the table is empty",),
-    ),
+    "table missing": (_ingest("--table", lambda t: t / "no.csv"), 2, ("no.csv: table not found",)),
+    "table is a folder": (_ingest("--table", lambda t: t / "imgs"), 2, ("table not found",)),
+    "table empty": (_ingest("--table", lambda t: _write(t / "e.csv", "")), 2, ("e.csv: the table is empty",)),
     "table header only": (
-        lambda t: ["ingest", "--table", _write(t / "h.csv", HEADER), "--out", t / "out"],
+        _ingest("--table", lambda t: _write(t / "h.csv", HEADER)),
         1,
         ("no usable image found",),
     ),
-    "table Latin-1": (
-        lambda t: ["ingest", "--table", _latin1(t), "--out", t / "out"],
-        2,
-        ("l1.csv: not UTF-8", "save it as UTF-8"),
-    ),
-    "table is an image": (
-        lambda t: ["ingest", "--table", t / "imgs" / "a.png", "--out", t / "out"],
-        2,
-        ("a binary file",),
-    ),
+    "table Latin-1": (_ingest("--table", lambda t: _latin1(t)), 2, ("l1.csv: not UTF-8", "save it as UTF-8")),
+    "table is an image": (_ingest("--table", lambda t: t / "imgs" / "a.png"), 2, ("a binary file",)),
     "table without label column": (
-        lambda t: [
-            "ingest",
-            "--table",
-            table(t, "", header="image,diagnosis,patient_id,split\n"),
-            "--out",
-            t / "out",
-        ],
+        _ingest("--table", lambda t: table(t, "", header="image,diagnosis,patient_id,split\n")),
         2,
         ("t.csv: no column label", "a table needs image,label"),
     ),
     "table ragged rows": (
-        lambda t: ["ingest", "--table", table(t, "imgs/a.png,0,W1,train,x,y,z\n"), "--out", t / "out"],
+        _ingest("--table", lambda t: table(t, "imgs/a.png,0,W1,train,x,y,z\n")),
         2,
         ("t.csv: unreadable CSV",),
     ),
     "table every label bad": (
-        lambda t: [
-            "ingest",
-            "--table",
-            _write(t / "b.csv", HEADER + "imgs/a.png,maybe,W1,train\n"),
-            "--out",
-            t / "out",
-        ],
+        _ingest("--table", lambda t: _write(t / "b.csv", HEADER + "imgs/a.png,maybe,W1,train\n")),
         1,
         ("no usable image found", "label 'maybe'"),
     ),
@@ -158,18 +123,14 @@ INGEST_ERRORS: dict[str, tuple[Callable[[Path], list], int, tuple[str, ...]]] = 
         2,
         ("already exists with other rows", "--overwrite"),
     ),
-    "folders missing": (
-        lambda t: ["ingest", "--folders", t / "nodir", "--out", t / "out"],
-        2,
-        ("nodir: folder not found",),
-    ),
+    "folders missing": (_ingest("--folders", lambda t: t / "nodir"), 2, ("nodir: folder not found",)),
     "folders without class folders": (
-        lambda t: ["ingest", "--folders", t / "imgs", "--out", t / "out"],
+        _ingest("--folders", lambda t: t / "imgs"),
         2,
         ("no images inside Benign/ or Malignant/",),
     ),
     "folders of unreadable files": (
-        lambda t: ["ingest", "--folders", _junk_tree(t), "--out", t / "out"],
+        _ingest("--folders", lambda t: _junk_tree(t)),
         1,
         ("no usable image found", "not an image"),
     ),
