@@ -101,7 +101,17 @@ def data(tmp_path):
     out = tmp_path / "DATA"
     write_manifest(
         pd.DataFrame(rows)[
-            [*MANIFEST_COLUMNS, "x_min", "y_min", "x_max", "y_max", "assessment", "subtlety", "site_id", "implant"]
+            [
+                *MANIFEST_COLUMNS,
+                "x_min",
+                "y_min",
+                "x_max",
+                "y_max",
+                "assessment",
+                "subtlety",
+                "site_id",
+                "implant",
+            ]
         ],
         out,
     )
