@@ -15,7 +15,7 @@ import pydicom
 import pytest
 from pydicom.uid import UID
 
-from mammo.data import synth
+from mammo.data import cohort, synth
 from mammo.data.cbis_csv import csv_header
 from mammo.data.phantom import LesionSpec, mass_patch, render
 from mammo.errors import DataError, UserError
@@ -227,7 +227,7 @@ def test_truncated_file_reads_header_not_pixels(downloads):
 
 
 def test_cohort_is_balanced_and_split_by_woman():
-    images, cross = synth.plan_cohort(80, "small", seed=0)
+    images, cross = cohort.plan_cohort(80, "small", seed=0)
     df = pd.DataFrame(
         [
             {
