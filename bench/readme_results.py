@@ -192,12 +192,7 @@ def accuracy_section(d: dict) -> list[str]:
                 f"- the final model: `mammo train` with the `{final}` recipe on train+val (inner val carved by woman), "
                 f"then `mammo evaluate RUN --split test` ({d['rsna_final_seconds'] / 60:.0f} min)"
             )
-        if "phase_seconds" in d:
-            total = sum(d["phase_seconds"].values())
-            lines.append(
-                f"- all of it: `python bench/real_accuracy.py` ({total / 60:.0f} min on this {d['machine']['cpus']}-core "
-                "CPU, one progress line per fold; resumes per fold)"
-            )
+
     mias = d.get("mias") or {}
     models = {k: v for k, v in mias.items() if isinstance(v, dict) and "auc" in v}
     if models:
@@ -217,6 +212,14 @@ def accuracy_section(d: dict) -> list[str]:
         lines += ["", f"- `{mias.get('prepare_command', '')}`"] + [
             f"- `{m['command']}`" for m in models.values()
         ]
+    trained = [v.get("train_seconds", 0) for v in [*cv_all.values(), *models.values()] if isinstance(v, dict)]
+    lines += [
+        "",
+        f"Every number above: `python bench/real_accuracy.py` (one progress line per fold, resumes per fold); its "
+        f"training adds up to {(sum(trained) + d.get('rsna_final_seconds', 0)) / 60:.0f} min on this "
+        f"{(d.get('machine') or {}).get('cpus', '?')}-core CPU (the fold runs' metrics.csv), scoring and baselines "
+        "take a few minutes more.",
+    ]
     targets = d.get("targets")
     if targets:
         lines += [

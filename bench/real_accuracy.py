@@ -72,8 +72,18 @@ RSNA_RECIPES = {
         "warmup_epochs": 0.25,
     },
 }
+# mini-MIAS has about 95 training crops per fold: beside the default fine-tuning, a variant that keeps the first 5
+# feature layers at their ImageNet values (fewer weights to fit); reported beside it, not chosen on these folds.
 MIAS_RECIPES = {
     "efficientnet-lite0": {"model": "efficientnet-lite0", "size": 128, "epochs": 8, "batch_size": 16},
+    "efficientnet-lite0-frozen5": {
+        "model": "efficientnet-lite0",
+        "size": 128,
+        "freeze": 5,
+        "epochs": 10,
+        "batch_size": 16,
+        "lr": 1e-3,
+    },
     "seed-final": {"model": "seed-final", "size": 150, "epochs": 3, "batch_size": 32},
 }
 
