@@ -41,26 +41,18 @@ PHASES = ("rsna-cv", "tta", "rsna-test", "mias")
 # `short`: the earlier recipe for a busy machine, 192 x 112, the first 5 feature layers (stem to stage 4) kept at
 # their ImageNet values, 2 epochs. `rect256-ls`: `rect256` with label smoothing 0.1, the one change measured on
 # its own. The one with the highest out-of-fold AUC is final.
+RECT256 = {
+    "model": "efficientnet-lite0",
+    "size": 256,
+    "width": 144,
+    "epochs": 6,
+    "batch_size": 32,
+    "lr": 3e-4,
+    "warmup_epochs": 0.5,
+}
 RSNA_RECIPES = {
-    "rect256": {
-        "model": "efficientnet-lite0",
-        "size": 256,
-        "width": 144,
-        "epochs": 6,
-        "batch_size": 32,
-        "lr": 3e-4,
-        "warmup_epochs": 0.5,
-    },
-    "rect256-ls": {
-        "model": "efficientnet-lite0",
-        "size": 256,
-        "width": 144,
-        "epochs": 6,
-        "batch_size": 32,
-        "lr": 3e-4,
-        "warmup_epochs": 0.5,
-        "label_smoothing": 0.1,
-    },
+    "rect256": RECT256,
+    "rect256-ls": {**RECT256, "label_smoothing": 0.1},
     "short": {
         "model": "efficientnet-lite0",
         "size": 192,
