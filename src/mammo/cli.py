@@ -53,7 +53,7 @@ mammo evaluate runs/lite0 --split test            # writes runs/lite0/eval/test/
 mammo evaluate runs/lite0 --data prep/other       # writes runs/lite0/eval/other-<hash>/test/, keeps eval/test/
 """,
     "cv": """
-mammo cv prep/rsna256 --out cv/rsna --folds 5 --size 192 --width 112 --freeze 5 --epochs 2
+mammo cv prep/rsna256 --out cv/rsna --folds 5 --size 256 --width 144 --epochs 6 --warmup-epochs 0.5
 mammo cv prep/mias-roi --out cv/mias --fold-table folds.csv     # folds given per woman (patient_id,fold)
 """,
     "compare": """
