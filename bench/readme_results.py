@@ -209,6 +209,19 @@ def accuracy_section(d: dict) -> list[str]:
         for name, m in models.items():
             folds = ", ".join("-" if a is None else f"{a:.2f}" for a in m.get("per_fold_auc", []))
             lines.append(f"| `{name}` | **{_ci(m)}** | {folds} | {m.get('train_seconds', 0) / 60:.0f} min |")
+        shortcuts = {k: b for k, b in (first.get("baselines") or {}).items() if k != "fused"}
+        if shortcuts:
+            lines += [
+                "",
+                "Shortcuts on the same crops, out of fold: "
+                + "; ".join(f"{k} only {_ci(b)}" for k, b in shortcuts.items())
+                + " (mini-MIAS carries no age or site; the crop box encodes the lesion's radius)."
+                + "".join(
+                    f" `{name}` - geometry: {_delta(pair)}, {_resolved(pair)}."
+                    for name, m in models.items()
+                    if (pair := (m.get("paired") or {}).get("image - geometry"))
+                ),
+            ]
         lines += ["", f"- `{mias.get('prepare_command', '')}`"] + [
             f"- `{m['command']}`" for m in models.values()
         ]
