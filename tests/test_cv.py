@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from conftest import make_prep
 
-from mammo.cv import assign_folds, fold_dataset, run_cv
+from mammo.cv import assign_folds, fold_dataset, fold_scores, run_cv, run_scores
 from mammo.errors import UserError
 
 FLAGS = {"model": "tiny", "epochs": 2, "batch_size": 8, "workers": 0}
@@ -76,3 +76,10 @@ def test_cv_pools_out_of_fold_predictions_and_resumes(tmp_path, tiny_registry):
     assert again.trained == [] and again.metrics["auc"] == pytest.approx(m["auc"])
     with pytest.raises(UserError, match="other samples or folds"):
         run_cv(prep, out, folds=3, seed=7, overrides=FLAGS, device="cpu", log=logs.append)
+    # the fold models rescore their own held-out fold exactly as pooled (the ensemble and TTA paths start here)
+    held = oof[oof["fold"] == 1].reset_index(drop=True)
+    rows = df.set_index("sample_id").loc[held["sample_id"]].reset_index()
+    scores = fold_scores(out, prep, rows)
+    assert scores.shape == (3, len(rows))
+    np.testing.assert_allclose(scores[1], held["score"], rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(run_scores(out / "fold-1" / "run", prep, rows), scores[1])
