@@ -70,7 +70,7 @@ def _resolved(p: dict | None) -> str:
 
 
 BASELINE_ROWS = (
-    ("metadata", "metadata only (age, site, machine, view, side, density; trees)"),
+    ("metadata", "metadata only ({inputs}; trees)"),
     ("geometry", "image geometry only (source size, aspect, crop box, flip; trees)"),
     ("age", "age alone as the score"),
     ("fused", "fused: image score + age + density (logistic regression)"),
@@ -97,16 +97,20 @@ def accuracy_section(d: dict) -> list[str]:
             )
         else:
             verdict = (
-                f"No, not yet. Out of fold on rsna-screening-dev the image model reaches {cv['auc']:.3f}, below a "
-                f"model that never sees the pixels (metadata only, {auc['metadata']:.3f}) and below the woman's age "
-                f"alone ({auc['age']:.3f}). Adding the image score to age and density (fused, {auc['fused']:.3f}) "
+                f"No, not yet. Out of fold on rsna-screening-dev the image model reaches {cv['auc']:.3f}, no better "
+                f"than a model that never sees the pixels (metadata only, {auc['metadata']:.3f}; image - metadata "
+                f"{_delta(paired.get('image - metadata'))}) nor the woman's age alone ({auc['age']:.3f}; "
+                f"{_delta(paired.get('image - age'))}). Adding the image score to age and density (fused, "
+                f"{auc['fused']:.3f}) "
                 + ("is resolved above metadata." if fused_beats else "is not resolved above metadata either.")
             )
             if test:
                 tb0 = test.get("baselines") or {}
+                ens = test.get("fold_ensemble") or {}
                 verdict += (
                     f" On the test split, touched once, the recipe trained once on train+val reaches "
-                    f"{test['auc']:.3f} against {tb0.get('age', {}).get('auc', float('nan')):.3f} for age alone and "
+                    f"{test['auc']:.3f} (the ensemble of the 5 fold models {ens.get('auc', float('nan')):.3f}) against "
+                    f"{tb0.get('age', {}).get('auc', float('nan')):.3f} for age alone and "
                     f"{tb0.get('fused', {}).get('auc', float('nan')):.3f} fused."
                 )
             verdict += " The image signal this CPU-sized recipe learns is weak; these shortcuts stay beside every number."
@@ -127,6 +131,7 @@ def accuracy_section(d: dict) -> list[str]:
         tbl = (test or {}).get("breast_level") or {}
         for key, label in BASELINE_ROWS:
             if key in cb:
+                label = label.format(inputs=", ".join(cb[key].get("inputs") or []))
                 lines.append(f"| {label} | {_ci(cb[key])} | {_ci(cbl.get(key))} | {_ci(tb.get(key))} |")
         lines += [
             "",
