@@ -194,7 +194,7 @@ def tta(work: Path, results: dict[str, Any]) -> None:
 def rsna_final(work: Path, results: dict[str, Any]) -> tuple[Path, Path]:
     """The chosen recipe trained once on all of train+val (an inner val carved by woman for early stopping and
     calibration, as in each fold), then scored once on test; skipped when its test predictions exist."""
-    from mammo.cv import POOL_SPLITS, fold_dataset
+    from mammo.cv import POOL_SPLITS, fold_dataset, write_fold_prep
     from mammo.evaluate.run import evaluate
     from mammo.prep.dataset import read_dataset_csv
     from mammo.train.loop import train
@@ -206,9 +206,7 @@ def rsna_final(work: Path, results: dict[str, Any]) -> tuple[Path, Path]:
         rows = read_dataset_csv(prep)
         held = (~rows["split"].isin(POOL_SPLITS)).to_numpy().astype(int)
         df = fold_dataset(rows, 1 - held, 0, prep, 0.15, 0)  # fold 0 = the test split, never fitted on
-        (final / "prep").mkdir(parents=True, exist_ok=True)
-        df.to_csv(final / "prep" / "dataset.csv", index=False)
-        (final / "prep" / "prepare.json").write_text((prep / "prepare.json").read_text())
+        write_fold_prep(prep, final / "prep", df)
         n = df["split"].value_counts()
         log(f"final: training {name} on {n['train']} train+val images (inner val {n['val']})")
         t0 = time.time()

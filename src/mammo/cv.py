@@ -110,7 +110,7 @@ def fold_dataset(
     return df
 
 
-def _write_fold_prep(prep: Path, fold_prep: Path, df: pd.DataFrame) -> None:
+def write_fold_prep(prep: Path, fold_prep: Path, df: pd.DataFrame) -> None:
     """The fold's PREP: dataset.csv and prepare.json (the preprocessing record checkpoints carry)."""
     fold_prep.mkdir(parents=True, exist_ok=True)
     write_csv(df, fold_prep / "dataset.csv")
@@ -172,7 +172,7 @@ def run_cv(
             continue
         t0 = time.time()
         df = fold_dataset(rows, fold, k, prep, val_fraction, seed)
-        _write_fold_prep(prep, fold_dir / "prep", df)
+        write_fold_prep(prep, fold_dir / "prep", df)
         n = df["split"].value_counts()
         log(
             f"fold {k + 1}/{folds}: train {n.get('train', 0)}, inner val {n.get('val', 0)}, "
