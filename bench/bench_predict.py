@@ -28,11 +28,11 @@ import numpy as np
 import torch
 
 import mammo
-from mammo.infer import Predictor
 from mammo.io.dicom import read_pixels
 from mammo.models.checkpoint import make_checkpoint, save_checkpoint
 from mammo.models.registry import create_model
-from mammo.predict import predict
+from mammo.predict.files import predict
+from mammo.predict.infer import Predictor
 
 MODEL, SIZE, BATCH = "efficientnet-lite0", 512, 8
 

@@ -123,8 +123,8 @@ def rsna_prep(work: Path) -> Path:
 
 def rsna_cv(work: Path, results: dict[str, Any]) -> None:
     """Phase 1: 5-fold CV by woman over train+val per recipe, shortcut baselines out of fold; the best is final."""
-    from mammo.compare import compare
-    from mammo.cv import run_cv
+    from mammo.evaluate.compare import compare
+    from mammo.evaluate.cv import run_cv
 
     prep = rsna_prep(work)
     block = results["rsna_cv"] = {}
@@ -164,7 +164,7 @@ def _pool(work: Path, results: dict[str, Any]) -> pd.DataFrame:
 
 def tta(work: Path, results: dict[str, Any]) -> None:
     """Phase 2: out-of-fold scores with horizontal-flip TTA; paired delta against the plain scores."""
-    from mammo.cv import fold_scores
+    from mammo.evaluate.cv import fold_scores
     from mammo.prep.dataset import read_dataset_csv
     from mammo.stats.baselines import score_block
     from mammo.stats.paired import paired_delta_auc
@@ -194,7 +194,7 @@ def tta(work: Path, results: dict[str, Any]) -> None:
 def rsna_final(work: Path, results: dict[str, Any]) -> tuple[Path, Path]:
     """The chosen recipe trained once on all of train+val (an inner val carved by woman for early stopping and
     calibration, as in each fold), then scored once on test; skipped when its test predictions exist."""
-    from mammo.cv import POOL_SPLITS, fold_dataset, write_fold_prep
+    from mammo.evaluate.cv import POOL_SPLITS, fold_dataset, write_fold_prep
     from mammo.evaluate.run import evaluate
     from mammo.prep.dataset import read_dataset_csv
     from mammo.train.loop import train
@@ -219,7 +219,7 @@ def rsna_final(work: Path, results: dict[str, Any]) -> tuple[Path, Path]:
 def rsna_test(work: Path, results: dict[str, Any]) -> None:
     """Phase 3: the final model on the test split, once, beside the shortcut baselines on the same rows; the
     fold-model ensemble beside it as a paired delta."""
-    from mammo.cv import fold_scores, run_scores
+    from mammo.evaluate.cv import fold_scores, run_scores
     from mammo.prep.dataset import read_dataset_csv
     from mammo.stats.baselines import breast_level, score_block, split_baselines
     from mammo.stats.paired import paired_delta_auc
@@ -316,8 +316,8 @@ def mias_table(work: Path) -> tuple[Path, Path]:
 
 def mias(work: Path, results: dict[str, Any], models: list[str] | None = None) -> None:
     """Phase 4: mini-MIAS roi, 5 folds by woman from its `fold` column, default model and seed-final."""
-    from mammo.cv import run_cv
     from mammo.data.table import ingest_table
+    from mammo.evaluate.cv import run_cv
     from mammo.prep.run import prepare
 
     models = models or list(MIAS_RECIPES)

@@ -19,17 +19,17 @@ LEVELS: list[set[str]] = [
     {"__init__", "errors"},
     {"io"},
     {"stats"},
-    {"data", "prep", "eda"},
+    {"data", "prep"},
     {"models", "datasets", "seeding"},
-    {"infer"},
+    {"predict"},
     {"train", "evaluate"},
-    {"predict", "explain", "cv", "compare"},
+    {"explain"},
     {"report"},
     {"demo"},
     {"cli", "__main__"},
 ]
 LEVEL = {name: i for i, names in enumerate(LEVELS) for name in names}
-NO_TORCH_AT_IMPORT = {name for name in LEVEL if LEVEL[name] <= LEVEL["eda"]}
+NO_TORCH_AT_IMPORT = {name for name in LEVEL if LEVEL[name] <= LEVEL["prep"]}
 
 
 def package_of(path: Path, root: Path = SRC) -> str:

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from mammo.cli import main
-from mammo.compare import compare
 from mammo.errors import UserError
+from mammo.evaluate.compare import compare
 
 
 def _pred(path, noise: float, seed: int, n: int = 200, column: str = "logit"):

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from conftest import make_prep
 
-from mammo.cv import assign_folds, fold_dataset, fold_scores, run_cv, run_scores
 from mammo.errors import UserError
+from mammo.evaluate.cv import assign_folds, fold_dataset, fold_scores, run_cv, run_scores
 
 FLAGS = {"model": "tiny", "epochs": 2, "batch_size": 8, "workers": 0}
 

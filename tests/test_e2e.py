@@ -9,9 +9,9 @@ import pytest
 
 from mammo.cli import main
 from mammo.data.cbis import ingest_cbis
+from mammo.data.eda import run_eda
 from mammo.data.synth import make_download
 from mammo.data.validate import validate
-from mammo.eda import run_eda
 from mammo.prep.run import prepare
 
 

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from conftest import SHARED
 
+from mammo.data.eda import FIGURES, run_eda
 from mammo.data.manifest import MANIFEST_COLUMNS, write_manifest
-from mammo.eda import FIGURES, run_eda
 from mammo.errors import DataError
 
 CSV_DIR = SHARED / "data" / "cbis-ddsm-csv"
@@ -145,7 +145,7 @@ def test_empty_manifest_is_a_clear_error(tmp_path):
 
 
 def test_eda_does_not_import_torch():
-    code = "import sys, mammo.eda; print('torch' in sys.modules)"
+    code = "import sys, mammo.data.eda; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
 

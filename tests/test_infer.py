@@ -1,4 +1,4 @@
-"""mammo.infer: the one inference path gives training's pixels, flip TTA, calibrated probabilities, devices."""
+"""mammo.predict.infer: the one inference path gives training's pixels, flip TTA, calibrated probabilities, devices."""
 
 from __future__ import annotations
 
@@ -9,14 +9,14 @@ import torch
 from mammo.data.phantom import LesionSpec, render
 from mammo.datasets import load_prep_image
 from mammo.errors import UserError
-from mammo.infer import (
+from mammo.models.checkpoint import make_checkpoint, save_checkpoint
+from mammo.predict.infer import (
     Predictor,
     logits_from_loader,
     preprocess_image,
     probabilities,
     resolve_device,
 )
-from mammo.models.checkpoint import make_checkpoint, save_checkpoint
 from mammo.prep.plan import ImageTask, Item
 from mammo.prep.pool import process_image
 

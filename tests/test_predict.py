@@ -17,10 +17,10 @@ from conftest import write_seed_run
 from mammo.cli import main
 from mammo.data.phantom import LesionSpec, render
 from mammo.errors import UserError
-from mammo.infer import Predictor, preprocess_image
 from mammo.io.dicom import write_dicom16
 from mammo.io.images import write_png16
-from mammo.predict import COLUMNS, parse_box, predict
+from mammo.predict.files import COLUMNS, parse_box, predict
+from mammo.predict.infer import Predictor, preprocess_image
 
 SIZE = 32
 

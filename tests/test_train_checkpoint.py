@@ -9,8 +9,8 @@ from conftest import make_prep
 
 from mammo.datasets import PrepDataset
 from mammo.errors import DataError
-from mammo.infer import logits_from_loader
 from mammo.models.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, load_run
+from mammo.predict.infer import logits_from_loader
 from mammo.prep.dataset import read_dataset_csv, split_rows
 from mammo.stats.calibration import apply_temperature, fit_temperature
 from mammo.stats.threshold import choose_threshold

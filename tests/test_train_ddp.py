@@ -15,8 +15,8 @@ from conftest import RUN_FILES, make_prep
 from sklearn.metrics import roc_auc_score
 
 from mammo.datasets import PrepDataset
-from mammo.infer import logits_from_loader
 from mammo.models.checkpoint import load_run
+from mammo.predict.infer import logits_from_loader
 from mammo.prep.dataset import read_dataset_csv, split_rows
 
 

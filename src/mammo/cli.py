@@ -161,7 +161,7 @@ def _cmd_prepare(a: argparse.Namespace) -> int:
 
 
 def _cmd_eda(a: argparse.Namespace) -> int:
-    from mammo.eda import run_eda
+    from mammo.data.eda import run_eda
 
     print(run_eda(a.data, a.out).summary())
     return 0
@@ -226,7 +226,7 @@ def _cmd_report(a: argparse.Namespace) -> int:
 
 
 def _cmd_predict(a: argparse.Namespace) -> int:
-    from mammo.predict import parse_box, predict
+    from mammo.predict.files import parse_box, predict
 
     if not a.inputs and a.table is None:
         raise UserError("give input files or folders, or --table T.csv")
@@ -266,7 +266,7 @@ def _train_flags(a: argparse.Namespace) -> dict:
 
 
 def _cmd_cv(a: argparse.Namespace) -> int:
-    from mammo.cv import run_cv
+    from mammo.evaluate.cv import run_cv
 
     result = run_cv(
         a.prep,
@@ -284,7 +284,7 @@ def _cmd_cv(a: argparse.Namespace) -> int:
 
 
 def _cmd_compare(a: argparse.Namespace) -> int:
-    from mammo.compare import compare
+    from mammo.evaluate.compare import compare
 
     print(compare(a.a, a.b, split=a.split, n_boot=a.n_boot, seed=a.seed).summary())
     return 0

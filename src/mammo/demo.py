@@ -69,9 +69,9 @@ def _step(name: str, fn: Callable[[], object]) -> object:
 def run_demo(out: str | os.PathLike = "demo-out", fast: bool = False, seed: int = 0) -> DemoResult:
     """synth -> ingest -> validate -> eda -> prepare (roi) -> train -> evaluate -> explain -> report, under `out`."""
     from mammo.data.cbis import ingest_cbis
+    from mammo.data.eda import run_eda
     from mammo.data.synth import make_download
     from mammo.data.validate import validate
-    from mammo.eda import run_eda
     from mammo.prep.run import prepare
 
     out = Path(out)

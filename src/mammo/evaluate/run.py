@@ -26,8 +26,8 @@ from tqdm import tqdm
 from mammo.datasets import PrepDataset
 from mammo.errors import DataError
 from mammo.evaluate import plots
-from mammo.infer import input_stats, logits_from_loader, resolve_device
 from mammo.io.atomic import write_csv, write_json
+from mammo.predict.infer import input_stats, logits_from_loader, resolve_device
 from mammo.prep.dataset import read_dataset_csv
 from mammo.prep.plan import safe_id
 from mammo.stats.calibration import apply_temperature

@@ -105,8 +105,8 @@ def check_explanations(
     from mammo.data.manifest import read_manifest
     from mammo.datasets import PrepDataset
     from mammo.evaluate.run import find_prep, predict_logits, read_split
-    from mammo.infer import input_stats, probabilities, resolve_device
     from mammo.models.checkpoint import load_run
+    from mammo.predict.infer import input_stats, probabilities, resolve_device
     from mammo.prep.dataset import read_prepare_json
 
     run_dir = Path(run_dir)

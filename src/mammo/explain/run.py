@@ -24,10 +24,10 @@ from mammo.evaluate.plots import save_figure
 from mammo.explain.figures import blend, display_gray, feature_grid_figure, overlay_figure
 from mammo.explain.geometry import heatmap_to_source
 from mammo.explain.maps import METHODS, feature_maps, heatmaps, normalise
-from mammo.infer import Predictor
 from mammo.io.atomic import atomic_path, write_csv
 from mammo.io.images import read_image, to_uint16, write_png
 from mammo.models.registry import get_model_info
+from mammo.predict.infer import Predictor
 from mammo.prep.breast import find_breast
 
 COLUMNS = [

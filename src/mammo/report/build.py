@@ -106,7 +106,7 @@ def _metrics_rows(run_dir: Path) -> pd.DataFrame:
 
 
 def _config_section(run_dir: Path, ckpt: dict[str, Any]) -> str:
-    from mammo.infer import input_stats
+    from mammo.predict.infer import input_stats
 
     config_file = run_dir / "config.yaml"
     config = (
@@ -200,8 +200,8 @@ def _gallery_section(
     from mammo.datasets import PrepDataset
     from mammo.explain.figures import overlay_figure
     from mammo.explain.maps import heatmaps
-    from mammo.infer import input_stats
     from mammo.models.registry import get_model_info
+    from mammo.predict.infer import input_stats
 
     pre = ckpt["preprocessing"]
     picks = collect.gallery_picks(pred, float(ckpt.get("threshold", 0.5)), k)
@@ -248,8 +248,8 @@ def build_report(
 ) -> ReportResult:
     """Write one self-contained HTML report of RUN (default RUN/report.html) from its evaluation of `split`."""
     from mammo.evaluate.run import find_prep
-    from mammo.infer import resolve_device
     from mammo.models.checkpoint import load_run
+    from mammo.predict.infer import resolve_device
     from mammo.prep.dataset import read_dataset_csv
 
     run_dir = Path(run_dir)

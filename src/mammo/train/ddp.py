@@ -16,7 +16,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from mammo.infer import resolve_device
+from mammo.predict.infer import resolve_device
 
 
 @dataclass(frozen=True)

@@ -31,9 +31,9 @@ from tqdm import tqdm
 
 from mammo.datasets import PrepDataset
 from mammo.errors import UserError
-from mammo.infer import forward_logits, logits_from_loader
 from mammo.io.atomic import check_output_dir, write_csv
 from mammo.models.checkpoint import load_checkpoint, make_checkpoint, save_checkpoint
+from mammo.predict.infer import forward_logits, logits_from_loader
 from mammo.prep.dataset import read_dataset_csv, read_prepare_json, split_rows
 from mammo.seeding import reseed_generator, seed_everything
 from mammo.stats.calibration import apply_temperature, fit_temperature

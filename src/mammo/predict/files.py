@@ -1,7 +1,7 @@
 """`mammo predict`: new mammograms (DICOM, PNG, JPEG, PGM, TIFF, or folders of them) -> calibrated probabilities.
 
 The run's model is loaded once. Files are read, decoded and preprocessed (the run's own `prepare` recipe, via
-`mammo.infer.preprocess_image`) in worker processes, in input order, and batched into the model in this
+`mammo.predict.infer.preprocess_image`) in worker processes, in input order, and batched into the model in this
 process, so decoding the next files overlaps the forward pass of the current batch. Every input gets one row;
 a file that cannot be scored (unreadable, truncated, colour, absurdly large, no breast found) gets its reason
 in `error` and no probability, and the rest goes on.
@@ -23,11 +23,11 @@ from mammo.data.cbis_csv import snake_case
 from mammo.data.manifest import BOX_COLUMNS
 from mammo.data.table import SIDES
 from mammo.errors import DataError, UserError, without_path
-from mammo.infer import Predictor, preprocess_image
 from mammo.io.atomic import write_csv, write_text
 from mammo.io.dicom import DICOM_SUFFIXES, read_header, read_pixels
 from mammo.io.images import IMAGE_SUFFIXES, is_dicom_path, open_header, read_image, to_uint16
 from mammo.io.pool import ordered_map
+from mammo.predict.infer import Predictor, preprocess_image
 
 COLUMNS = [
     "path",
@@ -371,7 +371,7 @@ def predict(
     }
     records: list[dict] = []
     jobs = ((s, pred.preprocessing) for s in sources)
-    loaded = ordered_map(load_input, jobs, min(workers, len(sources)), preload=["mammo.predict"])
+    loaded = ordered_map(load_input, jobs, min(workers, len(sources)), preload=["mammo.predict.files"])
     with tqdm(total=len(sources), unit="img", desc="predict", disable=len(sources) < 2) as bar:
         for group in _batches(loaded, batch_size):
             ok = [item.x for _, item in group if item.x is not None]
