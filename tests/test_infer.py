@@ -10,13 +10,8 @@ from mammo.data.phantom import LesionSpec, render
 from mammo.datasets import load_prep_image
 from mammo.errors import UserError
 from mammo.models.checkpoint import make_checkpoint, save_checkpoint
-from mammo.predict.infer import (
-    Predictor,
-    logits_from_loader,
-    preprocess_image,
-    probabilities,
-    resolve_device,
-)
+from mammo.predict.infer import logits_from_loader, probabilities, resolve_device
+from mammo.predict.run import InputSpec, Run
 from mammo.prep.plan import ImageTask, Item
 from mammo.prep.pool import process_image
 
@@ -27,6 +22,16 @@ def phantom(side: str = "RIGHT", seed: int = 0) -> np.ndarray:
     """A 300 x 200 synthetic mammogram (uint16) with one mass."""
     rng = np.random.default_rng(seed)
     return render((300, 200), side, "CC", 2, [LesionSpec("mass", True, seed)], rng).image
+
+
+def preprocess_image(image: np.ndarray, input_spec: InputSpec, box=None) -> np.ndarray:
+    """The run's source-image preprocessing under test."""
+    return input_spec.preprocess(image, box)
+
+
+def spec(task: str = "whole", context: float | None = None) -> InputSpec:
+    """The InputSpec of `preprocessing`'s checkpoint."""
+    return InputSpec.from_checkpoint({"preprocessing": preprocessing(task, context)})
 
 
 def preprocessing(task: str = "whole", context: float | None = None) -> dict:
@@ -58,31 +63,29 @@ def prep_pipeline(tmp_path, source, task: str, box=None, context: float = 0.5) -
 def test_whole_preprocess_matches_prepare_then_load(tmp_path, side):
     source = phantom(side)
     want = prep_pipeline(tmp_path, source, "whole")
-    got = preprocess_image(source, preprocessing("whole"))
+    got = preprocess_image(source, spec("whole"))
     assert got.dtype == np.float32 and got.shape == (1, TRAIN_SIZE, TRAIN_SIZE)
     np.testing.assert_array_equal(got, want)
 
 
 def test_whole_preprocess_of_8bit_source_matches_its_16bit_copy():
     source8 = (phantom() >> 8).astype(np.uint8)
-    got8 = preprocess_image(source8, preprocessing("whole"))
-    np.testing.assert_array_equal(
-        got8, preprocess_image(source8.astype(np.uint16) * 257, preprocessing("whole"))
-    )
+    got8 = preprocess_image(source8, spec("whole"))
+    np.testing.assert_array_equal(got8, preprocess_image(source8.astype(np.uint16) * 257, spec("whole")))
 
 
 def test_roi_preprocess_with_box_matches_prepare_then_load(tmp_path):
     source = phantom("RIGHT")
     box = (60.0, 100.0, 100.0, 150.0)
     want = prep_pipeline(tmp_path, source, "roi", box=box, context=0.25)
-    got = preprocess_image(source, preprocessing("roi", context=0.25), box=box)
+    got = preprocess_image(source, spec("roi", context=0.25), box=box)
     np.testing.assert_array_equal(got, want)
 
 
 def test_roi_without_box_takes_the_image_as_the_crop():
     crop = np.zeros((40, 20), np.uint16)
     crop[:, :10] = 65535  # left half bright: a centred square window pads 10 columns each side, no flip
-    x = preprocess_image(crop, preprocessing("roi", context=0.5))[0] * 0.2 + 0.3
+    x = preprocess_image(crop, spec("roi", context=0.5))[0] * 0.2 + 0.3
     assert x.shape == (TRAIN_SIZE, TRAIN_SIZE)
     cols = x.mean(axis=0)
     assert cols[: TRAIN_SIZE // 4 - 1].max() < 1e-6  # left padding
@@ -92,9 +95,9 @@ def test_roi_without_box_takes_the_image_as_the_crop():
 
 def test_preprocess_refuses_colour_and_blank_images():
     with pytest.raises(ValueError, match="2-D grayscale"):
-        preprocess_image(np.zeros((30, 30, 3), np.uint8), preprocessing())
+        preprocess_image(np.zeros((30, 30, 3), np.uint8), spec())
     with pytest.raises(ValueError, match="no breast"):
-        preprocess_image(np.zeros((30, 30), np.uint16), preprocessing())
+        preprocess_image(np.zeros((30, 30), np.uint16), spec())
 
 
 class HalfModel(torch.nn.Module):
@@ -159,7 +162,7 @@ def test_resolve_device():
             resolve_device("cuda")
 
 
-def test_predictor_loads_a_run_once_and_scores(tmp_path):
+def test_run_loads_once_and_scores(tmp_path):
     from mammo.models.registry import create_model
 
     torch.manual_seed(0)
@@ -176,7 +179,7 @@ def test_predictor_loads_a_run_once_and_scores(tmp_path):
         temperature=2.0,
     )
     save_checkpoint(tmp_path / "run" / "best.pt", ckpt)
-    pred = Predictor.load(tmp_path / "run", device="cpu")
+    pred = Run.load(tmp_path / "run", device="cpu")
     assert (pred.task, pred.threshold, pred.temperature, pred.model_name) == ("whole", 0.3, 2.0, "seed-basic")
     x = np.stack([pred.preprocess(phantom("LEFT")), pred.preprocess(phantom("RIGHT", seed=1))])
     with torch.no_grad():

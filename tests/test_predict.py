@@ -20,7 +20,7 @@ from mammo.errors import UserError
 from mammo.io.dicom import write_dicom16
 from mammo.io.images import write_png16
 from mammo.predict.files import COLUMNS, parse_box, predict
-from mammo.predict.infer import Predictor, preprocess_image
+from mammo.predict.run import Run
 
 SIZE = 32
 
@@ -106,8 +106,8 @@ def test_same_pixels_same_probability_whatever_the_encoding(tmp_path, run):
         run, [tmp_path], workers=0, device="cpu", batch_size=8
     ).rows  # float32 batch rounding only
     np.testing.assert_allclose(batched["probability_malignant"], rows["probability_malignant"], rtol=1e-6)
-    pred = Predictor.load(run, device="cpu")
-    want = pred.probabilities(pred.logits(preprocess_image(img, pred.preprocessing)[None]))[0]
+    pred = Run.load(run, device="cpu")
+    want = pred.probabilities(pred.logits(pred.preprocess(img)[None]))[0]
     assert rows["probability_malignant"].iloc[0] == pytest.approx(want, rel=1e-6)
 
 
@@ -174,8 +174,8 @@ def test_tta_is_recorded_and_json_has_records(tmp_path, run):
     tta = predict(run, [tmp_path], workers=0, device="cpu", tta=True, out=tmp_path / "tta.json")
     records = json.loads((tmp_path / "tta.json").read_text())
     assert [r["tta"] for r in records] == [True, True] and not plain.rows["tta"].any()
-    pred = Predictor.load(run, device="cpu")
-    x = preprocess_image(img, pred.preprocessing)[None]
+    pred = Run.load(run, device="cpu")
+    x = pred.preprocess(img)[None]
     want = (pred.logits(x) + pred.logits(np.ascontiguousarray(x[..., ::-1])))[0] / 2
     assert records[0]["logit"] == pytest.approx(float(want), rel=1e-5)
     assert "(flip TTA)" in tta.summary()
@@ -223,11 +223,11 @@ def test_roi_run_box_from_flag_or_table_and_crop_without(tmp_path):
     flag = predict(roi, [tmp_path / "full.png"], box=parse_box("60,100,100,150"), workers=0, device="cpu")
     table = predict(roi, table=tmp_path / "t.csv", workers=0, device="cpu")
     crop = predict(roi, [tmp_path / "full.png"], workers=0, device="cpu")
-    pred = Predictor.load(roi, device="cpu")
-    want = pred.probabilities(pred.logits(preprocess_image(img, pred.preprocessing, box)[None]))[0]
+    pred = Run.load(roi, device="cpu")
+    want = pred.probabilities(pred.logits(pred.preprocess(img, box)[None]))[0]
     assert flag.rows["probability_malignant"][0] == pytest.approx(want, rel=1e-6)
     assert table.rows["probability_malignant"][0] == pytest.approx(want, rel=1e-6)
-    whole_as_crop = pred.probabilities(pred.logits(preprocess_image(img, pred.preprocessing)[None]))[0]
+    whole_as_crop = pred.probabilities(pred.logits(pred.preprocess(img)[None]))[0]
     assert crop.rows["probability_malignant"][0] == pytest.approx(whole_as_crop, rel=1e-6)
     outside = predict(roi, [tmp_path / "full.png"], box=(500, 500, 600, 600), workers=0, device="cpu")
     assert "outside" in outside.rows["error"][0] and outside.exit_code == 1

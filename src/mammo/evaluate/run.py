@@ -8,8 +8,6 @@ BI-RADS assessment as reference scores on the same rows. Outputs go to RUN/eval/
 from __future__ import annotations
 
 import hashlib
-import json
-import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -18,17 +16,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
-import yaml
-from torch.utils.data import DataLoader
-from tqdm import tqdm
 
-from mammo.datasets import PrepDataset
 from mammo.errors import DataError
 from mammo.evaluate import plots
-from mammo.io.atomic import write_csv, write_json
-from mammo.predict.infer import input_stats, logits_from_loader, resolve_device
-from mammo.prep.dataset import read_dataset_csv
+from mammo.io.atomic import json_safe, write_csv, write_json
+from mammo.predict.run import Run
+from mammo.prep.dataset import read_dataset_csv, read_prepare_json, read_split
 from mammo.prep.plan import safe_id
 from mammo.stats.calibration import apply_temperature
 from mammo.stats.metrics import (
@@ -97,78 +90,6 @@ class EvalResult:
         return "\n".join(lines)
 
 
-def find_prep(run_dir: Path, data: str | os.PathLike | None, ckpt: dict[str, Any]) -> Path:
-    """The PREP folder: `data` if given, else the one recorded in the checkpoint or RUN/config.yaml."""
-    if data is not None:
-        prep = Path(data)
-        if not (prep / "dataset.csv").is_file():
-            raise DataError(f"{prep}: no dataset.csv here; pass the folder written by `mammo prepare`")
-        return prep
-    candidates: list[Any] = []
-    config_file = run_dir / "config.yaml"
-    if config_file.is_file():
-        config = yaml.safe_load(config_file.read_text()) or {}
-        candidates.append(config.get("prep"))
-    candidates.append((ckpt.get("config") or {}).get("prep"))
-    prepare = (ckpt.get("preprocessing") or {}).get("prepare") or {}
-    candidates += [prepare.get(k) for k in ("out", "prep", "prep_dir")]
-    for c in candidates:
-        if c and (Path(c) / "dataset.csv").is_file():
-            return Path(c)
-    raise DataError(
-        f"{run_dir}: the PREP folder this run was trained on was not found; pass it with --data PREP"
-    )
-
-
-def read_split(prep: Path, split: str) -> pd.DataFrame:
-    """Rows of PREP/dataset.csv in `split` (label as int, image_id defaulting to sample_id); DataError when none."""
-    df = read_dataset_csv(prep)
-    rows = df[df["split"] == split].reset_index(drop=True)
-    if rows.empty:
-        have = ", ".join(sorted(set(df["split"].astype(str)))) or "none"
-        raise DataError(
-            f"{prep / 'dataset.csv'}: split '{split}' has no rows (splits present: {have}); "
-            "choose another --split"
-        )
-    if "image_id" not in rows.columns:
-        rows["image_id"] = rows["sample_id"]
-    rows["label"] = rows["label"].astype(int)
-    return rows
-
-
-def predict_logits(
-    model: torch.nn.Module,
-    prep: Path,
-    rows: pd.DataFrame,
-    preprocessing: dict[str, Any],
-    device: torch.device,
-    batch_size: int = 32,
-    tta: bool = False,
-) -> np.ndarray:
-    """Logits (float64, one per row) of `model` on PREP images, read as training reads them (no augmentation)."""
-    mean, std = input_stats(preprocessing)
-    dataset = PrepDataset(
-        prep,
-        rows,
-        size=int(preprocessing["size"]),
-        mean=mean,
-        std=std,
-        augment=None,
-        width=preprocessing.get("width"),
-    )
-    cuda = device.type == "cuda"
-    loader = DataLoader(
-        dataset,
-        batch_size=batch_size,
-        shuffle=False,
-        pin_memory=cuda,
-        num_workers=min(8, os.cpu_count() or 1) if cuda else 0,
-    )
-    batches = tqdm(loader, desc="evaluate", unit="batch", leave=False)
-    logits, _ = logits_from_loader(model, batches, device, tta=tta)
-    return logits.astype(np.float64)
-
-
 def max_assessment(value: str) -> float:
     """The highest BI-RADS category in a cell ('4', '3;4', '' -> NaN): an image's assessment is its worst finding's."""
     numbers = [float(x) for x in re.findall(r"\d+(?:\.\d+)?", str(value))]
@@ -228,26 +149,11 @@ def image_level(pred: pd.DataFrame, temperature: float, threshold: float) -> dic
     return block
 
 
-def _json_safe(obj: Any) -> Any:
-    """NaN/inf -> null and numpy scalars -> Python, so metrics.json is strict JSON."""
-    if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
-
-
-def _load_run(run_dir: Path, device: torch.device) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """The best checkpoint of RUN, rebuilt by mammo.models.checkpoint; DataError when there is none."""
+def _load_run(run_dir: Path, device: str) -> Run:
+    """The best checkpoint of RUN as a Run; DataError when there is none."""
     if not (run_dir / "best.pt").is_file():
         raise DataError(f"{run_dir}: no best.pt here; pass a RUN folder written by `mammo train`")
-    from mammo.models.checkpoint import load_run
-
-    return load_run(run_dir, which="best", device=device)
+    return Run.load(run_dir, device=device)
 
 
 def _write_plots(
@@ -279,13 +185,14 @@ def _write_plots(
     return skipped
 
 
-def eval_dir(run_dir: Path, prep: Path, split: str, ckpt: dict[str, Any]) -> Path:
+def eval_dir(run: Run, prep: Path, split: str) -> Path:
     """RUN/eval/<split> for the run's own PREP; RUN/eval/<prep name>-<hash of its path>/<split> for other data.
 
     So evaluating on another dataset never replaces the run's own test metrics.
     """
+    run_dir = run.run_dir
     try:
-        own = find_prep(run_dir, None, ckpt).resolve()
+        own = run.prep_dir().resolve()
     except DataError:
         own = None
     if own is None or prep.resolve() == own:
@@ -307,15 +214,7 @@ PREDICTION_METADATA = [
 
 
 def shortcut_baselines(
-    model: torch.nn.Module,
-    prep: Path,
-    rows: pd.DataFrame,
-    logits: np.ndarray,
-    preprocessing: dict[str, Any],
-    device: torch.device,
-    split: str,
-    temperature: float,
-    batch_size: int = 32,
+    run: Run, prep: Path, rows: pd.DataFrame, logits: np.ndarray, split: str, batch_size: int = 32
 ) -> dict[str, Any]:
     """metrics.json "baselines": metadata/geometry/age fitted on train, fused on validation predictions, same rows.
 
@@ -326,12 +225,13 @@ def shortcut_baselines(
 
     table = read_dataset_csv(prep)
     fit = table[table["split"] == "train"].assign(label=lambda d: d["label"].astype(int))
+    temperature = run.temperature
     scored = rows.assign(score=logits / temperature)
     fuse = None
     fused_inputs = baseline_inputs(scored, image_score="score").get("fused", ([], []))
     if split != "val" and len(fused_inputs[0]) + len(fused_inputs[1]) > 1 and (table["split"] == "val").any():
         val = read_split(prep, "val")
-        val_logits = predict_logits(model, prep, val, preprocessing, device, batch_size)
+        val_logits = run.score_rows(val, prep, batch_size, desc="evaluate")
         fuse = val.assign(score=val_logits / temperature)
     blocks, _ = split_baselines(fit, scored, fuse_rows=fuse, image_score="score")
     return blocks
@@ -349,25 +249,16 @@ def evaluate(
     Another PREP than the run's own (`data`) writes to RUN/eval/<prep name>-<hash>/<split>/ (see `eval_dir`).
     """
     run_dir = Path(run_dir)
-    dev = resolve_device(device)
-    model, ckpt = _load_run(run_dir, dev)
-    prep = find_prep(run_dir, data, ckpt)
+    run = _load_run(run_dir, device)
+    prep = run.prep_dir(data)
     rows = read_split(prep, split)
-    preprocessing = dict(ckpt.get("preprocessing") or {})
-    prepare = preprocessing.get("prepare") or {}
-    task = str(preprocessing.get("task") or prepare.get("task") or "whole")
-    temperature = float(ckpt.get("temperature", 1.0))
-    threshold = float(ckpt.get("threshold", 0.5))
+    task, temperature, threshold = run.task, run.temperature, run.threshold
     warnings: list[str] = []
-    prep_json = prep / "prepare.json"
-    if prep_json.is_file():
-        prep_task = json.loads(prep_json.read_text()).get("task")
-        if prep_task and prep_task != task:
-            warnings.append(
-                f"the model was trained for task '{task}' but {prep} was prepared for '{prep_task}'"
-            )
+    prep_task = read_prepare_json(prep).get("task")
+    if prep_task and prep_task != task:
+        warnings.append(f"the model was trained for task '{task}' but {prep} was prepared for '{prep_task}'")
 
-    logits = predict_logits(model, prep, rows, preprocessing, dev, batch_size)
+    logits = run.score_rows(rows, prep, batch_size, desc="evaluate")
     probs = apply_temperature(logits, temperature)
     pred = pd.DataFrame(
         {
@@ -382,9 +273,8 @@ def evaluate(
         }
     )
     labels, groups = rows["label"].to_numpy(int), rows["patient_id"].to_numpy()
-    model_name = (ckpt.get("model") or {}).get("name", "unknown")
     metrics: dict[str, Any] = {
-        "model": model_name,
+        "model": run.model_name,
         "split": split,
         "task": task,
         "data": str(prep.resolve()),
@@ -400,9 +290,7 @@ def evaluate(
             metrics.update(birads_metrics(labels, pred["assessment_score"].to_numpy(float), groups))
     if task == "roi":
         metrics["image_level"] = image_level(pred, temperature, threshold)
-    baselines = shortcut_baselines(
-        model, prep, rows, logits, preprocessing, dev, split, temperature, batch_size
-    )
+    baselines = shortcut_baselines(run, prep, rows, logits, split, batch_size)
     if baselines:
         metrics["baselines"] = baselines
     if metrics["prediction_spread"]["near_constant"]:
@@ -413,7 +301,7 @@ def evaluate(
     if metrics["accuracy"] <= metrics["majority_accuracy"]:
         warnings.append("accuracy does not beat always predicting the majority class")
 
-    out = eval_dir(run_dir, prep, split, ckpt)
+    out = eval_dir(run, prep, split)
     out.mkdir(parents=True, exist_ok=True)
     warnings += _write_plots(out, pred, metrics, temperature, threshold)
     metrics["warnings"] = warnings
@@ -425,5 +313,5 @@ def evaluate(
         ],
         out / "predictions.csv",
     )
-    write_json(_json_safe(metrics), out / "metrics.json")
-    return EvalResult(out_dir=out, metrics=_json_safe(metrics), warnings=warnings)
+    write_json(json_safe(metrics), out / "metrics.json")
+    return EvalResult(out_dir=out, metrics=json_safe(metrics), warnings=warnings)

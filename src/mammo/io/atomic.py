@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from mammo.errors import UserError
@@ -57,6 +60,19 @@ def write_csv(df: pd.DataFrame, path: str | os.PathLike) -> None:
     """Write a DataFrame as CSV atomically (no index)."""
     with atomic_path(path) as tmp:
         df.to_csv(tmp, index=False)
+
+
+def json_safe(obj: Any) -> Any:
+    """NaN/inf -> null and numpy scalars -> Python, recursively, so a dict can be written as strict JSON."""
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
 
 
 def write_json(obj: object, path: str | os.PathLike) -> None:

@@ -1,5 +1,12 @@
-"""Scoring with a trained RUN: the one inference path and `mammo predict`.
+"""Scoring with a trained RUN: the one way into a trained model, and `mammo predict`.
 
-- `infer`: devices, batched logits (+ flip TTA), the source-image preprocessing of training, probabilities.
+- `run`: `Run` (a RUN loaded once: model, `InputSpec`, calibration, PREP) and `InputSpec` (what preprocessing
+  needs, read from the checkpoint in one place); every user of a trained model goes through them.
+- `infer`: devices, batched logits (+ flip TTA), probabilities.
 - `files`: `mammo predict RUN IMAGE...`: files and folders -> one calibrated probability per image (CSV/JSON).
 """
+
+from mammo.predict.infer import DEVICES, probabilities, resolve_device
+from mammo.predict.run import InputSpec, Run
+
+__all__ = ["DEVICES", "InputSpec", "Run", "probabilities", "resolve_device"]

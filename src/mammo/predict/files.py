@@ -1,7 +1,7 @@
 """`mammo predict`: new mammograms (DICOM, PNG, JPEG, PGM, TIFF, or folders of them) -> calibrated probabilities.
 
 The run's model is loaded once. Files are read, decoded and preprocessed (the run's own `prepare` recipe, via
-`mammo.predict.infer.preprocess_image`) in worker processes, in input order, and batched into the model in this
+`mammo.predict.run.InputSpec.preprocess`) in worker processes, in input order, and batched into the model in this
 process, so decoding the next files overlaps the forward pass of the current batch. Every input gets one row;
 a file that cannot be scored (unreadable, truncated, colour, absurdly large, no breast found) gets its reason
 in `error` and no probability, and the rest goes on.
@@ -27,7 +27,7 @@ from mammo.io.atomic import write_csv, write_text
 from mammo.io.dicom import DICOM_SUFFIXES, read_header, read_pixels
 from mammo.io.images import IMAGE_SUFFIXES, is_dicom_path, open_header, read_image, to_uint16
 from mammo.io.pool import ordered_map
-from mammo.predict.infer import Predictor, preprocess_image
+from mammo.predict.run import InputSpec, Run
 
 COLUMNS = [
     "path",
@@ -253,13 +253,13 @@ def _reason(exc: Exception, path: str) -> str:
     return text if isinstance(exc, (UserError, ValueError)) else f"{type(exc).__name__}: {text}"
 
 
-def load_input(job: tuple[Source, dict]) -> Loaded:
+def load_input(job: tuple[Source, InputSpec]) -> Loaded:
     """Worker: read, decode and preprocess one source; any failure becomes its one-line reason."""
-    source, preprocessing = job
+    source, spec = job
     known = source
     try:
         image, known = read_source(source)
-        x = preprocess_image(image, preprocessing, source.box)
+        x = spec.preprocess(image, source.box)
     except Exception as exc:  # a bad file gets its row and the rest goes on
         return Loaded(None, _reason(exc, source.path), known.patient_id, known.side, known.view)
     return Loaded(x, "", known.patient_id, known.side, known.view)
@@ -337,12 +337,12 @@ def predict(
     batch_size: int = 8,
     workers: int = 1,
     device: str = "auto",
-    predictor: Predictor | None = None,
+    run: Run | None = None,
 ) -> PredictResult:
     """Score images with RUN's best checkpoint: one row per input (path, calibrated probability, prediction...).
 
     `inputs` are files or folders (walked recursively); `table` adds rows of the ingest table format. `box`
-    (roi runs) is the lesion box for every input without a table box. `predictor` reuses a loaded model.
+    (roi runs) is the lesion box for every input without a table box. `run` reuses a loaded Run.
     With workers > 0 files are decoded in forkserver processes, so a script must call this under
     `if __name__ == "__main__":`.
     """
@@ -351,7 +351,7 @@ def predict(
     if not sources:
         raise UserError("no input images: give files or folders (searched recursively), or --table T.csv")
     started = time.perf_counter()
-    pred = predictor or Predictor.load(run_dir, device=device)
+    pred = run or Run.load(run_dir, device=device)
     loaded_at = time.perf_counter()
     if box is not None:
         if pred.task != "roi":
@@ -362,7 +362,7 @@ def predict(
     elif pred.task != "roi":
         sources = [Source(s.path, None, s.patient_id, s.side, s.view) for s in sources]
 
-    names = list(pred.ckpt.get("class_names") or ["benign", "malignant"])
+    names = pred.class_names
     common = {
         "threshold": pred.threshold,
         "model": pred.model_name,
@@ -370,7 +370,7 @@ def predict(
         "tta": tta,
     }
     records: list[dict] = []
-    jobs = ((s, pred.preprocessing) for s in sources)
+    jobs = ((s, pred.spec) for s in sources)
     loaded = ordered_map(load_input, jobs, min(workers, len(sources)), preload=["mammo.predict.files"])
     with tqdm(total=len(sources), unit="img", desc="predict", disable=len(sources) < 2) as bar:
         for group in _batches(loaded, batch_size):

@@ -46,6 +46,22 @@ def read_prepare_json(prep: str | os.PathLike) -> dict:
         raise DataError(f"{path}: not valid JSON ({exc}); rerun `mammo prepare`") from exc
 
 
+def read_split(prep: str | os.PathLike, split: str) -> pd.DataFrame:
+    """Rows of PREP/dataset.csv in `split` (label as int, image_id defaulting to sample_id); DataError when none."""
+    df = read_dataset_csv(prep)
+    rows = df[df["split"] == split].reset_index(drop=True)
+    if rows.empty:
+        have = ", ".join(sorted(set(df["split"].astype(str)))) or "none"
+        raise DataError(
+            f"{Path(prep) / 'dataset.csv'}: split '{split}' has no rows (splits present: {have}); "
+            "choose another --split"
+        )
+    if "image_id" not in rows.columns:
+        rows["image_id"] = rows["sample_id"]
+    rows["label"] = rows["label"].astype(int)
+    return rows
+
+
 def split_rows(df: pd.DataFrame, split: str, prep: str | os.PathLike) -> pd.DataFrame:
     """The rows of one split; DataError when the split is empty or holds a single class."""
     rows = df[df["split"] == split].reset_index(drop=True)
