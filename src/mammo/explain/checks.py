@@ -20,10 +20,11 @@ import pandas as pd
 import torch
 from scipy.stats import spearmanr
 
-from mammo.explain.geometry import roi_mask_to_input, whole_mask_to_input
+from mammo.explain.geometry import rect_mask_to_input, roi_mask_to_input, whole_mask_to_input
 from mammo.explain.maps import heatmaps
-from mammo.io.atomic import write_json
-from mammo.models.registry import create_model, get_model_info
+from mammo.io.atomic import json_safe, write_json
+from mammo.models.registry import get_model_info
+from mammo.predict.run import InputSpec, Run
 from mammo.prep.pool import read_mask
 
 
@@ -92,6 +93,19 @@ def pointing_hits(maps: np.ndarray, masks: list[np.ndarray]) -> np.ndarray:
     return np.array([bool(m.ravel()[int(np.argmax(h))]) for h, m in zip(maps, masks, strict=True)])
 
 
+def input_mask(
+    row: pd.Series, spec: InputSpec, prep: Path, manifest: pd.DataFrame | None = None
+) -> np.ndarray | None:
+    """The malignant lesion(s) of one dataset.csv row on the run's input grid (size, or size x width), or None."""
+    if spec.width is None:
+        return lesion_mask(row, spec.task, spec.size, manifest)
+    from mammo.io.images import read_image
+
+    prepared = read_image(prep / row["image"])
+    mask = lesion_mask(row, spec.task, prepared.shape[0], manifest)
+    return None if mask is None else rect_mask_to_input(mask, prepared, spec.size, spec.width)
+
+
 def check_explanations(
     run_dir: str | os.PathLike,
     split: str = "test",
@@ -100,50 +114,44 @@ def check_explanations(
     max_samples: int = 200,
     seed: int = 0,
     batch_size: int = 16,
+    run: Run | None = None,
 ) -> ExplanationChecks:
-    """Pointing game and randomisation check of RUN's heatmaps on `split` (lesion masks from PREP/DATA)."""
-    from mammo.data.manifest import read_manifest
-    from mammo.datasets import PrepDataset
-    from mammo.evaluate.run import find_prep, predict_logits, read_split
-    from mammo.models.checkpoint import load_run
-    from mammo.predict.infer import input_stats, probabilities, resolve_device
-    from mammo.prep.dataset import read_prepare_json
+    """Pointing game and randomisation check of RUN's heatmaps on `split` (lesion masks from PREP/DATA).
 
-    run_dir = Path(run_dir)
-    dev = resolve_device(device)
-    model, ckpt = load_run(run_dir, device=dev)
-    prep = find_prep(run_dir, None, ckpt)
-    pre = ckpt["preprocessing"]
-    task, size = str(pre.get("task") or "whole"), int(pre["size"])
+    `run` reuses a loaded Run; the maps are computed on the inputs the run scores (`Run.dataset`).
+    """
+    from mammo.data.manifest import read_manifest
+    from mammo.prep.dataset import read_prepare_json, read_split
+
+    run = run or Run.load(run_dir, device=device)
+    prep = run.prep_dir()
+    spec = run.spec
     rows = read_split(prep, split)
-    logits = predict_logits(model, prep, rows, pre, dev, batch_size)
-    probs = probabilities(logits, float(ckpt.get("temperature", 1.0)))
-    keep = (rows["label"].to_numpy() == 1) & (probs >= float(ckpt.get("threshold", 0.5)))
+    logits = run.score_rows(rows, prep, batch_size, desc="checks")
+    keep = (rows["label"].to_numpy() == 1) & (run.probabilities(logits) >= run.threshold)
     manifest = None
-    if task == "whole":
+    if spec.task == "whole":
         data_dir = read_prepare_json(prep).get("data_dir")
         manifest = read_manifest(data_dir) if data_dir and Path(data_dir, "manifest.csv").is_file() else None
     chosen, masks = [], []
     for i in np.flatnonzero(keep):
-        mask = lesion_mask(rows.iloc[i], task, size, manifest)
+        mask = input_mask(rows.iloc[i], spec, prep, manifest)
         if mask is not None and mask.any():
             chosen.append(i)
             masks.append(mask)
         if len(chosen) >= max_samples:
             break
-    info = get_model_info(ckpt["model"]["name"])
+    info = get_model_info(run.model_name)
     layer = info.gradcam_layer if method != "occlusion" else ""
     if not chosen:
         return ExplanationChecks(split, method, layer, 0, float("nan"), float("nan"), float("nan"), 0)
-    dataset = PrepDataset(prep, rows.iloc[chosen].reset_index(drop=True), size, *input_stats(pre))
-    torch.manual_seed(seed)
-    random_model = (
-        create_model(ckpt["model"]["name"], pretrained=False, **ckpt["model"]["args"]).to(dev).eval()
-    )
+    dataset = run.dataset(rows.iloc[chosen].reset_index(drop=True), prep)
+    random_model = run.random_model(seed)
     trained, randomised = [], []
     for start in range(0, len(dataset), batch_size):
-        x = torch.stack([dataset[j][0] for j in range(start, min(start + batch_size, len(dataset)))]).to(dev)
-        trained.append(heatmaps(model, x, info.gradcam_layer, method))
+        x = torch.stack([dataset[j][0] for j in range(start, min(start + batch_size, len(dataset)))])
+        x = x.to(run.device)
+        trained.append(heatmaps(run.model, x, info.gradcam_layer, method))
         randomised.append(heatmaps(random_model, x, info.gradcam_layer, method))
     maps, random_maps = np.concatenate(trained), np.concatenate(randomised)
     rhos = [_spearman(a, b) for a, b in zip(maps, random_maps, strict=True)]
@@ -159,12 +167,16 @@ def check_explanations(
     )
 
 
-def cached_checks(run_dir: str | os.PathLike, split: str = "test", device: str = "cpu") -> dict[str, Any]:
-    """The checks of RUN on `split` as a dict: read from RUN/explain/checks_<split>.json, or measured and saved there."""
+def cached_checks(
+    run_dir: str | os.PathLike, split: str = "test", device: str = "cpu", run: Run | None = None
+) -> dict[str, Any]:
+    """The checks of RUN on `split` as a dict: read from RUN/explain/checks_<split>.json, or measured and saved there.
+
+    `run` reuses a loaded Run when the checks must be measured.
+    """
     path = Path(run_dir) / "explain" / f"checks_{split}.json"
     if path.is_file():
         return json.loads(path.read_text())
-    result = check_explanations(run_dir, split=split, device=device).to_dict()
-    result = {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in result.items()}
+    result = json_safe(check_explanations(run_dir, split=split, device=device, run=run).to_dict())
     write_json(result, path)
     return result

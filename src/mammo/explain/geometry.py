@@ -12,7 +12,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from mammo.prep.breast import fit_shape, pad_square, resize_to
+from mammo.prep.breast import fit_into, fit_shape, pad_square, pad_to, resize_to
 from mammo.prep.roi import crop_padded
 
 Box = tuple[int, int, int, int]
@@ -65,3 +65,16 @@ def roi_mask_to_input(mask: np.ndarray, window: Box, flip: bool, size: int) -> n
     """A source-sized lesion mask as the roi input (the square `window`, resized, mirrored) sees it: bool."""
     crop = resize_to(((crop_padded(mask, window) > 0) * 255).astype(np.uint8), size, size)
     return (crop[:, ::-1] if flip else crop) > 127
+
+
+def rect_mask_to_input(mask: np.ndarray, prepared: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    """A mask on a prepared square image's grid as the rows x cols rectangular input sees it: bool (rows, cols).
+
+    `mammo.prep.breast.rect_input` crops the prepared image to its non-zero content before refitting it into
+    the rectangle, so the mask is cropped with the image's box, then resized and padded the same way.
+    """
+    ys, xs = np.nonzero(prepared)
+    crop = ((mask > 0) * 255).astype(np.uint8)
+    if len(ys):
+        crop = crop[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
+    return pad_to(resize_to(crop, *fit_into(crop.shape[:2], rows, cols)), rows, cols) > 127

@@ -27,7 +27,7 @@ from mammo.explain.maps import METHODS, feature_maps, heatmaps, normalise
 from mammo.io.atomic import atomic_path, write_csv
 from mammo.io.images import read_image, to_uint16, write_png
 from mammo.models.registry import get_model_info
-from mammo.predict.infer import Predictor
+from mammo.predict.run import Run
 from mammo.prep.breast import find_breast
 
 COLUMNS = [
@@ -82,19 +82,19 @@ def _names(images: list[Path]) -> list[str]:
 
 
 def explain_one(
-    predictor: Predictor, image: np.ndarray, name: str, out: Path, method: str, features: bool = True
+    run: Run, image: np.ndarray, name: str, out: Path, method: str, features: bool = True
 ) -> dict[str, Any]:
     """Explain one raw image with a loaded run; write its pictures under `out`; return its explain.csv row."""
-    info = get_model_info(predictor.model_name)
+    info = get_model_info(run.model_name)
     try:
-        x = predictor.preprocess(image)
-        breast = find_breast(to_uint16(image)) if predictor.task == "whole" else None
+        x = run.preprocess(image)
+        breast = find_breast(to_uint16(image)) if run.task == "whole" else None
     except ValueError as exc:  # no breast found, or an image the run's preprocessing cannot take
         raise DataError(str(exc)) from None
-    prob = float(predictor.probabilities(predictor.logits(x[None]))[0])
-    xt = torch.from_numpy(x)[None].to(predictor.device)
-    heat = heatmaps(predictor.model, xt, info.gradcam_layer, method)[0]
-    threshold = predictor.threshold
+    prob = float(run.probabilities(run.logits(x[None]))[0])
+    xt = torch.from_numpy(x)[None].to(run.device)
+    heat = heatmaps(run.model, xt, info.gradcam_layer, method)[0]
+    threshold = run.threshold
     row = {
         "probability": prob,
         "prediction": int(prob >= threshold),
@@ -114,7 +114,7 @@ def explain_one(
         write_png(np.ascontiguousarray(rgb[..., ::-1]), out / f"{name}_source_overlay.png")
         row["source_overlay"] = str(out / f"{name}_source_overlay.png")
     if features:
-        for layer, maps in feature_maps(predictor.model, xt, info.feature_layers).items():
+        for layer, maps in feature_maps(run.model, xt, info.feature_layers).items():
             save_figure(
                 feature_grid_figure(maps, layer), out / "features" / f"{name}_{layer.replace('.', '-')}.png"
             )
@@ -134,7 +134,7 @@ def explain(
         raise UserError(f"--method {method!r}: choose one of {', '.join(METHODS)}")
     if not images:
         raise UserError("give at least one IMAGE to explain")
-    predictor = Predictor.load(run_dir, device=device)
+    run = Run.load(run_dir, device=device)
     out = Path(out)
     paths = [Path(p) for p in images]
     rows = []
@@ -143,7 +143,7 @@ def explain(
     ):
         row = {"image": str(path)}
         try:
-            row |= explain_one(predictor, read_image(path), name, out, method, features)
+            row |= explain_one(run, read_image(path), name, out, method, features)
         except DataError as exc:  # a bad file gets its row; the rest goes on
             row["error"] = str(exc).splitlines()[0]
         rows.append({c: row.get(c, "") for c in COLUMNS})
