@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import yaml
@@ -21,6 +21,9 @@ from mammo.io.atomic import write_text
 from mammo.report import collect
 from mammo.report.collect import fmt
 from mammo.report.render import Section, esc, figures, img_tag, page, paragraph, table
+
+if TYPE_CHECKING:
+    from mammo.predict.run import Run
 
 SECTION_IDS = (
     "summary",
@@ -105,21 +108,21 @@ def _metrics_rows(run_dir: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _config_section(run_dir: Path, ckpt: dict[str, Any]) -> str:
-    from mammo.predict.infer import input_stats
-
-    config_file = run_dir / "config.yaml"
+def _config_section(run: Run) -> str:
+    config_file = run.run_dir / "config.yaml"
     config = (
-        yaml.safe_load(config_file.read_text()) if config_file.is_file() else dict(ckpt.get("config") or {})
+        yaml.safe_load(config_file.read_text())
+        if config_file.is_file()
+        else dict(run.ckpt.get("config") or {})
     )
-    pre = ckpt.get("preprocessing") or {}
+    spec = run.spec
     fixed = {
-        "task": pre.get("task"),
-        "input size": pre.get("size"),
-        "normalisation (mean, std)": ", ".join(fmt(v) for v in input_stats(pre)),
-        "threshold (chosen on validation)": fmt(ckpt.get("threshold")),
-        "temperature (fitted on validation)": fmt(ckpt.get("temperature")),
-        "best epoch": ckpt.get("epoch"),
+        "task": spec.task,
+        "input size": spec.size if spec.width is None else f"{spec.size} x {spec.width}",
+        "normalisation (mean, std)": ", ".join(fmt(v) for v in (spec.mean, spec.std)),
+        "threshold (chosen on validation)": fmt(run.threshold),
+        "temperature (fitted on validation)": fmt(run.temperature),
+        "best epoch": run.ckpt.get("epoch"),
     }
     items = [*fixed.items(), *((k, v) for k, v in config.items())]
     return table(pd.DataFrame([{"setting": k, "value": "" if v is None else v} for k, v in items]))
@@ -192,20 +195,16 @@ def _checks_section(checks: dict[str, Any] | None) -> str:
     )
 
 
-def _gallery_section(
-    prep: Path, pred: pd.DataFrame, ckpt: dict[str, Any], model: Any, k: int
-) -> tuple[str, int]:
+def _gallery_section(run: Run, prep: Path, pred: pd.DataFrame, k: int) -> tuple[str, int]:
+    """The most confident hits and misses of evaluate's predictions, with heatmaps on the run's own inputs."""
     import torch
 
-    from mammo.datasets import PrepDataset
     from mammo.explain.figures import overlay_figure
     from mammo.explain.maps import heatmaps
     from mammo.models.registry import get_model_info
-    from mammo.predict.infer import input_stats
 
-    pre = ckpt["preprocessing"]
-    picks = collect.gallery_picks(pred, float(ckpt.get("threshold", 0.5)), k)
-    layer = get_model_info(ckpt["model"]["name"]).gradcam_layer
+    picks = collect.gallery_picks(pred, run.threshold, k)
+    layer = get_model_info(run.model_name).gradcam_layer
     parts, n = (
         [
             paragraph(
@@ -219,17 +218,17 @@ def _gallery_section(
     for kind, rows in picks.items():
         parts.append(f"<h3>{esc(kind)}</h3>")
         if rows.empty:
-            parts.append(paragraph(f"none on this split at threshold {fmt(ckpt.get('threshold'))}"))
+            parts.append(paragraph(f"none on this split at threshold {fmt(run.threshold)}"))
             continue
-        ds = PrepDataset(prep, rows.reset_index(drop=True), int(pre["size"]), *input_stats(pre))
-        x = torch.stack([ds[i][0] for i in range(len(ds))])
-        maps = heatmaps(model, x, layer, "gradcam")
+        ds = run.dataset(rows.reset_index(drop=True), prep)
+        x = torch.stack([ds[i][0] for i in range(len(ds))]).to(run.device)
+        maps = heatmaps(run.model, x, layer, "gradcam")
         tags = []
         for i, (_, r) in enumerate(rows.iterrows()):
             title = f"p={r['probability']:.2f}, {'malignant' if r['label'] else 'benign'}"
             tags.append(
                 img_tag(
-                    png_bytes(overlay_figure(x[i, 0].numpy(), maps[i], title)),
+                    png_bytes(overlay_figure(x[i, 0].cpu().numpy(), maps[i], title)),
                     f"{kind}: {r['sample_id']}",
                     f"{r['sample_id']} (woman {r['patient_id']})",
                 )
@@ -246,10 +245,12 @@ def build_report(
     device: str = "cpu",
     gallery_k: int = 4,
 ) -> ReportResult:
-    """Write one self-contained HTML report of RUN (default RUN/report.html) from its evaluation of `split`."""
-    from mammo.evaluate.run import find_prep
-    from mammo.models.checkpoint import load_run
-    from mammo.predict.infer import resolve_device
+    """Write one self-contained HTML report of RUN (default RUN/report.html) from its evaluation of `split`.
+
+    The numbers are what `mammo evaluate` (and the explanation checks) wrote; the run's model is loaded once,
+    for the gallery's heatmaps and for checks that were not measured yet.
+    """
+    from mammo.predict.run import Run
     from mammo.prep.dataset import read_dataset_csv
 
     run_dir = Path(run_dir)
@@ -258,8 +259,8 @@ def build_report(
         raise DataError(
             f"{run_dir}: no eval/{split}/metrics.json; run `mammo evaluate {run_dir} --split {split}` first"
         )
-    model, ckpt = load_run(run_dir, device=resolve_device(device))
-    prep = find_prep(run_dir, None, ckpt)
+    run = Run.load(run_dir, device=device)
+    prep = run.prep_dir()
     dataset = read_dataset_csv(prep)
     pred_file = run_dir / "eval" / split / "predictions.csv"
     pred = None
@@ -268,7 +269,7 @@ def build_report(
             pd.read_csv(pred_file, dtype={"sample_id": str, "patient_id": str}), dataset
         )
     n_images = 0
-    model_name = ckpt["model"]["name"]
+    model_name = run.model_name
 
     headline = (
         f"{model_name} on {metrics.get('task', '?')} samples: {split} AUC {fmt(metrics.get('auc'))} "
@@ -298,7 +299,7 @@ def build_report(
 
     from mammo.explain.checks import cached_checks
 
-    checks = cached_checks(run_dir, split, device)
+    checks = cached_checks(run_dir, split, device, run=run)
     if checks.get("n"):
         summary += paragraph(
             f"Heatmaps: pointing game {fmt(checks['pointing_game'], 2)} (chance {fmt(checks['chance'], 2)}) on "
@@ -306,7 +307,7 @@ def build_report(
             f"{fmt(checks['randomisation_spearman'], 2)}."
         )
     gallery, n_gallery = (
-        _gallery_section(prep, pred, ckpt, model, gallery_k)
+        _gallery_section(run, prep, pred, gallery_k)
         if pred is not None
         else (paragraph(f"no eval/{split}/predictions.csv"), 0)
     )
@@ -350,7 +351,7 @@ def build_report(
         Section("subgroups", "Subgroups", _subgroup_section(metrics, pred, split)),
         Section("explanations", "Explanation checks", _checks_section(checks)),
         Section("gallery", "Gallery", gallery),
-        Section("config", "Configuration", _config_section(run_dir, ckpt)),
+        Section("config", "Configuration", _config_section(run)),
     ]
     target = Path(out) if out is not None else run_dir / "report.html"
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
