@@ -97,15 +97,14 @@ def recipe_flags(recipe: dict[str, Any]) -> list[str]:
 
 def save(results: dict[str, Any]) -> None:
     """Write the JSON (strict: NaN -> null) atomically."""
-    from mammo.evaluate.run import _json_safe
-    from mammo.io.atomic import write_json
+    from mammo.io.atomic import json_safe, write_json
 
     results["machine"] = {
         "cpus": os.cpu_count(),
         "platform": platform.platform(),
         "python": platform.python_version(),
     }
-    write_json(_json_safe(results), OUT_JSON)
+    write_json(json_safe(results), OUT_JSON)
 
 
 def rsna_prep(work: Path) -> Path:

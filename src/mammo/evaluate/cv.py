@@ -23,7 +23,7 @@ import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold
 
 from mammo.errors import DataError, UserError
-from mammo.io.atomic import write_csv, write_json
+from mammo.io.atomic import json_safe, write_csv, write_json
 from mammo.prep.splits import carve, woman_labels
 from mammo.stats.baselines import breast_level, cross_fit_baselines, score_block
 from mammo.stats.paired import paired_delta_auc
@@ -147,7 +147,7 @@ def run_cv(
     log: Callable[[str], None] = print,
 ) -> CVResult:
     """Train one run per fold over PREP's train+val (grouped by woman), score each held-out fold, pool, report."""
-    from mammo.evaluate.run import _json_safe, evaluate
+    from mammo.evaluate.run import evaluate
     from mammo.prep.dataset import read_dataset_csv
     from mammo.train.loop import train
 
@@ -190,7 +190,7 @@ def run_cv(
         trained.append(k)
         log(f"fold {k + 1}/{folds}: held-out AUC {res.metrics['auc']:.3f} in {time.time() - t0:.0f} s")
     oof = pool_predictions(out, rows, fold)
-    metrics = _json_safe(oof_metrics(oof, folds))
+    metrics = json_safe(oof_metrics(oof, folds))
     metrics["train_seconds"] = round(
         sum(pd.read_csv(out / f"fold-{k}" / "run" / "metrics.csv")["seconds"].sum() for k in range(folds))
     )
@@ -228,15 +228,10 @@ def run_scores(
     device: str = "cpu",
 ) -> np.ndarray:
     """Calibrated logits (logit / temperature) of RUN's best checkpoint on `rows` of PREP."""
-    import torch
+    from mammo.predict.run import Run
 
-    from mammo.evaluate.run import predict_logits
-    from mammo.models.checkpoint import load_run
-
-    dev = torch.device(device)
-    model, ckpt = load_run(run, which="best", device=dev)
-    logits = predict_logits(model, Path(prep), rows, dict(ckpt.get("preprocessing") or {}), dev, tta=tta)
-    return logits / float(ckpt.get("temperature", 1.0))
+    loaded = Run.load(run, device=device)
+    return loaded.score_rows(rows, prep, tta=tta, desc="rescore") / loaded.temperature
 
 
 def pool_predictions(out: Path, rows: pd.DataFrame, fold: np.ndarray) -> pd.DataFrame:
