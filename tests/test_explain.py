@@ -15,12 +15,14 @@ from mammo.explain.checks import pointing_hits
 from mammo.explain.geometry import (
     heatmap_to_source,
     input_point_to_source,
+    rect_heatmap_to_square,
+    rect_mask_to_input,
     roi_mask_to_input,
     whole_mask_to_input,
 )
 from mammo.explain.maps import heatmaps
 from mammo.explain.run import explain
-from mammo.prep.breast import find_breast, prepare_whole
+from mammo.prep.breast import find_breast, prepare_whole, rect_input
 
 
 class SpotModel(torch.nn.Module):
@@ -94,6 +96,29 @@ def test_prepare_then_back_finds_the_same_point(chest_wall_right):
     cv2.circle(mask, (dot[1], dot[0]), 6, 255, -1)
     assert whole_mask_to_input(mask, breast.box, breast.flip, size)[r, c]
     assert find_breast(img).box == breast.box
+
+
+@pytest.mark.parametrize("chest_wall_right", [False, True])
+def test_rectangular_input_maps_back_to_the_same_point(chest_wall_right):
+    img, dot = _breast_with_dot(chest_wall_right)
+    size, rows, cols = 128, 96, 48
+    prepared, breast = prepare_whole(img, size)
+    rect = rect_input(prepared, rows, cols)
+    r, c = np.unravel_index(np.argmax(rect), rect.shape)  # where the rectangular input holds the dot
+    heat = np.zeros((rows, cols), np.float32)
+    heat[r, c] = 1.0
+    square = rect_heatmap_to_square(heat, prepared)
+    assert square.shape == prepared.shape and square[prepared == 0].max() == 0
+    back = np.unravel_index(
+        np.argmax(heatmap_to_source(square, breast.box, breast.flip, img.shape)), img.shape
+    )
+    step = (breast.box[3] - breast.box[1]) / rows
+    assert abs(back[0] - dot[0]) <= 2 * step + 1 and abs(back[1] - dot[1]) <= 2 * step + 1, (back, dot)
+    # and forwards: a mask on the prepared square lands where the rectangle holds the dot
+    pr, pc = np.unravel_index(np.argmax(prepared), prepared.shape)
+    mask = np.zeros(prepared.shape, np.uint8)
+    cv2.circle(mask, (int(pc), int(pr)), 3, 255, -1)
+    assert rect_mask_to_input(mask, prepared, rows, cols)[r, c]
 
 
 def test_roi_mask_follows_window_and_flip():

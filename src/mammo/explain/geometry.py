@@ -78,3 +78,21 @@ def rect_mask_to_input(mask: np.ndarray, prepared: np.ndarray, rows: int, cols: 
     if len(ys):
         crop = crop[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
     return pad_to(resize_to(crop, *fit_into(crop.shape[:2], rows, cols)), rows, cols) > 127
+
+
+def rect_heatmap_to_square(heat: np.ndarray, prepared: np.ndarray) -> np.ndarray:
+    """A rows x cols input's heatmap laid back onto the prepared square image it was refitted from (zero outside).
+
+    Undoes `mammo.prep.breast.rect_input`: the fitted content is cut out of the padding and resized onto the
+    prepared image's non-zero box, so `heatmap_to_source` can take it from there.
+    """
+    rows, cols = heat.shape
+    ys, xs = np.nonzero(prepared)
+    y0, y1 = (int(ys.min()), int(ys.max()) + 1) if len(ys) else (0, prepared.shape[0])
+    x0, x1 = (int(xs.min()), int(xs.max()) + 1) if len(xs) else (0, prepared.shape[1])
+    r, c = fit_into((y1 - y0, x1 - x0), rows, cols)
+    top = (rows - r) // 2
+    content = np.ascontiguousarray(heat[top : top + r, :c], dtype=np.float32)
+    out = np.zeros(prepared.shape[:2], np.float32)
+    out[y0:y1, x0:x1] = cv2.resize(content, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
+    return out

@@ -22,7 +22,7 @@ from tqdm import tqdm
 from mammo.errors import DataError, UserError
 from mammo.evaluate.plots import save_figure
 from mammo.explain.figures import blend, display_gray, feature_grid_figure, overlay_figure
-from mammo.explain.geometry import heatmap_to_source
+from mammo.explain.geometry import heatmap_to_source, rect_heatmap_to_square
 from mammo.explain.maps import METHODS, feature_maps, heatmaps, normalise
 from mammo.io.atomic import atomic_path, write_csv
 from mammo.io.images import read_image, to_uint16, write_png
@@ -87,7 +87,8 @@ def explain_one(
     """Explain one raw image with a loaded run; write its pictures under `out`; return its explain.csv row."""
     info = get_model_info(run.model_name)
     try:
-        x = run.preprocess(image)
+        prepared = run.spec.prepare_source(image)
+        x = run.spec.from_prepared(prepared)
         breast = find_breast(to_uint16(image)) if run.task == "whole" else None
     except ValueError as exc:  # no breast found, or an image the run's preprocessing cannot take
         raise DataError(str(exc)) from None
@@ -109,7 +110,8 @@ def explain_one(
     save_figure(overlay_figure(x[0], heat, title), out / f"{name}_overlay.png")
     row |= {"overlay": str(out / f"{name}_overlay.png"), "heatmap": str(out / f"{name}_heatmap.npy")}
     if breast is not None:
-        source = heatmap_to_source(normalise(heat), breast.box, breast.flip, image.shape[:2])
+        square = heat if run.spec.width is None else rect_heatmap_to_square(heat, prepared)
+        source = heatmap_to_source(normalise(square), breast.box, breast.flip, image.shape[:2])
         rgb = blend(display_gray(image), source)
         write_png(np.ascontiguousarray(rgb[..., ::-1]), out / f"{name}_source_overlay.png")
         row["source_overlay"] = str(out / f"{name}_source_overlay.png")

@@ -92,32 +92,37 @@ class InputSpec:
         """A prepared (PREP) 8/16-bit image as the model's float32 (1, rows, cols) input."""
         return normalise(scale_input(img, self.size, self.width), self.mean, self.std)
 
-    def preprocess(
+    def prepare_source(
         self, image: np.ndarray, box: tuple[float, float, float, float] | None = None
     ) -> np.ndarray:
-        """A raw source image (uint8/uint16 HxW, any size) as the model's float32 (1, rows, cols) input, as in training.
+        """A raw source image (uint8/uint16 HxW, any size) prepared as `mammo prepare` would: the uint16 PREP square.
 
-        whole runs: `prepare_whole` at the PREP size, then scaled and normalised. roi runs: with `box`
-        (x0, y0, x1, y1 in source pixels) the lesion window of `prepare_roi` with the run's context and flip;
-        without it the image is taken as the lesion crop (a centred square window, no extra context, no flip).
+        whole runs: `prepare_whole` at the PREP size. roi runs: with `box` (x0, y0, x1, y1 in source pixels)
+        the lesion window of `prepare_roi` with the run's context and flip; without it the image is taken as
+        the lesion crop (a centred square window, no extra context, no flip).
         ValueError when the image cannot be prepared (no breast, box outside the image).
         """
         if image.ndim != 2:
             raise ValueError(f"expected a 2-D grayscale image, got shape {image.shape}")
         img = to_uint16(image)
         if self.task == "whole":
-            out, _ = prepare_whole(img, self.prep_size)
-        elif self.task == "roi":
+            return prepare_whole(img, self.prep_size)[0]
+        if self.task == "roi":
             if box is None:
-                out, _ = prepare_roi(img, (0, 0, img.shape[1], img.shape[0]), self.prep_size, 0.0, flip=False)
-            else:
-                lesion = table_box(*box, img.shape[:2])
-                out, _ = prepare_roi(img, lesion, self.prep_size, self.context, flip=find_breast(img).flip)
-        else:
-            raise ValueError(
-                f"unknown task {self.task!r} in the checkpoint's preprocessing (expected whole or roi)"
-            )
-        return self.from_prepared(out)
+                return prepare_roi(img, (0, 0, img.shape[1], img.shape[0]), self.prep_size, 0.0, flip=False)[
+                    0
+                ]
+            lesion = table_box(*box, img.shape[:2])
+            return prepare_roi(img, lesion, self.prep_size, self.context, flip=find_breast(img).flip)[0]
+        raise ValueError(
+            f"unknown task {self.task!r} in the checkpoint's preprocessing (expected whole or roi)"
+        )
+
+    def preprocess(
+        self, image: np.ndarray, box: tuple[float, float, float, float] | None = None
+    ) -> np.ndarray:
+        """A raw source image as the model's float32 (1, rows, cols) input, as in training (`prepare_source`)."""
+        return self.from_prepared(self.prepare_source(image, box))
 
 
 def find_prep_dir(run_dir: Path, ckpt: Mapping[str, Any], spec: InputSpec) -> Path | None:
