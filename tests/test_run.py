@@ -63,7 +63,6 @@ class Recorder:
         return np.zeros((x.shape[0], *x.shape[-2:]), np.float32)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("width", [None, 24])
 def test_every_consumer_feeds_the_run_the_same_inputs(tmp_path, tiny_registry, monkeypatch, width):
     import mammo.explain.checks as checks
