@@ -23,7 +23,6 @@ from scipy.stats import spearmanr
 from mammo.explain.geometry import rect_mask_to_input, roi_mask_to_input, whole_mask_to_input
 from mammo.explain.maps import heatmaps
 from mammo.io.atomic import json_safe, write_json
-from mammo.models.registry import get_model_info
 from mammo.predict.run import InputSpec, Run
 from mammo.prep.pool import read_mask
 
@@ -141,7 +140,7 @@ def check_explanations(
             masks.append(mask)
         if len(chosen) >= max_samples:
             break
-    info = get_model_info(run.model_name)
+    info = run.info
     layer = info.gradcam_layer if method != "occlusion" else ""
     if not chosen:
         return ExplanationChecks(split, method, layer, 0, float("nan"), float("nan"), float("nan"), 0)

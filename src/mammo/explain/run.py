@@ -26,7 +26,6 @@ from mammo.explain.geometry import heatmap_to_source, rect_heatmap_to_square
 from mammo.explain.maps import METHODS, feature_maps, heatmaps, normalise
 from mammo.io.atomic import atomic_path, write_csv
 from mammo.io.images import read_image, to_uint16, write_png
-from mammo.models.registry import get_model_info
 from mammo.predict.run import Run
 from mammo.prep.breast import find_breast
 
@@ -85,7 +84,7 @@ def explain_one(
     run: Run, image: np.ndarray, name: str, out: Path, method: str, features: bool = True
 ) -> dict[str, Any]:
     """Explain one raw image with a loaded run; write its pictures under `out`; return its explain.csv row."""
-    info = get_model_info(run.model_name)
+    info = run.info
     try:
         prepared = run.spec.prepare_source(image)
         x = run.spec.from_prepared(prepared)

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from mammo.datasets import PrepDataset
+    from mammo.models.registry import ModelInfo
 
 TASKS = ("whole", "roi")
 DEFAULT_TASK = "whole"
@@ -184,6 +185,13 @@ class Run:
     def model_name(self) -> str:
         """The registry name of the model."""
         return str((self.ckpt.get("model") or {}).get("name", "unknown"))
+
+    @property
+    def info(self) -> ModelInfo:
+        """The model's registry entry (its Grad-CAM layer, ...), looked up now so a test registry is honoured."""
+        from mammo.models import registry
+
+        return registry.get_model_info(self.model_name)
 
     @property
     def model_args(self) -> dict[str, Any]:

@@ -201,10 +201,9 @@ def _gallery_section(run: Run, prep: Path, pred: pd.DataFrame, k: int) -> tuple[
 
     from mammo.explain.figures import overlay_figure
     from mammo.explain.maps import heatmaps
-    from mammo.models.registry import get_model_info
 
     picks = collect.gallery_picks(pred, run.threshold, k)
-    layer = get_model_info(run.model_name).gradcam_layer
+    layer = run.info.gradcam_layer
     parts, n = (
         [
             paragraph(
