@@ -148,3 +148,49 @@ def test_log_lines_reach_the_current_stderr(capsys) -> None:
     configure_logging(quiet=True)
     logging.getLogger("mammo.test").info("hidden")
     assert capsys.readouterr().err == "hello from the library\n"
+
+
+def _options(sub: argparse.ArgumentParser) -> dict[str, argparse.Action]:
+    """A subcommand's options by dest."""
+    return {a.dest: a for a in sub._actions if a.option_strings}
+
+
+def test_every_train_config_field_is_a_flag_of_train_and_cv() -> None:
+    import dataclasses
+
+    from mammo.train.config import TrainConfig
+
+    subs = _subparsers(build_parser())
+    train, cv = _options(subs["train"]), _options(subs["cv"])
+    for f in dataclasses.fields(TrainConfig):
+        if not f.metadata["flag"]:  # prep (the positional PREP), model_args, optimizer_args: YAML only
+            assert f.name in ("prep", "model_args", "optimizer_args")
+            continue
+        assert f.name in train and f.name in cv, f"--{f.name} missing"
+        a, b = train[f.name], cv[f.name]
+        assert a.option_strings[0] == "--" + f.name.replace("_", "-")
+        assert a.help == b.help and a.help.startswith(f.metadata["help"]) and "(default: " in a.help
+        assert a.default == b.default == f.default
+        assert a.choices == b.choices == f.metadata["choices"]
+
+
+def test_train_flags_override_the_yaml_only_when_given(tmp_path: Path) -> None:
+    parser = build_parser()
+    given = parser.parse_args(["train", "p", "--out", "r", "--epochs", "10", "--no-amp"])
+    assert given.given == {"epochs", "amp"} and given.epochs == 10 and given.amp is False
+    assert parser.parse_args(["train", "p", "--out", "r"]).given == frozenset()
+
+
+def test_every_device_option_is_the_same() -> None:
+    from mammo.predict.infer import DEVICES
+
+    devices = {
+        name: _options(sub)["device"]
+        for name, sub in _subparsers(build_parser()).items()
+        if "device" in _options(sub)
+    }
+    assert {"train", "cv", "evaluate", "explain", "report", "predict"} <= set(devices)
+    for name, action in devices.items():
+        assert tuple(action.choices) == DEVICES, name
+        assert action.default == "auto", name
+        assert action.help == devices["evaluate"].help, name

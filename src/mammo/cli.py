@@ -16,6 +16,8 @@ from pathlib import Path
 
 from mammo import __version__
 from mammo.errors import UserError
+from mammo.io.devices import DEVICE_HELP, DEVICES
+from mammo.train.config import FLAGS
 
 # The README's examples, shown under each command's --help (tests/test_cli.py keeps the two in step).
 EXAMPLES = {
@@ -80,7 +82,6 @@ mammo demo --out demo-out          # what `make demo` runs
 mammo demo --out /tmp/smoke --fast # seconds-long smoke version (used by the tests)
 """,
 }
-TRAIN_DEFAULT = "default: the model's train_defaults, else {}"
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
@@ -177,27 +178,8 @@ def _cmd_models(a: argparse.Namespace) -> int:
 def _cmd_train(a: argparse.Namespace) -> int:
     from mammo.train.loop import train
 
-    flags = {
-        k: getattr(a, k)
-        for k in (
-            "model",
-            "epochs",
-            "batch_size",
-            "lr",
-            "size",
-            "device",
-            "seed",
-            "weights",
-            "workers",
-            "patience",
-            "max_train_batches",
-            "width",
-            "label_smoothing",
-            "freeze",
-            "warmup_epochs",
-        )
-    }
-    result = train(a.prep, a.out, config_file=a.config, overrides=flags, resume=a.resume)
+    overrides = {k: getattr(a, k) for k in a.given}
+    result = train(a.prep, a.out, config_file=a.config, overrides=overrides, resume=a.resume)
     if result is not None:
         print(result.summary())
     return 0
@@ -246,25 +228,6 @@ def _cmd_predict(a: argparse.Namespace) -> int:
     return result.exit_code
 
 
-def _train_flags(a: argparse.Namespace) -> dict:
-    """The train options shared by `train` and `cv`, as config overrides (None = unset)."""
-    keys = (
-        "model",
-        "epochs",
-        "batch_size",
-        "lr",
-        "size",
-        "width",
-        "label_smoothing",
-        "freeze",
-        "warmup_epochs",
-        "patience",
-        "max_train_batches",
-        "workers",
-    )
-    return {k: getattr(a, k) for k in keys}
-
-
 def _cmd_cv(a: argparse.Namespace) -> int:
     from mammo.evaluate.cv import run_cv
 
@@ -273,7 +236,7 @@ def _cmd_cv(a: argparse.Namespace) -> int:
         a.out,
         folds=a.folds,
         seed=a.seed,
-        overrides=_train_flags(a),
+        overrides={k: getattr(a, k) for k in a.given - {"seed", "device"}},
         config_file=a.config,
         val_fraction=a.val_fraction,
         fold_table=a.fold_table,
@@ -297,16 +260,53 @@ def _cmd_demo(a: argparse.Namespace) -> int:
     return 0
 
 
-def _recipe_flags(s: argparse.ArgumentParser) -> None:
-    """Training-recipe options shared by `train` and `cv`."""
-    s.add_argument(
-        "--width", type=int, help="input columns: a size x width rectangle, aspect kept (default: square)"
+class _Given(argparse.Action):
+    """Stores a training flag's value and notes that it was given: only given flags override --config."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        setattr(namespace, self.dest, values)
+        namespace.given = namespace.given | {self.dest}
+
+
+class _GivenSwitch(argparse.BooleanOptionalAction):
+    """--name / --no-name for a true-or-false training field, noted as given like `_Given`."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        super().__call__(parser, namespace, values, option_string)
+        namespace.given = namespace.given | {self.dest}
+
+
+def _train_options(s: argparse.ArgumentParser) -> None:
+    """One flag per TrainConfig field (`train` and `cv`): type, choices, help and default all from the field."""
+    group = s.add_argument_group(
+        "training options", "each flag given overrides --config, which overrides the model's train_defaults"
     )
-    s.add_argument("--label-smoothing", type=float, help="train on targets eps/2, 1-eps/2 (default: 0)")
+    s.set_defaults(given=frozenset())
+    for f in FLAGS:
+        meta, default = f.metadata, f.default
+        name = "--" + f.name.replace("_", "-")
+        kind = str(f.type).split("|")[0].strip()
+        shown = meta["default_text"] or (("off", "on")[default] if kind == "bool" else default)
+        if kind == "bool":
+            group.add_argument(
+                name, action=_GivenSwitch, default=default, help=f"{meta['help']} (default: {shown})"
+            )
+            continue
+        group.add_argument(
+            name,
+            action=_Given,
+            type={"int": int, "float": float}.get(kind, str),
+            choices=meta["choices"],
+            default=default,
+            help=f"{meta['help']} (default: {shown})",
+        )
+
+
+def _device_option(s: argparse.ArgumentParser) -> None:
+    """--device, the same everywhere train and cv excepted (theirs comes from TrainConfig, the same choices)."""
     s.add_argument(
-        "--freeze", type=int, help="keep the first N feature layers pretrained and fixed (default: 0)"
+        "--device", choices=DEVICES, default=DEVICES[0], help=f"{DEVICE_HELP} (default: {DEVICES[0]})"
     )
-    s.add_argument("--warmup-epochs", type=float, help="linear learning-rate warm-up in epochs (default: 1)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -434,27 +434,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("prep", type=Path, help="PREP folder written by `mammo prepare`")
     s.add_argument("--out", type=Path, required=True, help="RUN folder for checkpoints, metrics and config")
     s.add_argument("--config", type=Path, help="YAML config (defaults < YAML < flags) (default: none)")
-    s.add_argument("--model", help="registered model name, see `mammo models` (default: efficientnet-lite0)")
-    s.add_argument("--epochs", type=int, help="epochs to train (" + TRAIN_DEFAULT.format(10) + ")")
-    s.add_argument("--batch-size", type=int, help="images per batch (" + TRAIN_DEFAULT.format(32) + ")")
-    s.add_argument("--lr", type=float, help="peak learning rate (" + TRAIN_DEFAULT.format("3e-4") + ")")
-    s.add_argument("--size", type=int, help="input side length (default: the model's input size)")
-    s.add_argument(
-        "--device", choices=["auto", "cpu", "cuda"], help="where to train (default: auto, CUDA when present)"
-    )
-    s.add_argument("--seed", type=int, help="run seed: same seed, same metrics on CPU (default: 0)")
-    s.add_argument("--weights", type=Path, help="start from a local state dict (default: the model's own)")
-    s.add_argument("--workers", type=int, help="data loader workers (default: auto from cores and device)")
-    s.add_argument(
-        "--patience",
-        type=int,
-        help="early stopping patience in epochs of val AUC (" + TRAIN_DEFAULT.format(5) + ")",
-    )
-    s.add_argument(
-        "--max-train-batches", type=int, help="cap batches per epoch for quick runs (default: no cap)"
-    )
     s.add_argument("--resume", action="store_true", help="continue from RUN/last.pt")
-    _recipe_flags(s)
+    _train_options(s)
 
     s = add(
         "cv",
@@ -471,18 +452,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.15,
         help="share of each fold's training women kept for early stopping and calibration (default: 0.15)",
     )
-    s.add_argument("--seed", type=int, default=0, help="seed of the folds and of every run (default: 0)")
-    s.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="(default: auto)")
     s.add_argument("--config", type=Path, help="YAML train config for every fold (default: none)")
-    s.add_argument("--model", help="registered model (default: efficientnet-lite0)")
-    s.add_argument("--epochs", type=int, help="epochs per fold (default: the model's)")
-    s.add_argument("--batch-size", type=int, help="batch size (default: the model's)")
-    s.add_argument("--lr", type=float, help="learning rate (default: the model's)")
-    s.add_argument("--size", type=int, help="input rows (default: the model's input size)")
-    s.add_argument("--workers", type=int, help="data loader workers (default: auto)")
-    s.add_argument("--patience", type=int, help="early stopping patience in epochs (default: 5)")
-    s.add_argument("--max-train-batches", type=int, help="cap batches per epoch (default: none)")
-    _recipe_flags(s)
+    _train_options(s)
 
     s = add("compare", _cmd_compare, "delta-AUC of B over A on the same samples, paired bootstrap by woman")
     s.add_argument("a", type=Path, help="A: RUN folder, CV folder or predictions CSV")
@@ -497,12 +468,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("run", type=Path, help="RUN folder written by `mammo train`")
     s.add_argument("--data", type=Path, help="PREP folder (default: the one the run was trained on)")
     s.add_argument("--split", choices=["val", "test"], default="test", help="PREP split to evaluate")
-    s.add_argument(
-        "--device",
-        choices=["auto", "cpu", "cuda"],
-        default="auto",
-        help="where to run (auto: CUDA when present)",
-    )
+    _device_option(s)
 
     s = add(
         "explain",
@@ -520,7 +486,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="gradcam",
         help="heatmap method (occlusion is model-agnostic but slower)",
     )
-    s.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu", help="where to run")
+    _device_option(s)
     s.add_argument(
         "--no-features", action="store_true", help="skip the feature-map grids (default: draw them)"
     )
@@ -533,7 +499,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("run", type=Path, help="RUN folder, evaluated with `mammo evaluate` on --split")
     s.add_argument("--out", type=Path, help="HTML file to write (default: RUN/report.html)")
     s.add_argument("--split", choices=["val", "test"], default="test", help="evaluation to report")
-    s.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu", help="where to run")
+    _device_option(s)
 
     s = add("predict", _cmd_predict, "calibrated probability of malignancy for new images with a RUN's model")
     s.add_argument("run", type=Path, help="RUN folder written by `mammo train` (its best.pt is used)")
@@ -568,7 +534,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--workers", type=int, default=1, help="processes reading and decoding files (0: in this process)"
     )
-    s.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
+    _device_option(s)
 
     s = add(
         "demo",

@@ -13,13 +13,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mammo.errors import UserError
+from mammo.io.devices import DEVICES
 from mammo.stats.calibration import apply_temperature
 
 if TYPE_CHECKING:
     import torch
     from torch import nn
-
-DEVICES = ("auto", "cpu", "cuda")
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -29,7 +28,7 @@ def resolve_device(name: str = "auto") -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     kind = name.split(":", 1)[0]
-    if kind not in ("cpu", "cuda"):
+    if kind == "auto" or kind not in DEVICES:  # auto:N is not a device
         raise UserError(f"--device {name!r}: choose auto, cpu or cuda (or cuda:N)")
     if kind == "cuda" and not torch.cuda.is_available():
         raise UserError(f"--device {name}: no CUDA device is available here; use --device cpu or auto")

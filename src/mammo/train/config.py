@@ -14,20 +14,33 @@ from typing import Any
 import yaml
 
 from mammo.errors import UserError
-from mammo.io.atomic import write_text
+from mammo.io.devices import DEVICE_HELP, DEVICES
 
-CHOICES = {
-    "optimizer": ("adamw", "adadelta", "sgd"),
-    "scheduler": ("cosine", "constant"),
-    "device": ("auto", "cpu", "cuda"),
-    "balance": ("sampler", "loss", "none"),
-    "augment": ("mammo", "seed", "none"),
-}
+
+def option(
+    help: str,
+    default: Any = None,
+    bounds: tuple[float | None, float | None] | None = None,
+    choices: tuple[str, ...] | None = None,
+    default_text: str | None = None,
+    flag: bool = True,
+    **field_args: Any,
+) -> Any:
+    """A TrainConfig field described once: the flag's help, its allowed range or choices, the shown default.
+
+    `bounds` is (low, high), inclusive, None = no bound; `default_text` replaces the default in the help
+    where a None default means something (e.g. "the model's input size"); `flag=False` keeps a field out of
+    the command line (a mapping, or set by `train` itself): YAML config only.
+    """
+    if "default_factory" not in field_args:
+        field_args["default"] = default
+    meta = {"help": help, "bounds": bounds, "choices": choices, "default_text": default_text, "flag": flag}
+    return field(metadata=meta, **field_args)
 
 
 @dataclass
 class TrainConfig:
-    """Every knob of a training run; `size=None` means the model's own input size, `workers=None` means auto.
+    """Every knob of a training run, each described once (its flag's help, range, choices: `option`).
 
     `prep` records the PREP folder the run was trained on (set by `train`, read by `mammo evaluate`).
     `width` makes the input a size x width rectangle (rows x cols; None = square); `label_smoothing` trains
@@ -36,32 +49,53 @@ class TrainConfig:
     values, which skips their backward pass (about 2.5x faster on CPU for 4 with efficientnet-lite0).
     """
 
-    prep: str | None = None
-    model: str = "efficientnet-lite0"
-    model_args: dict = field(default_factory=dict)
-    pretrained: bool = True
-    weights: str | None = None
-    epochs: int = 10
-    batch_size: int = 32
-    lr: float = 3e-4
-    weight_decay: float = 1e-4
-    optimizer: str = "adamw"
-    optimizer_args: dict = field(default_factory=dict)
-    scheduler: str = "cosine"
-    warmup_epochs: float = 1.0
-    grad_clip: float | None = 5.0
-    size: int | None = None
-    width: int | None = None
-    label_smoothing: float = 0.0
-    freeze: int = 0
-    device: str = "auto"
-    seed: int = 0
-    workers: int | None = None
-    patience: int | None = 5
-    balance: str = "sampler"
-    augment: str = "mammo"
-    max_train_batches: int | None = None
-    amp: bool = True
+    prep: str | None = option("PREP folder the run was trained on (set by train)", flag=False)
+    model: str = option("registered model name, see `mammo models`", "efficientnet-lite0")
+    model_args: dict = option(  # noqa: RUF009 (option returns a dataclasses.field)
+        "keyword arguments of the model's builder", flag=False, default_factory=dict
+    )
+    pretrained: bool = option("start from the model's pretrained weights (--no-pretrained: random)", True)
+    weights: str | None = option("start from a local state dict", default_text="the model's own")
+    epochs: int = option("epochs to train", 10, (1, 100_000))
+    batch_size: int = option("images per batch", 32, (1, 65_536))
+    lr: float = option("peak learning rate", 3e-4, (1e-12, 10.0))
+    weight_decay: float = option("weight decay of the optimiser", 1e-4, (0.0, 10.0))
+    optimizer: str = option("optimiser", "adamw", choices=("adamw", "adadelta", "sgd"))
+    optimizer_args: dict = option(  # noqa: RUF009 (option returns a dataclasses.field)
+        "keyword arguments of the optimiser", flag=False, default_factory=dict
+    )
+    scheduler: str = option(
+        "learning-rate schedule after the warm-up", "cosine", choices=("cosine", "constant")
+    )
+    warmup_epochs: float = option("linear learning-rate warm-up in epochs", 1.0, (0.0, None))
+    grad_clip: float | None = option("clip the gradient norm at this value", 5.0, (1e-12, None))
+    # as prepare's --size: no mammogram model needs more than 4096
+    size: int | None = option(
+        "input rows (side of a square input)", None, (16, 4096), default_text="the model's input size"
+    )
+    width: int | None = option(
+        "input columns: a size x width rectangle, aspect kept", None, (16, 4096), default_text="square"
+    )
+    label_smoothing: float = option("train on targets eps/2, 1-eps/2", 0.0, (0.0, 0.999))
+    freeze: int = option("keep the first N feature layers pretrained and fixed", 0, (0, None))
+    device: str = option(DEVICE_HELP, "auto", choices=DEVICES)
+    seed: int = option(
+        "seed of the run (and of cv's folds): same seed, same metrics on CPU", 0, (0, 2**32 - 1)
+    )
+    workers: int | None = option(
+        "data loader workers (0: in this process)", None, (0, 256), default_text="auto from cores and device"
+    )
+    patience: int | None = option("early stopping patience in epochs of val AUC", 5, (1, None))
+    balance: str = option(
+        "class balance: a weighted sampler, a weighted loss or none",
+        "sampler",
+        choices=("sampler", "loss", "none"),
+    )
+    augment: str = option("augmentation recipe", "mammo", choices=("mammo", "seed", "none"))
+    max_train_batches: int | None = option(
+        "cap batches per epoch for quick runs", None, (1, None), default_text="no cap"
+    )
+    amp: bool = option("bf16 autocast on CUDA (--no-amp: float32)", True)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict of primitives (YAML- and torch.load(weights_only=True)-safe)."""
@@ -69,6 +103,11 @@ class TrainConfig:
 
 
 FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
+FLAGS = [f for f in dataclasses.fields(TrainConfig) if f.metadata["flag"]]
+# Allowed ranges (inclusive; None = no bound) and choices, from the fields; every value is also type-checked
+# against its field's annotation and must be finite, so `lr: inf`, `epochs: ten` or `batch_size: 4.5` stop here.
+RANGES = {f.name: f.metadata["bounds"] for f in dataclasses.fields(TrainConfig) if f.metadata["bounds"]}
+CHOICES = {f.name: f.metadata["choices"] for f in dataclasses.fields(TrainConfig) if f.metadata["choices"]}
 
 
 def _check_keys(values: Mapping[str, Any], source: str) -> None:
@@ -80,24 +119,6 @@ def _check_keys(values: Mapping[str, Any], source: str) -> None:
             raise UserError(f"{source}: unknown config key '{key}' ({hint})")
 
 
-# Allowed ranges (inclusive; None = no bound) of numeric knobs; every value is also type-checked against
-# its field's annotation and must be finite, so `lr: inf`, `epochs: ten` or `batch_size: 4.5` stop here.
-RANGES: dict[str, tuple[float | None, float | None]] = {
-    "epochs": (1, 100_000),
-    "batch_size": (1, 65_536),
-    "lr": (1e-12, 10.0),
-    "weight_decay": (0.0, 10.0),
-    "warmup_epochs": (0.0, None),
-    "grad_clip": (1e-12, None),
-    "size": (16, 4096),  # as prepare's --size: no mammogram model needs more
-    "seed": (0, 2**32 - 1),
-    "workers": (0, 256),
-    "patience": (1, None),
-    "max_train_batches": (1, None),
-    "width": (16, 4096),
-    "label_smoothing": (0.0, 0.999),
-    "freeze": (0, None),
-}
 _KINDS = {
     "int": "a whole number",
     "float": "a number",
@@ -195,4 +216,6 @@ def resolve_config(
 
 def save_config(cfg: TrainConfig, path: str | os.PathLike) -> None:
     """Write the resolved config as YAML, atomically."""
+    from mammo.io.atomic import write_text  # pandas: not at import, the CLI reads this module for its flags
+
     write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), path)
