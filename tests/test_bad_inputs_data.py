@@ -17,6 +17,8 @@ from bad_files import breast, dicom, huge_png, huge_rle_dicom, png, rle_dicom_wi
 from catalogue import assert_one_line_error, files, run
 from PIL import Image
 
+from mammo.errors import UserError
+
 GOOD = [
     ("a", "W1", "0", "train"),
     ("b", "W2", "1", "train"),
@@ -422,3 +424,44 @@ def test_validate_reports_error(tmp, capsys, case):
 )
 def test_validate_refuses(tmp, capsys, make, needle):
     assert_one_line_error(run(["validate", make(tmp)], capsys), 1, needle, "run `mammo ingest")
+
+
+# --- predict --table: ingest's reader, so the same tables are read and the same ones refused -------------
+TABLE_REFUSED = ["table missing", "table is a folder", "table empty", "table Latin-1", "table is an image"]
+TABLE_REFUSED += ["table ragged rows"]
+TABLE_READ = {
+    "comma": lambda text: text.encode(),
+    "semicolon": lambda text: text.replace(",", ";").encode(),
+    "tab": lambda text: text.replace(",", "\t").encode(),
+    "pipe": lambda text: text.replace(",", "|").encode(),
+    "UTF-8 with BOM": lambda text: text.encode("utf-8-sig"),
+    "Windows line ends": lambda text: text.replace("\n", "\r\n").encode(),
+    "header in other case": lambda text: text.replace("image,label", "Image,Label").encode(),
+    "edited manifest": lambda text: text.replace("image,", "image_path,").encode(),
+}
+
+
+@pytest.mark.parametrize("case", TABLE_REFUSED)
+def test_predict_table_refused_with_ingests_line(tmp, capsys, case):
+    from mammo.predict.files import table_sources
+
+    make, code, needles = INGEST_ERRORS[case]
+    argv = [str(a) for a in make(tmp)]
+    result = run(argv, capsys)
+    assert_one_line_error(result, code, *needles)
+    with pytest.raises(UserError) as refused:
+        table_sources(argv[argv.index("--table") + 1])
+    assert result.errors == [f"mammo ingest: error: {refused.value}"]
+
+
+@pytest.mark.parametrize("case", list(TABLE_READ))
+def test_predict_table_reads_every_table_ingest_reads(tmp, capsys, case):
+    from mammo.predict.files import table_sources
+
+    path = tmp / "t.csv"
+    path.write_bytes(TABLE_READ[case](HEADER + GOOD_ROWS))
+    assert run(["ingest", "--table", path, "--out", tmp / "out"], capsys).code == 0
+    manifest = pd.read_csv(tmp / "out" / "manifest.csv", dtype=str, keep_default_na=False)
+    sources = table_sources(path)
+    assert [s.path for s in sources] == list(manifest["image_path"])
+    assert [s.patient_id for s in sources] == list(manifest["patient_id"]) == ["W1", "W2", "W3", "W4"]

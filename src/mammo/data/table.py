@@ -234,13 +234,19 @@ def build_manifest(
     return df[MANIFEST_COLUMNS + box + ["image_rows", "image_cols"] + extra], problems, notes
 
 
-def read_table(table: Path) -> tuple[pd.DataFrame, list[str]]:
-    """A user's CSV as text columns, its delimiter sniffed (, ; tab |); notes say when it was not a comma.
+def read_table(table: str | os.PathLike) -> tuple[pd.DataFrame, list[str]]:
+    """A user's CSV as text columns, the one reader of `ingest --table` and `predict --table`.
 
-    UserError, one line, when the file is missing, not UTF-8 (e.g. a Latin-1 export) or not a table.
+    The delimiter is sniffed (, ; tab |) and notes say when it was not a comma; column names are snake_cased
+    and an `image_path` column (an edited manifest) is read as `image`. UserError, one line, when the file
+    is missing, not UTF-8 (e.g. a Latin-1 export) or not a table.
+
+    Example:
+        >>> df, notes = read_table("my_images.csv")   # columns image, label, patient_id, ...
     """
+    table = Path(table)
     if not table.is_file():
-        raise UserError(f"{table}: table not found; pass a CSV with columns image,label")
+        raise UserError(f"{table}: table not found; pass the CSV that lists the images")
     raw = table.read_bytes()
     if b"\x00" in raw[:8192]:
         raise UserError(
@@ -251,11 +257,11 @@ def read_table(table: Path) -> tuple[pd.DataFrame, list[str]]:
     except UnicodeDecodeError as exc:
         raise UserError(
             f"{table}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at position {exc.start}, "
-            "as in a Latin-1 or Windows-1252 export); save it as UTF-8 and ingest again"
+            "as in a Latin-1 or Windows-1252 export); save it as UTF-8 and run again"
         ) from None
     if not text.strip():
         raise UserError(
-            f"{table}: the table is empty; it needs a header line image,label and one row per image"
+            f"{table}: the table is empty; it needs a header line (image, ...) and one row per image"
         )
     try:
         delimiter = csv.Sniffer().sniff(text[:65536], delimiters=",;\t|").delimiter
@@ -267,6 +273,9 @@ def read_table(table: Path) -> tuple[pd.DataFrame, list[str]]:
         raise UserError(
             f"{table}: unreadable CSV ({type(exc).__name__}: {without_path(exc, table)})"
         ) from None
+    df.columns = [snake_case(c) for c in df.columns]
+    if "image" not in df.columns and "image_path" in df.columns:  # an edited manifest can be read again
+        df = df.rename(columns={"image_path": "image"})
     names = {";": "semicolon", "\t": "tab", "|": "|"}
     notes = (
         [f"note: {table.name} is {names[delimiter]}-separated and was read as such"]
@@ -284,9 +293,6 @@ def ingest_table(table: str | os.PathLike, out: str | os.PathLike, overwrite: bo
     table = Path(table)
     check_output_dir(out)
     df, read_notes = read_table(table)
-    df.columns = [snake_case(c) for c in df.columns]
-    if "image" not in df.columns and "image_path" in df.columns:  # an edited manifest can be ingested again
-        df = df.rename(columns={"image_path": "image"})
     missing = [c for c in ("image", "label") if c not in df.columns]
     if missing:
         raise UserError(

@@ -9,6 +9,7 @@ in `error` and no probability, and the rest goes on.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -19,9 +20,8 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from mammo.data.cbis_csv import snake_case
 from mammo.data.manifest import BOX_COLUMNS
-from mammo.data.table import SIDES
+from mammo.data.table import SIDES, read_table
 from mammo.errors import DataError, UserError, without_path
 from mammo.io.atomic import write_csv, write_text
 from mammo.io.dicom import DICOM_SUFFIXES, read_header, read_pixels
@@ -58,6 +58,7 @@ GRAY_MODES = {
     "I;16N",
 }  # PIL modes with one grey band
 AGGREGATES = ("breast",)
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -168,20 +169,15 @@ def expand_inputs(inputs: Iterable[str | os.PathLike]) -> list[Source]:
     return sources
 
 
-def read_table(table: str | os.PathLike) -> list[Source]:
-    """The ingest table format: image (required), optional patient_id, side, view, x_min, y_min, x_max, y_max."""
+def table_sources(table: str | os.PathLike) -> list[Source]:
+    """Sources from a table in the ingest format, read by ingest's reader (`mammo.data.table.read_table`).
+
+    Columns: image (required), optional patient_id, side, view, x_min, y_min, x_max, y_max.
+    """
     table = Path(table)
-    if not table.is_file():
-        raise UserError(f"{table}: table not found; pass a CSV with an image column")
-    try:
-        df = pd.read_csv(table, dtype=str, keep_default_na=False)
-    except Exception as exc:
-        raise UserError(
-            f"{table}: unreadable CSV ({type(exc).__name__}: {' '.join(str(exc).split())})"
-        ) from None
-    df.columns = [snake_case(c) for c in df.columns]
-    if "image" not in df.columns and "image_path" in df.columns:
-        df = df.rename(columns={"image_path": "image"})
+    df, notes = read_table(table)
+    for note in notes:
+        log.info(note)
     if "image" not in df.columns:
         raise UserError(
             f"{table}: no column image; a table needs image (optional: patient_id, side, view, "
@@ -347,7 +343,7 @@ def predict(
     `if __name__ == "__main__":`.
     """
     _check_args(out, aggregate, batch_size, workers)
-    sources = expand_inputs(inputs) + (read_table(table) if table is not None else [])
+    sources = expand_inputs(inputs) + (table_sources(table) if table is not None else [])
     if not sources:
         raise UserError("no input images: give files or folders (searched recursively), or --table T.csv")
     started = time.perf_counter()
