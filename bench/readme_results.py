@@ -263,7 +263,7 @@ def prepare_section(d: dict) -> list[str]:
         lo, hi = s["rows_cols_min_max"][:2], s["rows_cols_min_max"][2:]
         lines.append(
             f"| {s['images']} {names.get(name, name)} ({lo[0]}x{lo[1]} to {hi[0]}x{hi[1]}, "
-            f"{', '.join(s['transfer_syntax'])}) | {t['seed']:.3f} | {t['ours_prepare_workers1']:.3f} | "
+            f"{', '.join(s['transfer_syntax'])}) | {t['seed']:.3f} | {t['ours_prepare_in_process']:.3f} | "
             f"**{s['speedup_seed_over_ours_prepare']:.1f}x** / {s['speedup_seed_over_ours_prepare_cpu']:.1f}x | "
             f"{t['floor_read_decode']:.3f} | {s['best_possible_speedup_given_decode']:.1f}x |"
         )
@@ -271,7 +271,7 @@ def prepare_section(d: dict) -> list[str]:
     if sc:
         lines += [
             "",
-            f"Workers 1 -> 2 on {sc['images']} images: {sc['speedup_2_over_1']:.2f}x wall "
+            f"In process (--workers 0) -> 2 workers on {sc['images']} images: {sc['speedup_2_over_in_process']:.2f}x wall "
             f"(parallel efficiency {sc['parallel_efficiency']:.2f}; load average at start "
             f"{d['machine']['load_average_at_start'][0]:.1f} on {d['machine']['cpu_count']} cores). "
             f"Two compute-bound processes reach {sc.get('compute_bound_speedup_2_over_1', float('nan')):.2f}x "

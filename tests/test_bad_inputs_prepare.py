@@ -37,7 +37,7 @@ def _edit(data: Path, **values: str) -> Path:
 CASES = {
     "size 2": (lambda d, t: ["--size", "2"], 2, ("--size must be between 16 and 4096", "got 2")),
     "size 100000": (lambda d, t: ["--size", "100000"], 2, ("got 100000",)),
-    "workers 0": (lambda d, t: ["--workers", "0"], 2, ("--workers must be at least 1",)),
+    "workers -1": (lambda d, t: ["--workers", "-1"], 2, ("--workers must be 0 (in this process) or more",)),
     "context -1": (lambda d, t: ["--task", "roi", "--context", "-1"], 2, ("--context must be >= 0",)),
     "val-fraction 1.5": (lambda d, t: ["--val-fraction", "1.5"], 1, ("--val-fraction must be in",)),
     "DATA missing": (lambda d, t: ["--data-missing"], 1, ("no manifest here",)),
@@ -78,7 +78,7 @@ def test_prepare_refuses(data, tmp_path, capsys, case):
     elif extra == ["--out-under-file"]:
         out, extra = tmp_path / "t.csv" / "prep", []
     before = files(out) if out.is_dir() else None
-    result = run(["prepare", src, "--out", out, "--workers", "1", "--size", "32", *extra], capsys)
+    result = run(["prepare", src, "--out", out, "--workers", "0", "--size", "32", *extra], capsys)
     if code == 0:  # one unreadable image among good ones: rejected with its reason, the rest prepared
         assert result.code == 0 and "rejected: 1" in result.out
         assert "/nonexistent.png" in (out / "rejected.csv").read_text()
@@ -94,7 +94,7 @@ def test_tiny_images_are_prepared_with_a_warning(tmp_path, capsys):
     (tmp_path / "t.csv").write_text("image,label,patient_id\nimgs/tiny.png,0,A\nimgs/ok.png,1,B\n")
     assert run(["ingest", "--table", tmp_path / "t.csv", "--out", tmp_path / "data"], capsys).code == 0
     result = run(
-        ["prepare", tmp_path / "data", "--out", tmp_path / "p", "--size", "32", "--workers", "1"], capsys
+        ["prepare", tmp_path / "data", "--out", tmp_path / "p", "--size", "32", "--workers", "0"], capsys
     )
     assert result.code == 0
     assert (
@@ -107,7 +107,7 @@ def test_second_prepare_into_the_same_folder_is_refused(data, tmp_path, capsys):
     out = tmp_path / "prep"
     with hold_lock(out):
         assert (out / LOCK).read_text().strip() == str(os.getpid())
-        result = run(["prepare", data, "--out", out, "--workers", "1", "--size", "32"], capsys)
+        result = run(["prepare", data, "--out", out, "--workers", "0", "--size", "32"], capsys)
         assert_one_line_error(
             result, 2, "is being prepared right now by process", str(os.getpid()), "wait for it"
         )
@@ -116,7 +116,7 @@ def test_second_prepare_into_the_same_folder_is_refused(data, tmp_path, capsys):
 
 
 def test_stale_lock_and_temp_files_of_a_killed_run_are_cleared(data, tmp_path, capsys):
-    argv = ["prepare", data, "--out", tmp_path / "ref", "--workers", "1", "--size", "32"]
+    argv = ["prepare", data, "--out", tmp_path / "ref", "--workers", "0", "--size", "32"]
     assert run(argv, capsys).code == 0
     want = {k: v for k, v in files(tmp_path / "ref").items() if k != ".progress.jsonl"}
     out = tmp_path / "prep"
@@ -124,7 +124,7 @@ def test_stale_lock_and_temp_files_of_a_killed_run_are_cleared(data, tmp_path, c
     (out / LOCK).write_text("999999\n")  # a killed run's lock: its process is gone
     (out / "images" / ".W1.png.ab12cd34.png").write_bytes(b"")  # a killed worker's 0-byte temporary PNG
     (out / ".dataset.csv.zz99yy88.csv").write_bytes(b"sample_id")
-    result = run(["prepare", data, "--out", out, "--workers", "1", "--size", "32"], capsys)
+    result = run(["prepare", data, "--out", out, "--workers", "0", "--size", "32"], capsys)
     assert result.code == 0, result.errors
     got = {k: v for k, v in files(out).items() if k != ".progress.jsonl"}
     assert sorted(got) == sorted(want)

@@ -58,7 +58,7 @@ def test_data_commands_do_not_import_torch(tmp_path: Path) -> None:
         f"main(['synth', {str(tmp_path / 'dl')!r}, '--women', '4']); "
         f"main(['ingest', {str(tmp_path / 'dl')!r}, '--out', {str(tmp_path / 'data')!r}]); "
         f"main(['validate', {str(tmp_path / 'data')!r}]); "
-        f"main(['prepare', {str(tmp_path / 'data')!r}, '--out', {str(tmp_path / 'prep')!r}, '--size', '64', '--workers', '1']); "
+        f"main(['prepare', {str(tmp_path / 'data')!r}, '--out', {str(tmp_path / 'prep')!r}, '--size', '64', '--workers', '0']); "
         "print('torch' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

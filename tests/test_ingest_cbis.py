@@ -251,7 +251,7 @@ def test_ingest_tiny_tree(tmp_path, layout, metadata):
 
 def test_bwc_drop_lists_the_row(tmp_path):
     build_download(tmp_path / "dl", "classic")
-    result = ingest_cbis(tmp_path / "dl", tmp_path / "data", bwc="drop", workers=1)
+    result = ingest_cbis(tmp_path / "dl", tmp_path / "data", bwc="drop", workers=0)
     man, rej = read(tmp_path / "data")
     assert result.rows == 5 and "BENIGN_WITHOUT_CALLBACK" not in set(man["pathology"])
     assert rej["reason"].str.contains("BENIGN_WITHOUT_CALLBACK dropped").sum() == 1
@@ -351,7 +351,7 @@ def test_real_dicoms_in_both_layouts(tmp_path):
     # and on through whole-image preparation, as 16-bit PNGs that keep more than 256 grey levels
     from mammo.prep.run import prepare
 
-    prepare(tmp_path / "data", tmp_path / "prep", task="whole", size=256, workers=1)
+    prepare(tmp_path / "data", tmp_path / "prep", task="whole", size=256, workers=0)
     ds = pd.read_csv(tmp_path / "prep" / "dataset.csv")
     assert len(ds) == 8 and int(ds["label"].sum()) == 2
     for rel in ds["image"]:

@@ -124,7 +124,7 @@ def read16(path: Path) -> np.ndarray:
 
 def test_whole_end_to_end(data, tmp_path):
     out = tmp_path / "PREP"
-    result = prepare(data, out, task="whole", size=64, workers=1)
+    result = prepare(data, out, task="whole", size=64, workers=0)
     ds = pd.read_csv(out / "dataset.csv", keep_default_na=False)
     assert list(ds.columns[:6]) == ["sample_id", "image", "label", "patient_id", "split", "image_id"]
     assert len(ds) == 6  # 7 images, one unreadable
@@ -156,7 +156,7 @@ def test_whole_end_to_end(data, tmp_path):
 
 def test_roi_end_to_end(data, tmp_path):
     out = tmp_path / "PREP"
-    result = prepare(data, out, task="roi", size=32, context=0.5, workers=1)
+    result = prepare(data, out, task="roi", size=32, context=0.5, workers=0)
     ds = pd.read_csv(out / "dataset.csv", keep_default_na=False)
     assert len(ds) == 7  # 9 findings: one without a lesion location, one on the unreadable image
     reasons = pd.read_csv(out / "rejected.csv")["reason"].tolist()
@@ -173,7 +173,7 @@ def test_roi_end_to_end(data, tmp_path):
 
 def test_resume_redoes_only_missing(data, tmp_path):
     out = tmp_path / "PREP"
-    prepare(data, out, task="whole", size=64, workers=1)
+    prepare(data, out, task="whole", size=64, workers=0)
     pngs = sorted((out / "images").glob("*.png"))
     before = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in pngs}
     csv_before = (out / "dataset.csv").read_bytes()
@@ -183,7 +183,7 @@ def test_resume_redoes_only_missing(data, tmp_path):
     (out / "prepare.json").unlink()
     with open(out / ".progress.jsonl", "a") as log:
         log.write('{"sample_id": "torn')  # a line cut by the kill
-    result = prepare(data, out, task="whole", size=64, workers=1)
+    result = prepare(data, out, task="whole", size=64, workers=0)
     assert result.n_made == 1 and result.n_reused == len(pngs) - 1
     for p in sorted((out / "images").glob("*.png")):
         data_, mtime = before[p.name]
@@ -192,46 +192,60 @@ def test_resume_redoes_only_missing(data, tmp_path):
     assert (out / "dataset.csv").read_bytes() == csv_before
 
 
-def test_workers_two_same_as_one(data, tmp_path):
+def test_workers_two_same_as_in_process(data, tmp_path):
     one, two = tmp_path / "one", tmp_path / "two"
-    prepare(data, one, task="roi", size=32, workers=1)
+    prepare(data, one, task="roi", size=32, workers=0)
     prepare(data, two, task="roi", size=32, workers=2)
     assert (one / "dataset.csv").read_bytes() == (two / "dataset.csv").read_bytes()
     for p in (one / "images").glob("*.png"):
         assert p.read_bytes() == (two / "images" / p.name).read_bytes()
 
 
+def test_workers_zero_is_in_process_one_is_a_pool(data, tmp_path, monkeypatch):
+    from mammo.prep import pool
+
+    pools = []
+    real = pool.process_pool
+    monkeypatch.setattr(pool, "process_pool", lambda n, *a, **k: pools.append(n) or real(n, *a, **k))
+    prepare(data, tmp_path / "zero", task="whole", size=32, workers=0)
+    assert pools == []  # as predict's --workers 0: no process started
+    prepare(data, tmp_path / "one", task="whole", size=32, workers=1)
+    assert pools == [1]
+    with pytest.raises(UserError, match="--workers must be 0 \\(in this process\\) or more, got -1"):
+        prepare(data, tmp_path / "minus", task="whole", size=32, workers=-1)
+
+
 def test_overwrite_semantics(data, tmp_path):
     out = tmp_path / "PREP"
-    prepare(data, out, task="whole", size=64, workers=1)
+    prepare(data, out, task="whole", size=64, workers=0)
     with pytest.raises(UserError, match="--overwrite") as err:
-        prepare(data, out, task="whole", size=48, workers=1)
+        prepare(data, out, task="whole", size=48, workers=0)
     assert "size: 64 -> 48" in str(err.value)
     prepare(data, out, task="whole", size=64, workers=2)  # same parameters, other workers: fine
     (out / "prepare.json").unlink()  # a killed run: its parameters are in the progress log
     with pytest.raises(UserError, match="size: 64 -> 48"):
-        prepare(data, out, task="whole", size=48, workers=1)
-    prepare(data, out, task="whole", size=48, workers=1, overwrite=True)
+        prepare(data, out, task="whole", size=48, workers=0)
+    prepare(data, out, task="whole", size=48, workers=0, overwrite=True)
     shapes = {read16(p).shape for p in (out / "images").glob("*.png")}
     assert shapes == {(48, 48)}
     foreign = tmp_path / "notprep"
     foreign.mkdir()
     (foreign / "thesis.txt").write_text("keep me")
     with pytest.raises(UserError, match="not empty"):
-        prepare(data, foreign, task="whole", size=64, workers=1)
+        prepare(data, foreign, task="whole", size=64, workers=0)
 
 
 def test_filters_and_empty(data, tmp_path):
-    result = prepare(data, tmp_path / "cc", task="whole", size=32, view="MLO", workers=1)
+    result = prepare(data, tmp_path / "cc", task="whole", size=32, view="MLO", workers=0)
     ds = pd.read_csv(tmp_path / "cc" / "dataset.csv")
     assert set(ds["view"]) == {"MLO"} and len(ds) == 2 and result.n_rejected == 0
     calc = pd.read_csv(
-        prepare(data, tmp_path / "calc", task="roi", size=32, abnormality="calc", workers=1).out
+        prepare(data, tmp_path / "calc", task="roi", size=32, abnormality="calc", workers=0).out
         / "dataset.csv"
     )
     assert set(calc["abnormality_type"]) == {"calc"}
     with pytest.raises(UserError, match="no manifest rows"):
-        prepare(data, tmp_path / "none", abnormality="calc", view="MLO", workers=1)
+        prepare(data, tmp_path / "none", abnormality="calc", view="MLO", workers=0)
 
 
 def test_safe_id():

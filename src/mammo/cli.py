@@ -421,7 +421,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="roi: padding around the lesion box, as a fraction of its side",
     )
     s.add_argument("--seed", type=int, default=0, help="seed of the validation/random split")
-    s.add_argument("--workers", type=int, default=2, help="worker processes")
+    s.add_argument("--workers", type=int, default=2, help="worker processes (0: in this process)")
     s.add_argument("--overwrite", action="store_true", help="replace an existing PREP instead of resuming it")
 
     s = add("eda", _cmd_eda, "exploratory figures (PNG) and a Markdown summary of DATA")

@@ -36,7 +36,7 @@ PR_SET_PDEATHSIG = 1  # linux/prctl.h
 WATCH_SECONDS = 1.0  # how often a worker checks that the main process is still there
 DIED = (
     "a prepare worker process died (a decoder crash on some image, or, from a Python script, a call "
-    "outside `if __name__ == '__main__':`); rerun to resume, or use --workers 1 to see which file"
+    "outside `if __name__ == '__main__':`); rerun to resume, or use --workers 0 to see which file"
 )
 
 
@@ -172,7 +172,7 @@ def _start_forkserver() -> BaseContext:
 
 @contextmanager
 def _single_thread_cv2() -> Iterator[None]:
-    """Run OpenCV single-threaded in this process for a while (workers=1), then restore its setting."""
+    """Run OpenCV single-threaded in this process for a while (workers=0), then restore its setting."""
     before = cv2.getNumThreads()
     cv2.setNumThreads(1)
     try:
@@ -182,8 +182,8 @@ def _single_thread_cv2() -> Iterator[None]:
 
 
 def run_tasks(tasks: list[ImageTask], workers: int) -> Iterator[list[dict]]:
-    """Process tasks in this process (workers=1) or in a process pool, yielding outcomes as they finish."""
-    if workers == 1:
+    """Process tasks in this process (workers=0) or in a pool of `workers` processes, yielding outcomes as they finish."""
+    if workers == 0:
         with _single_thread_cv2():
             yield from map(process_image, tasks)
         return

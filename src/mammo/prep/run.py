@@ -58,8 +58,9 @@ def prepare(
 ) -> PrepareResult:
     """Make PREP/ from DATA/: whole-breast or lesion crops as 16-bit PNGs, splits by woman, resumable.
 
-    With workers > 1 the images are processed in a forkserver pool (safe after threads), so a Python script
-    calling this must do so under `if __name__ == "__main__":`, as for any multiprocessing code.
+    `workers` = 0 processes the images in this process; more runs them in a forkserver pool of that many
+    processes (safe after threads), so a Python script calling this must do so under
+    `if __name__ == "__main__":`, as for any multiprocessing code.
     """
     if task not in TASKS:
         raise UserError(f"--task must be whole or roi, got {task!r}")
@@ -69,8 +70,8 @@ def prepare(
         )
     if context < 0:
         raise UserError(f"--context must be >= 0 (a fraction of the lesion box side), got {context}")
-    if workers < 1:
-        raise UserError(f"--workers must be at least 1, got {workers}")
+    if workers < 0:
+        raise UserError(f"--workers must be 0 (in this process) or more, got {workers}")
     data_dir, out = Path(data_dir), Path(out)
     check_output_dir(out)
     manifest = read_manifest(data_dir)
@@ -169,7 +170,7 @@ def _process(todo: list[ImageTask], workers: int, progress: Path, done: dict[str
     """Run pending tasks with a progress bar, logging each outcome as it arrives; returns images written."""
     made = 0
     with open(progress, "a") as log, tqdm(total=len(todo), unit="img", desc="prepare") as bar:
-        for outcomes in run_tasks(todo, min(workers, max(1, len(todo)))):
+        for outcomes in run_tasks(todo, min(workers, len(todo))):
             for o in outcomes:
                 done[o["sample_id"]] = o
                 made += "made" in o
