@@ -10,8 +10,9 @@ For each set, seconds per image (methods interleaved file by file, best of --rep
   floor_read_decode  mammo.io.dicom.read_pixels (decode + LUTs): no preparation can be faster
   ours_core          mammo.prep.pool.process_image (read, mask, crop, flip, resize, pad, PNG write), 1 thread
   ours_prepare       mammo.prep.run.prepare(..., workers=0) end to end (manifest, splits, logs, CSVs) / images
-and, over both sets together (each file 8 times), prepare in process (workers=0) and with 2 workers: wall seconds per image once the
-worker server is running (scaling; on a shared machine the speedup is bounded by the free cores).
+and, over both sets together (each file 8 times), prepare in process (workers=0) and with 2 workers: wall
+seconds per image once the worker server is running (scaling; on a shared machine the speedup is bounded by the
+free cores).
 Writes bench/results/prepare.json.
 
 Run: .venv/bin/python bench/bench_prepare.py   (about 1-2 minutes on 2 cores)

@@ -95,7 +95,9 @@ def run_demo(out: str | os.PathLike = "demo-out", fast: bool = False, seed: int 
     _step("eda", lambda: run_eda(data, out / "eda"))
     _step(
         "prepare",
-        lambda: prepare(data, prep, task="roi", size=b["prep_size"], workers=min(2, os.cpu_count() or 1)),
+        lambda: prepare(
+            data, prep, task="roi", size=b["prep_size"], workers=2 if (os.cpu_count() or 1) > 1 else 0
+        ),
     )
 
     from mammo.evaluate.run import evaluate

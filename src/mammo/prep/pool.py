@@ -182,7 +182,7 @@ def _single_thread_cv2() -> Iterator[None]:
 
 
 def run_tasks(tasks: list[ImageTask], workers: int) -> Iterator[list[dict]]:
-    """Process tasks in this process (workers=0) or in a pool of `workers` processes, yielding outcomes as they finish."""
+    """Process tasks in this process (workers=0) or in a pool of `workers` processes; outcomes as they finish."""
     if workers == 0:
         with _single_thread_cv2():
             yield from map(process_image, tasks)
