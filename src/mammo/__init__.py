@@ -1,3 +1,24 @@
 """mammo: mammography benign-vs-malignant classification, from download to explained prediction."""
 
+from __future__ import annotations
+
+from collections.abc import Callable
+from importlib import import_module
+from typing import Any
+
 __version__ = "0.1.0"
+
+
+def lazy_exports(package: str, exports: dict[str, str]) -> Callable[[str], Any]:
+    """A package's module `__getattr__` serving its public functions from their modules on first use.
+
+    `exports` maps a name to the module that defines it, so `import mammo.train` stays cheap (no torch)
+    and `mammo.train.train(...)` still works.
+    """
+
+    def __getattr__(name: str) -> Any:
+        if name in exports:
+            return getattr(import_module(exports[name]), name)
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+
+    return __getattr__

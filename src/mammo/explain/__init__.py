@@ -5,4 +5,17 @@
 - `figures`: overlay and feature-grid pictures (matplotlib object API).
 - `checks`: pointing game and model-randomisation check on data with known lesion masks.
 - `run`: `mammo explain RUN IMAGE...`.
+
+Public function (imported on first use): `explain`.
 """
+
+from typing import TYPE_CHECKING
+
+from mammo import lazy_exports
+
+if TYPE_CHECKING:
+    from mammo.explain.run import explain
+
+EXPORTS = {"explain": "mammo.explain.run"}
+__all__ = ["explain"]
+__getattr__ = lazy_exports(__name__, EXPORTS)

@@ -1,0 +1,37 @@
+"""Package faces: each package's public entry functions from its `__init__`, loaded lazily."""
+
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+
+import pytest
+
+FACES = {
+    "mammo.data": ["ingest_cbis", "ingest_table", "ingest_folders", "read_table", "make_download", "run_eda"],
+    "mammo.prep": ["prepare"],
+    "mammo.train": ["train", "resolve_config", "TrainConfig"],
+    "mammo.evaluate": ["evaluate", "run_cv"],
+    "mammo.explain": ["explain"],
+    "mammo.report": ["build_report"],
+}
+
+
+@pytest.mark.parametrize("package", list(FACES))
+def test_package_exports_its_functions(package: str) -> None:
+    module = importlib.import_module(package)
+    assert sorted(module.__all__) == sorted(FACES[package])
+    for name in FACES[package]:
+        obj = getattr(module, name)
+        assert obj.__module__.startswith(package + "."), (package, name)
+        assert getattr(importlib.import_module(obj.__module__), name) is obj
+    with pytest.raises(AttributeError):
+        module.no_such_name  # noqa: B018
+
+
+def test_package_faces_load_no_torch() -> None:
+    code = "import sys, mammo.data, mammo.prep, mammo.train, mammo.evaluate, mammo.explain, mammo.report; "
+    code += "print('torch' in sys.modules, 'pandas' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
