@@ -228,7 +228,17 @@ def ingest_cbis(
 ) -> IngestResult:
     """Index a CBIS-DDSM download into DATA/manifest.csv (one row per finding) and DATA/rejected.csv.
 
-    An existing different DATA/manifest.csv is replaced only with `overwrite`.
+    Args:
+        root: the TCIA download, either folder layout (today's NBIA tree with metadata.csv, or the classic one).
+        out: DATA folder to write manifest.csv and rejected.csv into.
+        csv_dir: folder with the four case-description CSVs; None searches under `root`.
+        bwc: BENIGN_WITHOUT_CALLBACK findings counted as "benign" or "drop"ped.
+        workers: threads reading DICOM headers (0 or 1: in this thread).
+        overwrite: replace an existing, different DATA/manifest.csv (refused otherwise).
+
+    Example:
+        >>> from mammo.data import ingest_cbis
+        >>> print(ingest_cbis("~/CBIS-DDSM", "data/cbis").summary())
     """
     root = Path(root)
     check_output_dir(out)

@@ -350,7 +350,16 @@ def summary_markdown(
 
 
 def run_eda(data_dir: str | os.PathLike, out: str | os.PathLike) -> EdaResult:
-    """Write every figure the manifest's columns allow, plus summary.md, into `out`."""
+    """Write every figure the manifest's columns allow, plus summary.md, into `out`.
+
+    Args:
+        data_dir: DATA folder written by ingest.
+        out: folder for the PNG figures and summary.md.
+
+    Example:
+        >>> from mammo.data import run_eda
+        >>> print(run_eda("data/cbis", "eda/cbis").summary())
+    """
     data_dir, out = Path(data_dir), Path(out)
     df = read_manifest(data_dir)
     if df.empty:

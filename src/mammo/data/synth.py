@@ -299,7 +299,19 @@ def _check_args(out: Path, women: int, layout: str, size: str) -> None:
 def make_download(
     out: str | os.PathLike, women: int = 12, layout: str = "descriptive", size: str = "small", seed: int = 0
 ) -> SynthResult:
-    """Write a synthetic CBIS-DDSM download (DICOMs, four CSVs, metadata.csv when descriptive) into `out`."""
+    """Write a synthetic CBIS-DDSM download (DICOMs, four CSVs, metadata.csv when descriptive) into `out`.
+
+    Args:
+        out: folder to write the fake download into (replaced as a whole, atomically).
+        women: number of women.
+        layout: "descriptive" (today's NBIA tree with metadata.csv) or "classic" (the UID tree).
+        size: "small" images, or "full" (about 3300 x 2000).
+        seed: random seed; the same seed writes the same files.
+
+    Example:
+        >>> from mammo.data import make_download
+        >>> print(make_download("downloads/fake", women=40, seed=0).summary())
+    """
     out = Path(out)
     _check_args(out, women, layout, size)
     images, cross = plan_cohort(int(women), size, seed)

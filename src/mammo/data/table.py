@@ -241,8 +241,12 @@ def read_table(table: str | os.PathLike) -> tuple[pd.DataFrame, list[str]]:
     and an `image_path` column (an edited manifest) is read as `image`. UserError, one line, when the file
     is missing, not UTF-8 (e.g. a Latin-1 export) or not a table.
 
+    Args:
+        table: the CSV file.
+
     Example:
-        >>> df, notes = read_table("my_images.csv")   # columns image, label, patient_id, ...
+        >>> from mammo.data import read_table
+        >>> df, notes = read_table("my_images.csv")  # text columns image, label, patient_id, ...
     """
     table = Path(table)
     if not table.is_file():
@@ -288,7 +292,14 @@ def read_table(table: str | os.PathLike) -> tuple[pd.DataFrame, list[str]]:
 def ingest_table(table: str | os.PathLike, out: str | os.PathLike, overwrite: bool = False) -> IngestResult:
     """Index a CSV of images (image, label; optional patient_id, split, view, side, box) into DATA/.
 
-    An existing different DATA/manifest.csv is replaced only with `overwrite`.
+    Args:
+        table: the CSV (`,` `;` tab or `|` separated, UTF-8); image paths relative to its folder or absolute.
+        out: DATA folder to write manifest.csv and rejected.csv into.
+        overwrite: replace an existing, different DATA/manifest.csv (refused otherwise).
+
+    Example:
+        >>> from mammo.data import ingest_table
+        >>> print(ingest_table("my_images.csv", "data/mine").summary())
     """
     table = Path(table)
     check_output_dir(out)
@@ -315,6 +326,15 @@ def ingest_folders(root: str | os.PathLike, out: str | os.PathLike, overwrite: b
     Every file under ROOT is either listed in the manifest or in rejected.csv with its reason: files are
     recognised by what they hold (DICOM preamble, an image header), not by their suffix, so extension-less
     DICOMs from PACS exports, GIF and WebP are read too.
+
+    Args:
+        root: the tree; class folders Benign/Malignant (or 0/1), optionally under train/val/test folders.
+        out: DATA folder to write manifest.csv and rejected.csv into.
+        overwrite: replace an existing, different DATA/manifest.csv (refused otherwise).
+
+    Example:
+        >>> from mammo.data import ingest_folders
+        >>> print(ingest_folders("seed_pngs/", "data/seed").summary())
     """
     root = Path(root)
     if not root.is_dir():

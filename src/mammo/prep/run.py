@@ -61,6 +61,24 @@ def prepare(
     `workers` = 0 processes the images in this process; more runs them in a forkserver pool of that many
     processes (safe after threads), so a Python script calling this must do so under
     `if __name__ == "__main__":`, as for any multiprocessing code.
+
+    Args:
+        data_dir: DATA folder written by ingest.
+        out: PREP folder for images/, dataset.csv, prepare.json, rejected.csv; a rerun resumes it.
+        task: "whole" (one sample per image, the breast cropped) or "roi" (one crop per finding).
+        size: side N of the N x N output PNGs, 16 to 4096.
+        abnormality: keep findings of this type: "mass", "calc" or "all".
+        view: keep images of this view: "CC", "MLO" or "all".
+        split: "official" train/test (validation carved from train by woman) or "random" 70/20/10 by woman.
+        val_fraction: share of the train women moved to validation.
+        seed: seed of the validation/random split.
+        workers: processes (0: in this process).
+        overwrite: replace an existing PREP made with other parameters (refused otherwise; the same resume).
+        context: roi: padding around the lesion box, as a fraction of its side.
+
+    Example:
+        >>> from mammo.prep import prepare
+        >>> print(prepare("data/cbis", "prep/whole512", task="whole", size=512).summary())
     """
     if task not in TASKS:
         raise UserError(f"--task must be whole or roi, got {task!r}")

@@ -196,7 +196,16 @@ def resolve_config(
     layers: list[Mapping[str, Any]] | None = None,
     overrides: Mapping[str, Any] | None = None,
 ) -> TrainConfig:
-    """Merge code defaults < model train_defaults < YAML layers (in order) < flags (None = unset)."""
+    """Merge code defaults < model train_defaults < YAML layers (in order) < flags (None = unset).
+
+    Args:
+        layers: mappings of TrainConfig keys (YAML files read with `read_yaml`), later ones winning.
+        overrides: keys over every layer, as flags; None values are unset.
+
+    Example:
+        >>> from mammo.train import resolve_config
+        >>> cfg = resolve_config([{"epochs": 5}], {"model": "efficientnet-lite0", "lr": None})
+    """
     layers = list(layers or [])
     flags = {k: v for k, v in (overrides or {}).items() if v is not None}
     _check_keys(flags, "flags")

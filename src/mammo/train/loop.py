@@ -122,7 +122,19 @@ def train(
     overrides: Mapping[str, Any] | None = None,
     resume: bool = False,
 ) -> TrainResult | None:
-    """Train on PREP into RUN (`out`); returns the result on rank 0 and None on other DDP ranks."""
+    """Train on PREP into RUN (`out`); returns the result on rank 0 and None on other DDP ranks.
+
+    Args:
+        prep: PREP folder written by prepare.
+        out: RUN folder for checkpoints (best.pt, last.pt), metrics and config.yaml.
+        config_file: YAML of TrainConfig keys, over the code's and the model's defaults.
+        overrides: TrainConfig keys over the YAML (None values = unset), as the command's flags.
+        resume: continue from RUN/last.pt with RUN/config.yaml.
+
+    Example:
+        >>> from mammo.train import train
+        >>> print(train("prep/whole512", "runs/lite0", overrides={"epochs": 20, "size": 512}).summary())
+    """
     prep, out = Path(prep), Path(out)
     check_output_dir(out)  # a bad --out costs a second, not a built model
     _check_run_dir(out, resume)
