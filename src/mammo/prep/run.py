@@ -73,7 +73,7 @@ def prepare(
         val_fraction: share of the train women moved to validation.
         seed: seed of the validation/random split.
         workers: processes (0: in this process).
-        overwrite: replace an existing PREP made with other parameters (refused otherwise; the same resume).
+        overwrite: replace an existing PREP made with other parameters (refused without it; same ones resume).
         context: roi: padding around the lesion box, as a fraction of its side.
 
     Example:
