@@ -194,3 +194,30 @@ def test_every_device_option_is_the_same() -> None:
         assert tuple(action.choices) == DEVICES, name
         assert action.default == "auto", name
         assert action.help == devices["evaluate"].help, name
+
+
+def test_train_and_cv_pass_only_the_given_flags(monkeypatch) -> None:
+    import types
+
+    import mammo.evaluate.cv
+    import mammo.train.loop
+
+    calls = {}
+
+    def stand_in(name: str):
+        def call(*args, **kwargs):
+            calls[name] = kwargs
+            return types.SimpleNamespace(summary=lambda: name)
+
+        return call
+
+    monkeypatch.setattr(mammo.train.loop, "train", stand_in("train"))
+    monkeypatch.setattr(mammo.evaluate.cv, "run_cv", stand_in("cv"))
+    flags = ["--epochs", "3", "--lr", "0.01", "--no-pretrained", "--seed", "4"]
+    assert main(["train", "p", "--out", "r", *flags]) == 0
+    assert calls["train"]["overrides"] == {"epochs": 3, "lr": 0.01, "pretrained": False, "seed": 4}
+    assert main(["cv", "p", "--out", "c", *flags, "--device", "cpu"]) == 0
+    assert calls["cv"]["overrides"] == {"epochs": 3, "lr": 0.01, "pretrained": False}
+    assert calls["cv"]["seed"] == 4 and calls["cv"]["device"] == "cpu"
+    assert main(["cv", "p", "--out", "c"]) == 0  # cv's seed and device as before: 0 and auto when not given
+    assert calls["cv"]["overrides"] == {} and calls["cv"]["seed"] == 0 and calls["cv"]["device"] == "auto"
