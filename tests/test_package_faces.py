@@ -1,8 +1,9 @@
-"""Package faces: each package's public entry functions from its `__init__`, loaded lazily."""
+"""Package faces: each package's public entry functions from its `__init__`, loaded lazily, documented."""
 
 from __future__ import annotations
 
 import importlib
+import inspect
 import subprocess
 import sys
 
@@ -16,6 +17,7 @@ FACES = {
     "mammo.explain": ["explain"],
     "mammo.report": ["build_report"],
 }
+ENTRY_POINTS = [(pkg, name) for pkg, names in FACES.items() for name in names if name[0].islower()]
 
 
 @pytest.mark.parametrize("package", list(FACES))
@@ -35,3 +37,15 @@ def test_package_faces_load_no_torch() -> None:
     code += "print('torch' in sys.modules, 'pandas' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+@pytest.mark.parametrize(("package", "name"), ENTRY_POINTS)
+def test_entry_points_document_arguments_and_an_example(package: str, name: str) -> None:
+    fn = getattr(importlib.import_module(package), name)
+    doc = inspect.getdoc(fn) or ""
+    assert "Args:" in doc and "Example:" in doc, f"{package}.{name}"
+    args = doc.split("Args:")[1].split("Example:")[0]
+    for param in inspect.signature(fn).parameters:
+        assert f"{param}:" in args, f"{package}.{name}: argument {param} undocumented"
+    example = [line for line in doc.split("Example:")[1].splitlines() if line.strip().startswith(">>>")]
+    assert len(example) == 2 and f"from {package} import {name}" in example[0], f"{package}.{name}"

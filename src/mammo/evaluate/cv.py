@@ -146,7 +146,24 @@ def run_cv(
     device: str = "auto",
     log: Callable[[str], None] = print,
 ) -> CVResult:
-    """Train one run per fold over PREP's train+val (grouped by woman), score each held-out fold, pool, report."""
+    """Train one run per fold over PREP's train+val (grouped by woman), score each held-out fold, pool, report.
+
+    Args:
+        prep: PREP folder; its train and val rows are pooled, its test split is never used.
+        out: CV folder for fold-k/run, oof.csv and metrics.json.
+        folds: number of folds, grouped by woman.
+        seed: seed of the folds and of every run.
+        overrides: TrainConfig keys for every fold's run, as `train`'s flags (None values = unset).
+        config_file: YAML train config for every fold.
+        val_fraction: share of each fold's training women kept for early stopping and calibration.
+        fold_table: CSV patient_id,fold giving the folds; None draws them.
+        device: "auto" (CUDA when present), "cpu" or "cuda".
+        log: where progress lines go.
+
+    Example:
+        >>> from mammo.evaluate import run_cv
+        >>> print(run_cv("prep/rsna256", "cv/rsna", folds=5, overrides={"epochs": 6}).summary())
+    """
     from mammo.evaluate.run import evaluate
     from mammo.prep.dataset import read_dataset_csv
     from mammo.train.loop import train

@@ -247,6 +247,17 @@ def evaluate(
     """Evaluate RUN's best checkpoint on one split of PREP; write RUN/eval/<split>/ (metrics, predictions, plots).
 
     Another PREP than the run's own (`data`) writes to RUN/eval/<prep name>-<hash>/<split>/ (see `eval_dir`).
+
+    Args:
+        run_dir: RUN folder written by train (its best.pt is scored).
+        data: PREP folder to score; None = the one the run was trained on.
+        split: PREP split to score, "val" or "test".
+        device: "auto" (CUDA when present), "cpu" or "cuda".
+        batch_size: images per forward pass.
+
+    Example:
+        >>> from mammo.evaluate import evaluate
+        >>> print(evaluate("runs/lite0", split="test").summary())
     """
     run_dir = Path(run_dir)
     run = _load_run(run_dir, device)

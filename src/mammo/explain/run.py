@@ -127,10 +127,23 @@ def explain(
     images: list[str | os.PathLike],
     out: str | os.PathLike = "explain-out",
     method: str = "gradcam",
-    device: str = "cpu",
+    device: str = "auto",
     features: bool = True,
 ) -> ExplainResult:
-    """Heatmaps, overlays and feature maps for each image with RUN's best model; explain.csv in `out`."""
+    """Heatmaps, overlays and feature maps for each image with RUN's best model; explain.csv in `out`.
+
+    Args:
+        run_dir: RUN folder written by train (its best.pt is used).
+        images: DICOM, PNG, JPEG, PGM or TIFF files.
+        out: folder for the heatmaps, overlays, feature maps and explain.csv.
+        method: "gradcam", "gradcam++" or "occlusion" (model-agnostic, slower).
+        device: "auto" (CUDA when present), "cpu" or "cuda".
+        features: draw the feature-map grids too.
+
+    Example:
+        >>> from mammo.explain import explain
+        >>> print(explain("runs/lite0", ["scans/P_00001_LEFT_CC.dcm"], "explain-out").summary())
+    """
     if method not in METHODS:
         raise UserError(f"--method {method!r}: choose one of {', '.join(METHODS)}")
     if not images:

@@ -241,13 +241,24 @@ def build_report(
     run_dir: str | os.PathLike,
     out: str | os.PathLike | None = None,
     split: str = "test",
-    device: str = "cpu",
+    device: str = "auto",
     gallery_k: int = 4,
 ) -> ReportResult:
     """Write one self-contained HTML report of RUN (default RUN/report.html) from its evaluation of `split`.
 
     The numbers are what `mammo evaluate` (and the explanation checks) wrote; the run's model is loaded once,
     for the gallery's heatmaps and for checks that were not measured yet.
+
+    Args:
+        run_dir: RUN folder, evaluated with `mammo evaluate` on `split`.
+        out: HTML file to write; None = RUN/report.html.
+        split: the evaluation to report, "val" or "test".
+        device: "auto" (CUDA when present), "cpu" or "cuda".
+        gallery_k: the k most confident true positives, false positives and false negatives in the gallery.
+
+    Example:
+        >>> from mammo.report import build_report
+        >>> print(build_report("runs/lite0", split="test").summary())
     """
     from mammo.predict.run import Run
     from mammo.prep.dataset import read_dataset_csv
