@@ -186,3 +186,13 @@ def test_run_loads_once_and_scores(tmp_path):
         want = model(torch.from_numpy(x)).reshape(-1).numpy()
     np.testing.assert_allclose(pred.logits(x), want, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(pred.probabilities(want), 1 / (1 + np.exp(-want / 2.0)), rtol=1e-6)
+
+
+@pytest.mark.parametrize(("task", "box"), [("whole", None), ("roi", (60.0, 100.0, 100.0, 150.0))])
+def test_preprocess_of_an_inverted_source_matches_prepare_of_the_normal_one(tmp_path, task, box):
+    from mammo.prep.polarity import invert
+
+    source = phantom("RIGHT")
+    want = prep_pipeline(tmp_path, source, task, box=box, context=0.25)
+    got = preprocess_image(invert(source), spec(task, context=0.25), box=box)
+    np.testing.assert_array_equal(got, want)

@@ -61,6 +61,18 @@ def by_name(rows: pd.DataFrame) -> dict[str, pd.Series]:
     return {Path(r["path"]).name: r for _, r in rows[rows["level"] == "image"].iterrows()}
 
 
+def test_inverted_png_scores_as_the_normal_one(tmp_path, run):
+    img = mammogram("RIGHT")
+    write_png16(img, tmp_path / "normal.png")
+    write_png16(65535 - img, tmp_path / "inverted.png")  # stored with the other polarity
+    cv2.imwrite(str(tmp_path / "inverted8.png"), 255 - (img >> 8).astype(np.uint8))
+    cv2.imwrite(str(tmp_path / "normal8.png"), (img >> 8).astype(np.uint8))
+    names = by_name(predict(run, [tmp_path], workers=1, device="cpu").rows)
+    prob = {n: names[n]["probability_malignant"] for n in names}
+    assert prob["inverted.png"] == pytest.approx(prob["normal.png"], rel=1e-6)
+    assert prob["inverted8.png"] == pytest.approx(prob["normal8.png"], rel=1e-6)
+
+
 def test_folder_recursion_no_suffix_dicom_and_worker_pool(tmp_path, run):
     img = mammogram()
     dicom(tmp_path / "in" / "deep" / "deeper" / "a.dcm", img)

@@ -27,7 +27,7 @@ from mammo.explain.maps import METHODS, feature_maps, heatmaps, normalise
 from mammo.io.atomic import atomic_path, write_csv
 from mammo.io.images import read_image, to_uint16, write_png
 from mammo.predict.run import Run
-from mammo.prep.breast import find_breast
+from mammo.prep.breast import locate_breast
 
 COLUMNS = [
     "image",
@@ -88,7 +88,7 @@ def explain_one(
     try:
         prepared = run.spec.prepare_source(image)
         x = run.spec.from_prepared(prepared)
-        breast = find_breast(to_uint16(image)) if run.task == "whole" else None
+        breast = locate_breast(to_uint16(image))[1] if run.task == \"whole\" else None
     except ValueError as exc:  # no breast found, or an image the run's preprocessing cannot take
         raise DataError(str(exc)) from None
     prob = float(run.probabilities(run.logits(x[None]))[0])

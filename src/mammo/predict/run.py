@@ -20,7 +20,7 @@ import pandas as pd
 from mammo.errors import DataError
 from mammo.io.images import to_uint16
 from mammo.predict.infer import forward_logits, logits_from_loader, probabilities, resolve_device
-from mammo.prep.breast import find_breast, prepare_whole
+from mammo.prep.breast import locate_breast, prepare_whole
 from mammo.prep.dataset import normalise, scale_input
 from mammo.prep.roi import prepare_roi, table_box
 
@@ -99,8 +99,9 @@ class InputSpec:
         """A raw source image (uint8/uint16 HxW, any size) prepared as `mammo prepare` would: the uint16 PREP square.
 
         whole runs: `prepare_whole` at the PREP size. roi runs: with `box` (x0, y0, x1, y1 in source pixels)
-        the lesion window of `prepare_roi` with the run's context and flip; without it the image is taken as
-        the lesion crop (a centred square window, no extra context, no flip).
+        the lesion window of `prepare_roi` with the run's context and flip, in standard polarity as prepare makes
+        it; without it the image is taken as the lesion crop as it is (a centred square window, no extra context,
+        no flip, no polarity step: a crop has no background to tell it from).
         ValueError when the image cannot be prepared (no breast, box outside the image).
         """
         if image.ndim != 2:
@@ -113,8 +114,9 @@ class InputSpec:
                 return prepare_roi(img, (0, 0, img.shape[1], img.shape[0]), self.prep_size, 0.0, flip=False)[
                     0
                 ]
+            img, breast = locate_breast(img)
             lesion = table_box(*box, img.shape[:2])
-            return prepare_roi(img, lesion, self.prep_size, self.context, flip=find_breast(img).flip)[0]
+            return prepare_roi(img, lesion, self.prep_size, self.context, flip=breast.flip)[0]
         raise ValueError(
             f"unknown task {self.task!r} in the checkpoint's preprocessing (expected whole or roi)"
         )

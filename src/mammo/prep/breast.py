@@ -1,19 +1,25 @@
-"""Whole-breast preparation: mask, crop, chest-wall-left flip, aspect-keeping resize and pad (uint16 in/out).
+"""Whole-breast preparation: polarity, mask, crop, chest-wall-left flip, aspect-keeping resize and pad (uint16).
 
-The mask is computed on a strided subsample (about MASK_SIDE pixels on the long side) so a 5000 x 3000
-mammogram costs a few milliseconds: the threshold sits halfway between the background level and Otsu's
-threshold (Otsu alone cuts into fatty tissue at the skin line), an opening removes film-border lines and
-scanner noise, and the largest outer contour, filled, is the breast; labels and markers are other components.
+The image is first brought to one polarity (`mammo.prep.polarity`). The mask is computed on a strided
+subsample (about MASK_SIDE pixels on the long side) so a 5000 x 3000 mammogram costs a few milliseconds: the
+threshold is the emptiest grey level between the background and the midway threshold (`breast_threshold`),
+flat frame bars along the edges are cleared, an opening removes film-border lines and scanner noise, and the
+largest outer contour, filled, is the breast; burned-in labels and markers are other components.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
 
+from mammo.prep.polarity import to_standard_polarity
+
 MASK_SIDE = 512  # long side of the subsampled image the breast mask is computed on
+FRAME_MAX = 4  # a frame bar is at most 1/FRAME_MAX of the image deep
+FRAME_COVER = 0.95  # ... its lines are at least this much foreground
+FRAME_FLAT = 4.0  # ... and flat: interquartile range at most this many levels of 255 (tissue: 15 and more)
 
 
 @dataclass(frozen=True)
@@ -24,6 +30,7 @@ class Breast:
     flip: bool
     mask: np.ndarray  # uint8 0/1 on the subsampled grid, cropped to `box`
     step: int  # subsampling step of `mask`
+    inverted: bool = False  # the source was stored inverted and has been brought to standard polarity
 
 
 def subsample_step(shape: tuple[int, ...], target: int = MASK_SIDE) -> int:
@@ -40,17 +47,57 @@ def to_uint8(img: np.ndarray) -> np.ndarray:
 
 
 def breast_threshold(gray8: np.ndarray) -> float:
-    """Threshold halfway between the background's mean level and Otsu's threshold."""
+    """The least-populated grey level between the background peak and the midway threshold (lowest on ties).
+
+    The midway threshold sits halfway between the background's mean level and Otsu's (Otsu alone cuts into
+    fatty tissue). Between the background peak and it, the grey level holding the fewest pixels (histogram
+    smoothed over 5 levels) is where the mask changes least: on a flat digital background (exported JPEGs,
+    empty levels just above black) that is just above black, so the fatty tissue at the skin line stays in;
+    on scanned film, whose background fades smoothly into a scatter halo, it is the midway threshold itself.
+    """
     otsu, _ = cv2.threshold(gray8, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     background = gray8[gray8 <= otsu]
     level = float(background.mean()) if background.size else 0.0
-    return (level + otsu) / 2.0
+    midway = (level + otsu) / 2.0
+    hist = np.convolve(np.bincount(gray8.ravel(), minlength=256), np.ones(5) / 5, mode="same")
+    peak = int(np.argmax(hist[: int(otsu) + 1]))
+    between = hist[peak + 1 : int(midway) + 1]
+    if between.size == 0:
+        return midway
+    valley = peak + 1 + int(np.argmin(between))
+    return min(midway, float(valley))
+
+
+def frame_depth(gray8: np.ndarray, binary: np.ndarray) -> int:
+    """How many lines from the top edge are a frame bar: almost all foreground and flat (no tissue texture).
+
+    Scanners and exports leave uniform bars along an edge; the breast touching an edge is never that flat.
+    """
+    lines = gray8[: gray8.shape[0] // FRAME_MAX].astype(np.float32)
+    covered = binary[: len(lines)].mean(axis=1) >= FRAME_COVER
+    low, high = np.percentile(lines, [25, 75], axis=1)
+    flat = high - low <= FRAME_FLAT  # quartiles, so text or a border line crossing the bar does not count
+    frame = covered & flat
+    return len(frame) if frame.all() else int(np.argmin(frame))
+
+
+def clear_frames(gray8: np.ndarray, binary: np.ndarray) -> np.ndarray:
+    """`binary` with frame bars along any of the four edges set to background (see `frame_depth`)."""
+    binary = binary.copy()
+    for turn in range(4):  # each edge in turn brought to the top
+        g, b = np.rot90(gray8, turn), np.rot90(binary, turn)
+        b[: frame_depth(g, b)] = 0
+    return binary
 
 
 def breast_mask(small: np.ndarray) -> np.ndarray:
-    """uint8 0/1 mask of the breast on a (subsampled) image: largest bright component, holes filled."""
+    """uint8 0/1 mask of the breast on a (subsampled) image: largest bright component, holes filled.
+
+    Frame bars along the edges are cleared first, then an opening removes thin lines and text strokes, and
+    the largest outer contour is the breast: burned-in labels and markers are other components.
+    """
     gray8 = to_uint8(small)
-    binary = (gray8 > breast_threshold(gray8)).astype(np.uint8)
+    binary = clear_frames(gray8, (gray8 > breast_threshold(gray8)).astype(np.uint8))
     k = max(3, (max(small.shape) // 32) | 1)
     binary = cv2.morphologyEx(binary, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
     contours, _ = cv2.findContours(binary, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
@@ -80,6 +127,12 @@ def find_breast(img: np.ndarray, target: int = MASK_SIDE) -> Breast:
     rows, cols = img.shape[:2]
     box = (x * step, y * step, min(cols, (x + w) * step), min(rows, (y + h) * step))
     return Breast(box=box, flip=chest_wall_on_right(mask), mask=mask[y : y + h, x : x + w], step=step)
+
+
+def locate_breast(img: np.ndarray) -> tuple[np.ndarray, Breast]:
+    """A full image in standard polarity and its breast (`inverted` says whether it was flipped in grey level)."""
+    img, inverted = to_standard_polarity(img)
+    return img, replace(find_breast(img), inverted=inverted)
 
 
 def fit_shape(shape: tuple[int, int], size: int) -> tuple[int, int]:
@@ -144,10 +197,10 @@ def resize_pad(img: np.ndarray, size: int) -> np.ndarray:
 
 
 def prepare_whole(img: np.ndarray, size: int) -> tuple[np.ndarray, Breast]:
-    """A full mammogram to a size x size uint16 breast image, chest wall on the left, and where it was."""
+    """A full mammogram to a size x size uint16 breast image: standard polarity, chest wall left; and where it was."""
     if img.dtype != np.uint16 or img.ndim != 2:
         raise ValueError(f"expected a 2-D uint16 image, got {img.dtype} {img.shape}")
-    breast = find_breast(img)
+    img, breast = locate_breast(img)
     x0, y0, x1, y1 = breast.box
     rows, cols = fit_shape((y1 - y0, x1 - x0), size)
     out = resize_to(img[y0:y1, x0:x1], rows, cols)

@@ -27,11 +27,20 @@ from mammo.errors import UserError, without_path
 from mammo.io.dicom import read_raw_pixels
 from mammo.io.images import is_dicom_path, read_image, to_uint16, write_png16
 from mammo.io.pool import forkserver_context, process_pool, single_thread_cv2
-from mammo.prep.breast import find_breast, prepare_whole
+from mammo.prep.breast import locate_breast, prepare_whole
 from mammo.prep.plan import ImageTask, Item
 from mammo.prep.roi import mask_box, prepare_roi, table_box
 
-PROCESS_COLUMNS = ["source_rows", "source_cols", "crop_x0", "crop_y0", "crop_x1", "crop_y1", "flipped"]
+PROCESS_COLUMNS = [
+    "source_rows",
+    "source_cols",
+    "crop_x0",
+    "crop_y0",
+    "crop_x1",
+    "crop_y1",
+    "flipped",
+    "inverted",
+]
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 WATCH_SECONDS = 1.0  # how often a worker checks that the main process is still there
 DIED = (
@@ -78,14 +87,15 @@ def _reason(exc: Exception, path: str) -> str:
 def process_image(task: ImageTask) -> list[dict]:
     """Read one image, make and write its samples; per item {sample_id, made} or {sample_id, rejected}.
 
-    `made` holds what processing adds to the sample's dataset.csv row (source size, crop window, flip).
+    `made` holds what processing adds to the sample's dataset.csv row (source size, crop window, flip, and
+    `inverted`: whether the source was detected as stored inverted and brought to standard polarity).
     """
     try:
         img = read_source(task.image_path)
         if task.task == "whole":
             out, breast = prepare_whole(img, task.size)
         else:
-            breast = find_breast(img)
+            img, breast = locate_breast(img)
     except Exception as exc:  # a bad image is reported and the run goes on
         return [
             {"sample_id": it.sample_id, "rejected": [task.image_path, _reason(exc, task.image_path)]}
@@ -105,7 +115,13 @@ def process_image(task: ImageTask) -> list[dict]:
             where = item.mask_path or task.image_path
             outcomes.append({"sample_id": item.sample_id, "rejected": [where, _reason(exc, where)]})
             continue
-        made = dict(zip(PROCESS_COLUMNS, [*img.shape[:2], *window, int(breast.flip)], strict=True))
+        made = dict(
+            zip(
+                PROCESS_COLUMNS,
+                [*img.shape[:2], *window, int(breast.flip), int(breast.inverted)],
+                strict=True,
+            )
+        )
         outcomes.append({"sample_id": item.sample_id, "made": made})
     return outcomes
 

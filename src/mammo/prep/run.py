@@ -28,7 +28,7 @@ from mammo.prep.splits import RANDOM_TEST_FRACTION, check_disjoint, plan_splits
 from mammo.prep.summary import PrepareResult, processing_note, split_counts, tiny_sources
 
 PREP_FORMAT = (
-    "mammo-prep/1"  # bump when processing changes, so old PREP folders are not silently mixed with new files
+    "mammo-prep/2"  # bump when processing changes, so old PREP folders are not silently mixed with new files
 )
 TASKS = ("whole", "roi")
 MIN_SIZE = 16

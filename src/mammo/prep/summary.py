@@ -93,12 +93,15 @@ def processing_note(task: str) -> dict:
     common = {
         "dtype": "uint16 PNG 0..65535 (8-bit sources x257); DICOM modality/VOI LUT, MONOCHROME1 inverted",
         "orientation": "mirrored when the breast's mass lies on the right, so the chest wall is on the left",
+        "polarity": "inverted (max - x) when more of the border frame is near the top grey level than the bottom "
+        "(bright background); dataset.csv `inverted` says which were",
     }
     if task == "whole":
         return {
             **common,
-            "whole": "breast = largest component of a threshold midway between background and Otsu "
-            "(on a ~512-pixel subsample, opened); crop to its box, pixels outside it zeroed; resize keeping "
+            "whole": "breast = largest component of a threshold at the emptiest grey level between the "
+            "background peak and midway to Otsu (on a ~512-pixel subsample, flat edge bars cleared, opened); "
+            "crop to its box, pixels outside it zeroed; resize keeping "
             "the aspect ratio (area averaging), zero-pad right and top/bottom to size x size",
         }
     return {
