@@ -132,3 +132,23 @@ def test_detector_agrees_with_rsna_640_labels():
         assert img.ndim == 2 and img.shape == (640, 640)  # RGB JPEG with 3 equal channels read as gray
         want = UPSTREAM_CORNER_MISSES.get(row.key, bool(row.inverted))
         assert detect_inverted(img) is want, row.image
+
+
+def test_crop_keeps_faint_fat_on_black_and_stops_at_a_film_base():
+    rows, cols = 600, 600
+    yy, xx = np.mgrid[0:rows, 0:cols]
+    rng = np.random.default_rng(1)
+    breast = (((xx - 100) / 260.0) ** 2 + ((yy - 300) / 220.0) ** 2) <= 1
+    fat = breast & ((((xx - 100) / 200.0) ** 2 + ((yy - 300) / 170.0) ** 2) > 1)  # a faint outer ring
+    digital = np.zeros((rows, cols), np.uint8)
+    digital[breast] = rng.integers(150, 250, breast.sum())
+    digital[fat] = rng.integers(18, 28, fat.sum())  # fat far below midway between black and Otsu
+    film = digital.copy()
+    film[:, 100:500][~breast[:, 100:500]] = rng.integers(9, 12, (~breast[:, 100:500]).sum())  # film base
+    film[:, :100] = np.where(breast[:, :100], film[:, :100], 0)  # black padding beside the film
+    film[:, 500:] = 0
+    ys, xs = np.nonzero(breast)
+    for img in (digital, film):
+        x0, y0, x1, y1 = prepare_whole(to_uint16(img), 128)[1].box
+        assert abs(y0 - ys.min()) <= 4 and abs(y1 - (ys.max() + 1)) <= 4
+        assert x0 == 0 and abs(x1 - (xs.max() + 1)) <= 4

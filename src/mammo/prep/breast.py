@@ -17,6 +17,8 @@ import numpy as np
 from mammo.prep.polarity import to_standard_polarity
 
 MASK_SIDE = 512  # long side of the subsampled image the breast mask is computed on
+BASE_PEAK = 0.05  # a later histogram peak this high relative to the background's may be a film base ...
+BASE_DIP = 0.2  # ... when the histogram dips below this fraction of it on both sides
 FRAME_MAX = 4  # a frame bar is at most 1/FRAME_MAX of the image deep
 FRAME_COVER = 0.95  # ... its lines are at least this much foreground
 FRAME_FLAT = 4.0  # ... and flat: interquartile range at most this many levels of 255 (tissue: 15 and more)
@@ -47,25 +49,46 @@ def to_uint8(img: np.ndarray) -> np.ndarray:
 
 
 def breast_threshold(gray8: np.ndarray) -> float:
-    """The least-populated grey level between the background peak and the midway threshold (lowest on ties).
+    """The least-populated grey level between the background and the midway threshold.
 
     The midway threshold sits halfway between the background's mean level and Otsu's (Otsu alone cuts into
-    fatty tissue). Between the background peak and it, the grey level holding the fewest pixels (histogram
-    smoothed over 5 levels) is where the mask changes least: on a flat digital background (exported JPEGs,
-    empty levels just above black) that is just above black, so the fatty tissue at the skin line stays in;
-    on scanned film, whose background fades smoothly into a scatter halo, it is the midway threshold itself.
+    fatty tissue). Between the background's level and it, the grey level holding the fewest pixels (histogram
+    smoothed over 5 levels) is where the mask changes least: on a flat digital background (exported JPEGs) it
+    lies just above black, below the fatty tissue at the skin line, which stays in; on scanned film whose
+    background fades smoothly into a scatter halo (CBIS-DDSM) it is the midway threshold itself. The
+    background's level is the histogram's peak, or a later peak at least BASE_PEAK as high: the film base of a
+    digitised film padded with black (mini-MIAS), so the valley is searched above the film, not below it.
     """
     otsu, _ = cv2.threshold(gray8, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     background = gray8[gray8 <= otsu]
     level = float(background.mean()) if background.size else 0.0
     midway = (level + otsu) / 2.0
-    hist = np.convolve(np.bincount(gray8.ravel(), minlength=256), np.ones(5) / 5, mode="same")
-    peak = int(np.argmax(hist[: int(otsu) + 1]))
-    between = hist[peak + 1 : int(midway) + 1]
+    counts = np.bincount(gray8.ravel(), minlength=256)
+    hist = np.convolve(counts, np.ones(5) / 5, mode="same")[: int(midway) + 1]
+    peak = film_base(
+        hist, int(np.argmax(counts[: len(hist)]))
+    )  # unsmoothed: a one-level black peak stays high
+    between = hist[peak + 1 :]
     if between.size == 0:
         return midway
-    valley = peak + 1 + int(np.argmin(between))
-    return min(midway, float(valley))
+    return min(midway, float(peak + 1 + int(np.argmin(between))))
+
+
+def film_base(hist: np.ndarray, peak: int) -> int:
+    """The level of the background proper: a later isolated histogram peak (film base above black padding).
+
+    A peak counts when it holds at least BASE_PEAK of the main peak's pixels and the histogram falls below
+    BASE_DIP of its height both before it (the empty gap above black) and after it (below the breast); the
+    gradual rise of fatty tissue in a tightly cropped image has no dip after it.
+    """
+    for level in range(len(hist) - 2, peak, -1):
+        height = hist[level]
+        if not (height >= BASE_PEAK * hist[peak] and height >= hist[level - 1] and height >= hist[level + 1]):
+            continue
+        dip = BASE_DIP * height
+        if hist[peak + 1 : level].min(initial=height) <= dip and hist[level + 1 :].min() <= dip:
+            return level
+    return peak
 
 
 def frame_depth(gray8: np.ndarray, binary: np.ndarray) -> int:
