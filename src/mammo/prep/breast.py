@@ -65,9 +65,8 @@ def breast_threshold(gray8: np.ndarray) -> float:
     midway = (level + otsu) / 2.0
     counts = np.bincount(gray8.ravel(), minlength=256)
     hist = np.convolve(counts, np.ones(5) / 5, mode="same")[: int(midway) + 1]
-    peak = film_base(
-        hist, int(np.argmax(counts[: len(hist)]))
-    )  # unsmoothed: a one-level black peak stays high
+    black = int(np.argmax(counts[: len(hist)]))  # unsmoothed: a one-level black peak stays the highest
+    peak = film_base(hist, black)
     between = hist[peak + 1 :]
     if between.size == 0:
         return midway
