@@ -88,7 +88,7 @@ def explain_one(
     try:
         prepared = run.spec.prepare_source(image)
         x = run.spec.from_prepared(prepared)
-        breast = locate_breast(to_uint16(image))[1] if run.task == \"whole\" else None
+        breast = locate_breast(to_uint16(image))[1] if run.task == "whole" else None
     except ValueError as exc:  # no breast found, or an image the run's preprocessing cannot take
         raise DataError(str(exc)) from None
     prob = float(run.probabilities(run.logits(x[None]))[0])
