@@ -24,7 +24,7 @@ LEVELS: list[set[str]] = [
     {"predict"},
     {"train", "evaluate"},
     {"explain"},
-    {"report"},
+    {"report", "pacs"},
     {"demo"},
     {"cli", "__main__"},
 ]

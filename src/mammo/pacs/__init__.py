@@ -1,0 +1,1 @@
+"""DICOM out: results as DICOM objects (SR, heatmap Secondary Capture) and mammo as a DICOM node (`mammo listen`)."""

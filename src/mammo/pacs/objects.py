@@ -1,0 +1,237 @@
+"""The DICOM objects mammo writes for one scored mammogram, built with highdicom.
+
+- a Comprehensive 3D SR holding a TID 1500 Measurement Report: the calibrated probability of cancer
+  (DCM 111047), the decision threshold (DCM ThresholdValue) and the decision (Finding: SCT Malignant / Benign),
+  with the algorithm (model, mammo version, run identity) and a reference to the source image;
+- a Secondary Capture (RGB) of the heatmap blended over the source image, on the source's pixel grid.
+
+Both go into the source's Study (patient and study attributes copied from it), each kind in its own new Series.
+Every UID is derived from (source SOP Instance UID or Study UID, run identity, kind), so scoring the same image
+with the same run again yields the same UIDs and a PACS replaces the objects instead of adding copies.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from pydicom.dataset import Dataset
+from pydicom.uid import JPEGBaseline8Bit, generate_uid
+
+from mammo import __version__
+
+MANUFACTURER = "mammo"
+# Patient and study attributes the result objects copy: type 2, so present (maybe empty) in every output
+COPIED_TYPE2 = (
+    "PatientName",
+    "PatientID",
+    "PatientBirthDate",
+    "PatientSex",
+    "StudyDate",
+    "StudyTime",
+    "StudyID",
+    "ReferringPhysicianName",
+    "AccessionNumber",
+)
+SR_SERIES_NUMBER = 9701
+SC_SERIES_NUMBER = 9702
+
+
+@dataclass(frozen=True)
+class RunIdentity:
+    """What names a scoring run in the objects: model name, mammo version, run folder and checkpoint digest."""
+
+    model: str
+    run: str
+    digest: str
+    version: str = __version__
+
+    @classmethod
+    def of(cls, run_dir: str | os.PathLike, model: str, checkpoint: str = "best.pt") -> RunIdentity:
+        """The identity of RUN: its checkpoint's SHA-256 (first 16 hex digits) names it, not its path."""
+        path = Path(run_dir) / checkpoint
+        sha = hashlib.sha256()
+        with open(path, "rb") as fh:
+            while chunk := fh.read(2**20):
+                sha.update(chunk)
+        return cls(model=model, run=str(Path(run_dir).resolve()), digest=sha.hexdigest()[:16])
+
+    @property
+    def label(self) -> str:
+        """'mammo 0.1.0 seed-basic run 1a2b...' (64 characters at most, for LO attributes)."""
+        return f"mammo {self.version} {self.model} run {self.digest}"[:64]
+
+
+@dataclass(frozen=True)
+class Score:
+    """One image's result: the calibrated probability of cancer and the run's decision threshold."""
+
+    probability: float
+    threshold: float
+
+    @property
+    def malignant(self) -> bool:
+        """The decision: probability at or above the threshold."""
+        return self.probability >= self.threshold
+
+
+def with_type2(source: Dataset) -> Dataset:
+    """A copy of the source header with every copied type-2 patient/study attribute present (empty if absent)."""
+    from pydicom.datadict import dictionary_VR
+
+    header = Dataset()
+    header.update(source)
+    for keyword in COPIED_TYPE2:
+        if keyword not in header:
+            header.add_new(keyword, dictionary_VR(keyword), None)
+    return header
+
+
+def derived_uid(*parts: str) -> str:
+    """A UID that depends only on `parts` (pydicom's hash under its root): same inputs, same UID."""
+    return generate_uid(entropy_srcs=["mammo", *parts])
+
+
+def _observer_context(identity: RunIdentity):
+    import highdicom as hd
+    from pydicom.sr.codedict import codes
+
+    device = hd.sr.DeviceObserverIdentifyingAttributes(
+        uid=derived_uid("device", identity.digest),
+        name="mammo",
+        manufacturer_name=MANUFACTURER,
+        model_name=identity.model[:64],
+    )
+    return hd.sr.ObservationContext(
+        observer_device_context=hd.sr.ObserverContext(
+            observer_type=codes.cid270.Device,
+            observer_identifying_attributes=device,
+        )
+    )
+
+
+def structured_report(source: Dataset, score: Score, identity: RunIdentity) -> Dataset:
+    """A TID 1500 Measurement Report SR on `source` (a header is enough): probability, threshold, decision."""
+    import highdicom as hd
+    from pydicom.sr.codedict import codes
+
+    source = with_type2(source)
+    sop_uid = str(source.SOPInstanceUID)
+    algorithm = hd.sr.AlgorithmIdentification(
+        name=f"mammo {identity.model}"[:64],
+        version=identity.version,
+        parameters=[f"run {identity.digest}", f"threshold {score.threshold:.6g}"],
+    )
+    group = hd.sr.MeasurementsAndQualitativeEvaluations(
+        tracking_identifier=hd.sr.TrackingIdentifier(
+            uid=derived_uid("tracking", sop_uid, identity.digest), identifier="mammo malignancy"
+        ),
+        finding_type=codes.SCT.Breast,
+        algorithm_id=algorithm,
+        source_images=[hd.sr.SourceImageForMeasurementGroup.from_source_image(source)],
+        measurements=[
+            hd.sr.Measurement(
+                name=codes.DCM.ProbabilityOfCancer,
+                value=float(score.probability),
+                unit=codes.UCUM.NoUnits,
+                algorithm_id=algorithm,
+            ),
+            hd.sr.Measurement(
+                name=codes.DCM.ThresholdValue,
+                value=float(score.threshold),
+                unit=codes.UCUM.NoUnits,
+                algorithm_id=algorithm,
+            ),
+        ],
+        qualitative_evaluations=[
+            hd.sr.QualitativeEvaluation(
+                name=codes.DCM.Finding, value=codes.SCT.Malignant if score.malignant else codes.SCT.Benign
+            )
+        ],
+    )
+    report = hd.sr.MeasurementReport(
+        observation_context=_observer_context(identity),
+        procedure_reported=codes.SCT.Mammography,
+        imaging_measurements=[group],
+    )
+    study = str(source.StudyInstanceUID)
+    return hd.sr.Comprehensive3DSR(
+        evidence=[source],
+        content=report,
+        series_instance_uid=derived_uid("sr-series", study, identity.digest),
+        series_number=SR_SERIES_NUMBER,
+        sop_instance_uid=derived_uid("sr", sop_uid, identity.digest),
+        instance_number=int(source.get("InstanceNumber", 1) or 1),
+        manufacturer=MANUFACTURER,
+        series_description=f"mammo malignancy {identity.model}"[:64],
+        institution_name=source.get("InstitutionName"),
+        is_complete=True,
+        is_final=False,
+        is_verified=False,
+    )
+
+
+def heatmap_capture(source: Dataset, rgb: np.ndarray, score: Score, identity: RunIdentity) -> Dataset:
+    """A Secondary Capture of the heatmap overlay (uint8 RGB, the source's rows x columns) in the source's study.
+
+    Stored as baseline JPEG (YBR_FULL_422), which every viewer decodes: a 13-Mpixel overlay is a few MB, not 38.
+    """
+    import highdicom as hd
+
+    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(f"an overlay must be uint8 (rows, columns, 3), got {rgb.dtype} {rgb.shape}")
+    if rgb.shape[:2] != (int(source.Rows), int(source.Columns)):
+        raise ValueError(
+            f"overlay {rgb.shape[:2]} is not on the source grid ({source.Rows}, {source.Columns})"
+        )
+    source = with_type2(source)
+    sop_uid = str(source.SOPInstanceUID)
+    study = str(source.StudyInstanceUID)
+    laterality = str(source.get("ImageLaterality", "") or source.get("Laterality", "") or "")
+    sc = hd.sc.SCImage.from_ref_dataset(
+        ref_dataset=source,
+        pixel_array=np.ascontiguousarray(rgb),
+        photometric_interpretation=hd.PhotometricInterpretationValues.YBR_FULL_422,
+        bits_allocated=8,
+        coordinate_system=hd.CoordinateSystemNames.PATIENT,
+        series_instance_uid=derived_uid("sc-series", study, identity.digest),
+        sop_instance_uid=derived_uid("sc", sop_uid, identity.digest),
+        series_number=SC_SERIES_NUMBER,
+        instance_number=int(source.get("InstanceNumber", 1) or 1),
+        manufacturer=MANUFACTURER,
+        patient_orientation=_orientation(source) or ("A", "R"),
+        laterality=laterality if laterality in ("L", "R") else None,
+        series_description=f"mammo heatmap {identity.model}"[:64],
+        transfer_syntax_uid=JPEGBaseline8Bit,
+    )
+    if "Laterality" not in sc:  # type 2C for a paired organ: empty when the source does not say
+        sc.Laterality = ""
+    if _orientation(source) is None:  # not known from the source: left empty (type 2), never made up
+        sc.PatientOrientation = ""
+    sc.ImageType = ["DERIVED", "SECONDARY"]
+    sc.DerivationDescription = (
+        f"Grad-CAM evidence for malignancy over the source image; p(cancer) {score.probability:.4f}, "
+        f"threshold {score.threshold:.4f}, {identity.label}"
+    )[:1024]
+    sc.SourceImageSequence = [_image_reference(source)]
+    return sc
+
+
+def _orientation(source: Dataset) -> tuple[str, str] | None:
+    """The source's PatientOrientation when it is a pair of single-letter directions (A, P, L, R, H, F)."""
+    value = source.get("PatientOrientation")
+    if value is not None and not isinstance(value, str) and len(value) == 2:
+        row, col = (str(v) for v in value)
+        if row in set("APLRHF") and col in set("APLRHF") and row and col:
+            return row, col
+    return None
+
+
+def _image_reference(source: Dataset) -> Dataset:
+    ref = Dataset()
+    ref.ReferencedSOPClassUID = source.SOPClassUID
+    ref.ReferencedSOPInstanceUID = source.SOPInstanceUID
+    return ref
