@@ -212,20 +212,32 @@ def _cmd_predict(a: argparse.Namespace) -> int:
 
     if not a.inputs and a.table is None:
         raise UserError("give input files or folders, or --table T.csv")
-    result = predict(
-        a.run,
-        a.inputs,
-        out=a.out,
-        table=a.table,
-        box=parse_box(a.box) if a.box else None,
-        aggregate=a.aggregate,
-        tta=a.tta,
-        batch_size=a.batch_size,
-        workers=a.workers,
-        device=a.device,
-    )
+    options = {
+        "out": a.out,
+        "table": a.table,
+        "box": parse_box(a.box) if a.box else None,
+        "aggregate": a.aggregate,
+        "tta": a.tta,
+        "batch_size": a.batch_size,
+        "workers": a.workers,
+        "device": a.device,
+    }
+    if a.dicom_out is not None:
+        from mammo.pacs.export import predict_to_dicom
+
+        result = predict_to_dicom(a.run, a.inputs, a.dicom_out, **options)
+    else:
+        result = predict(a.run, a.inputs, **options)
     print(result.summary())
     return result.exit_code
+
+
+def _cmd_listen(a: argparse.Namespace) -> int:
+    from mammo.pacs.node import listen
+
+    result = listen(a.run, a.port, a.spool, a.dest, a.ae_title, a.allow or (), a.host, a.batch_size, a.device)
+    print(result.summary())
+    return 0
 
 
 def _cmd_cv(a: argparse.Namespace) -> int:
@@ -530,11 +542,31 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: image rows only)",
     )
     s.add_argument("--tta", action="store_true", help="average the logits of each image and its mirror image")
+    s.add_argument(
+        "--dicom-out",
+        type=Path,
+        help="also write a DICOM SR and a heatmap Secondary Capture per DICOM input to this folder",
+    )
     s.add_argument("--batch-size", type=int, default=8, help="images per forward pass")
     s.add_argument(
         "--workers", type=int, default=1, help="processes reading and decoding files (0: in this process)"
     )
     _device_option(s)
+
+    s = add("listen", _cmd_listen, "run as a DICOM node: receive mammograms, send back SR + heatmap objects")
+    s.add_argument("run", type=Path, help="RUN folder written by `mammo train` (its best.pt is used)")
+    s.add_argument("--port", type=int, required=True, help="TCP port to listen on")
+    s.add_argument("--spool", type=Path, required=True, help="folder for received images and unsent results")
+    s.add_argument(
+        "--dest", required=True, help="where results go: HOST:PORT:AET (e.g. 127.0.0.1:4242:ORTHANC)"
+    )
+    s.add_argument("--ae-title", default="MAMMO", help="this node's AE title")
+    s.add_argument(
+        "--allow", nargs="+", metavar="AET", help="accept only these calling AE titles (default: any)"
+    )
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
+    s.add_argument("--batch-size", type=int, default=8, help="images per forward pass")
+    s.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
 
     s = add(
         "demo",

@@ -122,7 +122,10 @@ class Scorer:
             for i, p in zip(ready, probs, strict=True):
                 out[i].score = Score(float(p), self.predictor.threshold)
                 if heatmap:
-                    out[i].overlay = self.overlay(images[i], inputs[i])
+                    try:
+                        out[i].overlay = self.overlay(images[i], inputs[i])
+                    except ValueError as exc:  # no breast found for the map: the SR still goes out
+                        out[i].error = f"no heatmap: {exc}"
         return out
 
     def overlay(self, image: np.ndarray, x: np.ndarray) -> np.ndarray | None:

@@ -1,0 +1,68 @@
+"""`mammo predict --dicom-out DIR`: the predictions, plus an SR and a heatmap Secondary Capture per DICOM input.
+
+The SR carries the probability of the prediction row itself (so the CSV and the SR agree exactly); the heatmap
+is the run's Grad-CAM on the source image. Inputs that are not DICOM mammograms get a note and no objects.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from mammo.io.atomic import check_output_dir
+from mammo.io.images import is_dicom_path
+from mammo.pacs.objects import Score
+from mammo.pacs.score import Scorer, save_objects
+from mammo.predict.files import PredictResult, predict
+
+
+@dataclass
+class DicomExport:
+    """The predictions, the DICOM objects written for them, and a note per input that got none."""
+
+    result: PredictResult
+    folder: Path
+    written: list[Path] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        """The predictions' exit code (0 when at least one input was scored)."""
+        return self.result.exit_code
+
+    def summary(self) -> str:
+        """The predictions' summary, then what went to the DICOM folder."""
+        lines = [self.result.summary()]
+        lines += [f"  --dicom-out: {note}" for note in self.notes]
+        lines.append(f"wrote {len(self.written)} DICOM objects -> {self.folder}")
+        return "\n".join(lines)
+
+
+def predict_to_dicom(
+    run_dir: str | os.PathLike, inputs: Sequence[str | os.PathLike], dicom_out: str | os.PathLike, **kwargs
+) -> DicomExport:
+    """`predict(run_dir, inputs, **kwargs)` with one loaded run, then DICOM results for every scored DICOM."""
+    folder = check_output_dir(dicom_out, "--dicom-out")
+    scorer = Scorer.load(run_dir, device=kwargs.pop("device", "auto"))
+    result = predict(run_dir, inputs, predictor=scorer.predictor, **kwargs)
+    export = DicomExport(result, folder)
+    images = result.rows[result.rows["level"] == "image"]
+    for row in images.itertuples():
+        if pd.isna(row.probability_malignant):
+            continue
+        if not is_dicom_path(Path(row.path)):
+            export.notes.append(f"{row.path}: not DICOM, no DICOM objects (they need the source's UIDs)")
+            continue
+        item = scorer.score([row.path])[0]
+        if item.header is None:
+            export.notes.append(f"{row.path}: {item.error}")
+            continue
+        item.score = Score(float(row.probability_malignant), float(row.threshold))
+        if item.error:
+            export.notes.append(f"{row.path}: {item.error}")
+        export.written += save_objects(scorer.objects(item), folder, item.sop_uid)
+    return export
