@@ -1,8 +1,9 @@
 """The DICOM objects mammo writes for one scored mammogram, built with highdicom.
 
 - a Comprehensive 3D SR holding a TID 1500 Measurement Report: the calibrated probability of cancer
-  (DCM 111047), the decision threshold (DCM ThresholdValue) and the decision (Finding: SCT Malignant / Benign),
-  with the algorithm (model, mammo version, run identity) and a reference to the source image;
+  (DCM 111047), the decision threshold (DCM 122411) and the decision (Pathology, DCM 111042: SCT Malignant
+  or Benign, as in the mammography CAD SR), with the algorithm (model, mammo version, run identity) and a
+  reference to the source image;
 - a Secondary Capture (RGB) of the heatmap blended over the source image, on the source's pixel grid.
 
 Both go into the source's Study (patient and study attributes copied from it), each kind in its own new Series.
@@ -148,7 +149,7 @@ def structured_report(source: Dataset, score: Score, identity: RunIdentity) -> D
         ],
         qualitative_evaluations=[
             hd.sr.QualitativeEvaluation(
-                name=codes.DCM.Finding, value=codes.SCT.Malignant if score.malignant else codes.SCT.Benign
+                name=codes.DCM.Pathology, value=codes.SCT.Malignant if score.malignant else codes.SCT.Benign
             )
         ],
     )

@@ -71,15 +71,15 @@ def not_a_mammogram(ds: Dataset) -> str:
     ):
         if keyword not in ds:
             return f"no {keyword}: not an image"
+    spp = int(ds.get("SamplesPerPixel", 1) or 1)
+    photometric = str(ds.get("PhotometricInterpretation", ""))
+    if spp != 1 or photometric not in ("MONOCHROME1", "MONOCHROME2"):
+        return f"{photometric or 'colour'} image: mammograms are grayscale (MONOCHROME1/2)"
     modality = str(ds.get("Modality", ""))
     if modality != "MG":
         return f"Modality {modality or 'missing'}, not MG: mammo scores mammograms only"
     if str(ds.get("PresentationIntentType", "")).upper() == "FOR PROCESSING":
         return "For Processing (raw detector) image: send the For Presentation mammogram"
-    spp = int(ds.get("SamplesPerPixel", 1) or 1)
-    photometric = str(ds.get("PhotometricInterpretation", ""))
-    if spp != 1 or photometric not in ("MONOCHROME1", "MONOCHROME2"):
-        return f"{photometric or 'colour'} image: mammograms are grayscale (MONOCHROME1/2)"
     return ""
 
 

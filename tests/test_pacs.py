@@ -1,0 +1,366 @@
+"""DICOM results (SR + heatmap SC), `mammo predict --dicom-out`, and `mammo listen` against an in-process PACS.
+
+The Orthanc round trip lives in test_pacs_orthanc.py (slow); here a pynetdicom Storage SCP plays the PACS.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pydicom
+import pytest
+from dicom_results import mg_file, sr_result
+from orthanc import free_port
+from pydicom.dataset import Dataset
+from pydicom.uid import RLELossless, generate_uid
+from test_predict import make_run, mammogram
+
+from mammo import __version__
+from mammo.cli import main
+from mammo.errors import DataError, UserError
+from mammo.io.dicom import mg_dataset
+from mammo.pacs.node import Destination, Node, listen, send
+from mammo.pacs.objects import RunIdentity, derived_uid
+from mammo.pacs.score import Scorer, save_objects
+from mammo.pacs.spool import Spool
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> Path:
+    return make_run(tmp_path_factory.mktemp("runs"))
+
+
+@pytest.fixture(scope="module")
+def scorer(run) -> Scorer:
+    return Scorer.load(run, device="cpu")
+
+
+@pytest.fixture
+def source(tmp_path) -> Path:
+    return mg_file(tmp_path / "src" / "a.dcm", mammogram(), study="1.2.826.0.1.3680043.8.498.1")
+
+
+def _objects(scorer: Scorer, path: Path, out: Path) -> dict[str, Path]:
+    item = scorer.score([path])[0]
+    assert item.score is not None and not item.error, item.error
+    written = save_objects(scorer.objects(item), out, item.sop_uid)
+    return {p.name.split(".")[-2]: p for p in written}
+
+
+def test_sr_carries_the_score_in_the_source_study_and_reads_back(scorer, source, tmp_path):
+    paths = _objects(scorer, source, tmp_path / "out")
+    src = pydicom.dcmread(source, stop_before_pixels=True)
+    sr = pydicom.dcmread(paths["sr"])
+    prob, threshold, decision, ref = sr_result(sr)
+    expected = scorer.score([source])[0].score
+    assert prob == pytest.approx(expected.probability, abs=1e-12) and threshold == pytest.approx(0.4)
+    assert decision == ("Malignant" if prob >= threshold else "Benign")
+    assert ref == src.SOPInstanceUID
+    assert sr.StudyInstanceUID == src.StudyInstanceUID and sr.SeriesInstanceUID != src.SeriesInstanceUID
+    assert (sr.PatientID, str(sr.PatientName), sr.StudyDate) == ("P1", "Doe^Jane", "20260101")
+    assert sr.SOPClassUID == "1.2.840.10008.5.1.4.1.1.88.34"  # Comprehensive 3D SR
+    texts = {str(e.value) for e in sr.iterall() if e.keyword == "TextValue"}
+    assert {"mammo seed-basic", __version__, f"run {scorer.identity.digest}"} <= texts
+
+
+def test_heatmap_capture_is_an_rgb_picture_on_the_source_grid(scorer, source, tmp_path):
+    import highdicom as hd
+
+    paths = _objects(scorer, source, tmp_path / "out")
+    sc = pydicom.dcmread(paths["heatmap"])
+    src = pydicom.dcmread(source)
+    assert (sc.Rows, sc.Columns) == (src.Rows, src.Columns) and sc.SamplesPerPixel == 3
+    assert sc.StudyInstanceUID == src.StudyInstanceUID and sc.PatientID == src.PatientID
+    assert sc.SourceImageSequence[0].ReferencedSOPInstanceUID == src.SOPInstanceUID
+    rgb = hd.imread(paths["heatmap"]).get_frame(1) if hasattr(hd, "imread") else sc.pixel_array
+    assert rgb.shape == (300, 200, 3)
+    spread = rgb.astype(int).max(axis=2) - rgb.astype(int).min(axis=2)
+    assert spread.max() > 60  # the heatmap is coloured somewhere ...
+    assert np.median(spread) < 10  # ... and most of the picture is the gray mammogram
+
+
+def test_uids_depend_only_on_source_and_run(scorer, source, tmp_path, run):
+    first = {k: pydicom.dcmread(p) for k, p in _objects(scorer, source, tmp_path / "a").items()}
+    again = {k: pydicom.dcmread(p) for k, p in _objects(scorer, source, tmp_path / "b").items()}
+    for kind in ("sr", "heatmap"):
+        assert first[kind].SOPInstanceUID == again[kind].SOPInstanceUID
+        assert first[kind].SeriesInstanceUID == again[kind].SeriesInstanceUID
+    assert first["sr"].SeriesInstanceUID != first["heatmap"].SeriesInstanceUID
+    other = mg_file(tmp_path / "b.dcm", mammogram("RIGHT", 1), study="1.2.826.0.1.3680043.8.498.1")
+    second = pydicom.dcmread(_objects(scorer, other, tmp_path / "c")["sr"])
+    assert second.SeriesInstanceUID == first["sr"].SeriesInstanceUID  # one results series per study and run
+    assert second.SOPInstanceUID != first["sr"].SOPInstanceUID
+    retrained = RunIdentity("seed-basic", str(run), "ffffffffffffffff")
+    assert derived_uid("sr", "1.2.3", retrained.digest) != derived_uid("sr", "1.2.3", scorer.identity.digest)
+
+
+@pytest.mark.skipif(
+    shutil.which("dciodvfy") is None, reason="dciodvfy not installed (apt-get install dicom3tools)"
+)
+def test_dciodvfy_reports_no_errors_on_either_kind(scorer, source, tmp_path):
+    for kind, path in _objects(scorer, source, tmp_path / "out").items():
+        proc = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True, timeout=120)
+        report = proc.stdout + proc.stderr
+        errors = [line for line in report.splitlines() if line.startswith("Error")]
+        assert not errors, f"{kind}: {errors}"
+        assert ("Comprehensive3DSR" if kind == "sr" else "SCImage") in report
+
+
+def _rgb_capture(path: Path) -> Path:
+    ds = mg_dataset(np.zeros((8, 8), np.uint8), Modality="OT", StudyInstanceUID=generate_uid())
+    ds.SeriesInstanceUID = generate_uid()
+    ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.PlanarConfiguration = 3, "RGB", 0
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit = 8, 8, 7
+    ds.PixelData = np.zeros((8, 8, 3), np.uint8).tobytes()
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def _variant(source: Path, path: Path, **changes: object) -> Path:
+    ds = pydicom.dcmread(source)
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    for keyword, value in changes.items():
+        if value is None:
+            delattr(ds, keyword)
+        else:
+            setattr(ds, keyword, value)
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def _corrupt_rle(source: Path, path: Path) -> Path:
+    ds = pydicom.dcmread(source)
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.compress(RLELossless, generate_instance_uid=False)
+    data = bytearray(ds.PixelData)
+    data[64:] = b"\x7f" * (len(data) - 64)  # literal runs that overrun every row: not decodable
+    ds.PixelData = bytes(data)
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+BAD = {
+    "rgb secondary capture": (lambda s, p: _rgb_capture(p), "grayscale"),
+    "ct": (lambda s, p: _variant(s, p, Modality="CT"), "not MG"),
+    "for processing": (
+        lambda s, p: _variant(s, p, PresentationIntentType="FOR PROCESSING"),
+        "For Processing",
+    ),
+    "no pixel data": (lambda s, p: _variant(s, p, PixelData=None), "no pixel data"),
+    "undecodable": (_corrupt_rle, "cannot be decoded"),
+}
+
+
+@pytest.mark.parametrize("name", BAD)
+def test_node_check_refuses_what_it_cannot_score(source, tmp_path, name):
+    make, reason = BAD[name]
+    with pytest.raises(DataError, match=reason):
+        Node.check(make(source, tmp_path / "bad.dcm"))
+
+
+def test_predict_dicom_out_matches_the_csv_and_notes_non_dicom(run, source, tmp_path, capsys):
+    from mammo.io.images import write_png16
+
+    png = tmp_path / "b.png"
+    write_png16(mammogram("RIGHT", 2), png)
+    out, folder = tmp_path / "p.csv", tmp_path / "dicom"
+    args = [
+        "predict",
+        str(run),
+        str(source),
+        str(png),
+        "--out",
+        str(out),
+        "--workers",
+        "0",
+        "--device",
+        "cpu",
+    ]
+    assert main([*args, "--dicom-out", str(folder)]) == 0
+    assert "b.png: not DICOM" in capsys.readouterr().out
+    rows = pd.read_csv(out)
+    uid = pydicom.dcmread(source, stop_before_pixels=True).SOPInstanceUID
+    assert sorted(p.name for p in folder.iterdir()) == [f"{uid}.heatmap.dcm", f"{uid}.sr.dcm"]
+    prob, *_ = sr_result(pydicom.dcmread(folder / f"{uid}.sr.dcm"))
+    assert prob == pytest.approx(
+        rows.loc[rows["path"] == str(source), "probability_malignant"].iloc[0], abs=1e-9
+    )
+    (tmp_path / "afile").write_text("x")
+    assert main([*args, "--dicom-out", str(tmp_path / "afile")]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+
+
+class Pacs:
+    """A pynetdicom Storage SCP that keeps what it receives: the destination of the node under test."""
+
+    def __init__(self) -> None:
+        from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, evt
+        from pynetdicom.sop_class import Verification
+
+        self.received: dict[str, Dataset] = {}
+        self.port = free_port()
+        ae = AE(ae_title="PACS")
+        ae.add_supported_context(Verification)
+        for cx in AllStoragePresentationContexts:
+            ae.add_supported_context(cx.abstract_syntax, ALL_TRANSFER_SYNTAXES)
+        self.server = ae.start_server(
+            ("127.0.0.1", self.port), block=False, evt_handlers=[(evt.EVT_C_STORE, self._store)]
+        )
+
+    def _store(self, event) -> int:
+        ds = event.dataset
+        ds.file_meta = event.file_meta
+        self.received[str(ds.SOPInstanceUID)] = ds
+        return 0
+
+    @property
+    def dest(self) -> str:
+        return f"127.0.0.1:{self.port}:PACS"
+
+    def wait_for(self, n: int, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while len(self.received) < n and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+
+@pytest.fixture
+def pacs():
+    server = Pacs()
+    yield server
+    server.server.shutdown()
+
+
+class Running:
+    """`listen` in a thread, stopped (as SIGTERM would) by `stop()`."""
+
+    def __init__(self, run: Path, spool: Path, dest: str, **kwargs) -> None:
+        self.port = free_port()
+        self.stop_event, ready = threading.Event(), threading.Event()
+        self.result, self.error = None, None
+
+        def target() -> None:
+            try:
+                self.result = listen(
+                    run, self.port, spool, dest, device="cpu", stop=self.stop_event, ready=ready, **kwargs
+                )
+            except Exception as exc:  # surfaced by the test
+                self.error = exc
+                ready.set()
+
+        self.thread = threading.Thread(target=target, daemon=True)
+        self.thread.start()
+        ready.wait(60)
+        if self.error:
+            raise self.error
+
+    def stop(self):
+        self.stop_event.set()
+        self.thread.join(120)
+        return self.result
+
+
+def store(port: int, paths: list[Path], calling: str = "ORTHANC") -> list[int]:
+    """C-STORE files to the node; the status of each (-1: no answer)."""
+    from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+    from pynetdicom import AE
+    from pynetdicom.sop_class import DigitalMammographyXRayImageStorageForPresentation as DMX
+    from pynetdicom.sop_class import SecondaryCaptureImageStorage
+
+    ae = AE(ae_title=calling)
+    for sop in (SecondaryCaptureImageStorage, DMX):
+        for syntax in (ExplicitVRLittleEndian, ImplicitVRLittleEndian, RLELossless):
+            ae.add_requested_context(sop, syntax)
+    assoc = ae.associate("127.0.0.1", port, ae_title="MAMMO")
+    assert assoc.is_established
+    try:
+        return [int(s.Status) if (s := assoc.send_c_store(p)) else -1 for p in paths]
+    finally:
+        assoc.release()
+
+
+def test_node_scores_good_images_and_refuses_bad_ones_with_a_status(run, source, pacs, tmp_path, caplog):
+    good = [source, mg_file(tmp_path / "b.dcm", mammogram("RIGHT", 1))]
+    bad = [make(source, tmp_path / f"bad{i}.dcm") for i, (make, _) in enumerate(BAD.values())]
+    spool = tmp_path / "spool"
+    node = Running(run, spool, pacs.dest, allow=("ORTHANC",))
+    with caplog.at_level("INFO", logger="mammo"):
+        statuses = store(node.port, [good[0], *bad, good[1]])
+        pacs.wait_for(4)
+        result = node.stop()
+    assert statuses[0] == statuses[-1] == 0 and all(s == 0xC000 for s in statuses[1:-1]), statuses
+    assert (result.counts.received, result.counts.refused, result.counts.scored) == (2, len(bad), 2)
+    kinds = sorted(str(ds.Modality) for ds in pacs.received.values())
+    assert kinds == ["OT", "OT", "SR", "SR"]
+    lines = [r.getMessage() for r in caplog.records]
+    assert sum("p(cancer)" in line and "results sent" in line for line in lines) == 2
+    assert sum(" refused " in line for line in lines) == len(bad)
+    store_ = Spool(spool)
+    assert store_.n_done() == 2 and not list(store_.instances.iterdir()) and not store_.unsent()
+
+
+def test_node_refuses_callers_outside_the_allow_list(run, pacs, tmp_path):
+    from pynetdicom import AE
+    from pynetdicom.sop_class import Verification
+
+    node = Running(run, tmp_path / "spool", pacs.dest, allow=("ORTHANC",))
+    try:
+        ae = AE(ae_title="STRANGER")
+        ae.add_requested_context(Verification)
+        assoc = ae.associate("127.0.0.1", node.port, ae_title="MAMMO")
+        assert assoc.is_rejected
+    finally:
+        node.stop()
+
+
+def test_restart_scores_what_the_spool_holds_exactly_once(run, scorer, source, pacs, tmp_path):
+    spool = Spool(tmp_path / "spool").open()
+    uid = str(pydicom.dcmread(source, stop_before_pixels=True).SOPInstanceUID)
+    spool.store(uid, source.read_bytes())  # acknowledged before a crash, never scored
+    other = mg_file(tmp_path / "b.dcm", mammogram("RIGHT", 1))
+    other_uid = str(pydicom.dcmread(other, stop_before_pixels=True).SOPInstanceUID)
+    spool.store(other_uid, other.read_bytes())
+    spool.mark_done(other_uid, {"probability": 0.5})  # scored before the crash: not again
+    stale = spool.instances / f".{uid}.dcm.abcd1234.dcm"
+    stale.write_bytes(b"half")  # a temp file of a store that was cut off
+    spool.close()
+    result = Running(run, tmp_path / "spool", pacs.dest).stop()
+    assert result.counts.scored == 1 and not stale.exists()
+    sr = [ds for ds in pacs.received.values() if ds.Modality == "SR"]
+    assert len(sr) == 1 and sr_result(sr[0])[3] == uid
+    assert Spool(tmp_path / "spool").n_done() == 2
+
+
+def test_unsent_results_stay_in_the_outbox(scorer, source, tmp_path):
+    spool = Spool(tmp_path / "spool").open()
+    save_objects(scorer.objects(scorer.score([source])[0]), spool.outbox, "1.2.3")
+    node = Node(scorer, spool, Destination("127.0.0.1", free_port(), "GONE"))
+    assert "not reachable" in node.flush()
+    assert len(spool.unsent()) == 2
+    sent, reason = send(spool.unsent(), Destination("127.0.0.1", free_port(), "GONE"), "MAMMO")
+    assert sent == [] and "not reachable" in reason
+    spool.close()
+
+
+def test_bad_setups_get_one_line_and_leave_nothing(run, pacs, tmp_path, capsys):
+    spool = tmp_path / "spool"
+    base = ["listen", str(run), "--spool", str(spool), "--device", "cpu"]
+    assert main([*base, "--port", str(free_port()), "--dest", f"127.0.0.1:{free_port()}:GONE"]) == 2
+    assert "start that node or fix --dest" in capsys.readouterr().err and not spool.exists()
+    assert main([*base, "--port", str(free_port()), "--dest", "localhost:ORTHANC"]) == 2
+    assert "HOST:PORT:AET" in capsys.readouterr().err
+    assert main([*base, "--port", str(pacs.port), "--dest", pacs.dest]) == 2
+    assert "in use" in capsys.readouterr().err
+    held = Spool(spool).open()
+    try:
+        assert main([*base, "--port", str(free_port()), "--dest", pacs.dest]) == 2
+        assert "another mammo listen" in capsys.readouterr().err
+    finally:
+        held.close()
+    with pytest.raises(UserError, match="AE title"):
+        listen(run, 1, spool, pacs.dest, ae_title="A" * 17)
