@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pydicom
-from pydicom.uid import generate_uid
+from pydicom.uid import RLELossless, generate_uid
 
 from mammo.io.dicom import write_dicom
 
@@ -25,6 +25,18 @@ def mg_file(path: Path, img: np.ndarray, study: str | None = None, **attributes:
         "InstanceNumber": 1,
     }
     return write_dicom(img, path, **(defaults | attributes))
+
+
+def corrupt_rle(source: Path, path: Path) -> Path:
+    """A copy of `source` under a new UID, RLE-compressed, whose pixel data does not decode."""
+    ds = pydicom.dcmread(source)
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.compress(RLELossless, generate_instance_uid=False)
+    data = bytearray(ds.PixelData)
+    data[64:] = b"\x7f" * (len(data) - 64)  # literal runs that overrun every row
+    ds.PixelData = bytes(data)
+    ds.save_as(path, enforce_file_format=True)
+    return path
 
 
 def sr_result(ds: pydicom.Dataset) -> tuple[float, float, str, str]:

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pydicom
 import pytest
-from dicom_results import mg_file, sr_result
+from dicom_results import corrupt_rle, mg_file, sr_result
 from orthanc import free_port
 from pydicom.dataset import Dataset
 from pydicom.uid import RLELossless, generate_uid
@@ -134,17 +134,6 @@ def _variant(source: Path, path: Path, **changes: object) -> Path:
     return path
 
 
-def _corrupt_rle(source: Path, path: Path) -> Path:
-    ds = pydicom.dcmread(source)
-    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-    ds.compress(RLELossless, generate_instance_uid=False)
-    data = bytearray(ds.PixelData)
-    data[64:] = b"\x7f" * (len(data) - 64)  # literal runs that overrun every row: not decodable
-    ds.PixelData = bytes(data)
-    ds.save_as(path, enforce_file_format=True)
-    return path
-
-
 BAD = {
     "rgb secondary capture": (lambda s, p: _rgb_capture(p), "grayscale"),
     "ct": (lambda s, p: _variant(s, p, Modality="CT"), "not MG"),
@@ -153,7 +142,7 @@ BAD = {
         "For Processing",
     ),
     "no pixel data": (lambda s, p: _variant(s, p, PixelData=None), "no pixel data"),
-    "undecodable": (_corrupt_rle, "cannot be decoded"),
+    "undecodable": (corrupt_rle, "cannot be decoded"),
 }
 
 
@@ -194,6 +183,24 @@ def test_predict_dicom_out_matches_the_csv_and_notes_non_dicom(run, source, tmp_
     (tmp_path / "afile").write_text("x")
     assert main([*args, "--dicom-out", str(tmp_path / "afile")]) == 2
     assert "is a file, not a folder" in capsys.readouterr().err
+
+
+def test_explain_dicom_out_writes_both_objects(run, source, tmp_path, capsys):
+    folder = tmp_path / "dicom"
+    args = [
+        "explain",
+        str(run),
+        str(source),
+        "--out",
+        str(tmp_path / "x"),
+        "--no-features",
+        "--device",
+        "cpu",
+    ]
+    assert main([*args, "--dicom-out", str(folder)]) == 0
+    uid = pydicom.dcmread(source, stop_before_pixels=True).SOPInstanceUID
+    assert sorted(p.name for p in folder.iterdir()) == [f"{uid}.heatmap.dcm", f"{uid}.sr.dcm"]
+    assert "wrote 2 DICOM objects" in capsys.readouterr().out
 
 
 class Pacs:

@@ -194,9 +194,16 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
 
 def _cmd_explain(a: argparse.Namespace) -> int:
     from mammo.explain.run import explain
+    from mammo.io.atomic import check_output_dir
 
+    if a.dicom_out is not None:
+        check_output_dir(a.dicom_out, "--dicom-out")  # before the heatmaps, not after
     result = explain(a.run, a.images, a.out, method=a.method, device=a.device, features=not a.no_features)
     print(result.summary())
+    if a.dicom_out is not None:
+        from mammo.pacs.export import dicom_results
+
+        print(dicom_results(a.run, a.images, a.dicom_out, device=a.device).summary())
     return 0 if any(not r["error"] for r in result.rows) else 1
 
 
@@ -501,6 +508,11 @@ def build_parser() -> argparse.ArgumentParser:
     _device_option(s)
     s.add_argument(
         "--no-features", action="store_true", help="skip the feature-map grids (default: draw them)"
+    )
+    s.add_argument(
+        "--dicom-out",
+        type=Path,
+        help="also write a DICOM SR and a Grad-CAM Secondary Capture per DICOM image to this folder",
     )
 
     s = add(

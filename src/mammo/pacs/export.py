@@ -1,7 +1,8 @@
-"""`mammo predict --dicom-out DIR`: the predictions, plus an SR and a heatmap Secondary Capture per DICOM input.
+"""`--dicom-out DIR` of `mammo predict` and `mammo explain`: an SR and a heatmap Secondary Capture per DICOM input.
 
-The SR carries the probability of the prediction row itself (so the CSV and the SR agree exactly); the heatmap
-is the run's Grad-CAM on the source image. Inputs that are not DICOM mammograms get a note and no objects.
+With predict the SR carries the probability of the prediction row itself (so the CSV and the SR agree exactly);
+the heatmap is the run's Grad-CAM on the source image. Inputs that are not DICOM mammograms get a note and no
+objects.
 """
 
 from __future__ import annotations
@@ -40,6 +41,41 @@ class DicomExport:
         lines += [f"  --dicom-out: {note}" for note in self.notes]
         lines.append(f"wrote {len(self.written)} DICOM objects -> {self.folder}")
         return "\n".join(lines)
+
+
+@dataclass
+class DicomResults:
+    """The DICOM objects written for a list of images, and a note per image that got none."""
+
+    folder: Path
+    written: list[Path] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        """One line per note, then the count and the folder."""
+        lines = [f"  --dicom-out: {note}" for note in self.notes]
+        return "\n".join([*lines, f"wrote {len(self.written)} DICOM objects -> {self.folder}"])
+
+
+def dicom_results(
+    run_dir: str | os.PathLike,
+    images: Sequence[str | os.PathLike],
+    dicom_out: str | os.PathLike,
+    device: str = "auto",
+) -> DicomResults:
+    """Score each image with RUN and write its SR and heatmap Secondary Capture (`mammo explain --dicom-out`)."""
+    out = DicomResults(check_output_dir(dicom_out, "--dicom-out"))
+    scorer = Scorer.load(run_dir, device=device)
+    for path in images:
+        if not is_dicom_path(Path(path)):
+            out.notes.append(f"{path}: not DICOM, no DICOM objects (they need the source's UIDs)")
+            continue
+        item = scorer.score([path])[0]
+        if item.error:
+            out.notes.append(f"{path}: {item.error}")
+        if item.score is not None:
+            out.written += save_objects(scorer.objects(item), out.folder, item.sop_uid)
+    return out
 
 
 def predict_to_dicom(
