@@ -311,7 +311,7 @@ def test_node_scores_good_images_and_refuses_bad_ones_with_a_status(run, source,
     assert store_.n_done() == 2 and not list(store_.instances.iterdir()) and not store_.unsent()
 
 
-def test_node_refuses_callers_outside_the_allow_list(run, pacs, tmp_path):
+def test_node_refuses_callers_outside_the_allow_list(run, pacs, tmp_path, caplog):
     from pynetdicom import AE
     from pynetdicom.sop_class import Verification
 
@@ -319,10 +319,13 @@ def test_node_refuses_callers_outside_the_allow_list(run, pacs, tmp_path):
     try:
         ae = AE(ae_title="STRANGER")
         ae.add_requested_context(Verification)
-        assoc = ae.associate("127.0.0.1", node.port, ae_title="MAMMO")
-        assert assoc.is_rejected
+        with caplog.at_level("INFO", logger="mammo"):
+            assoc = ae.associate("127.0.0.1", node.port, ae_title="MAMMO")
+            assert assoc.is_rejected
+            time.sleep(0.5)
     finally:
         node.stop()
+    assert any("refused an association from STRANGER" in r.getMessage() for r in caplog.records)
 
 
 def test_restart_scores_what_the_spool_holds_exactly_once(run, scorer, source, pacs, tmp_path):
@@ -341,6 +344,22 @@ def test_restart_scores_what_the_spool_holds_exactly_once(run, scorer, source, p
     sr = [ds for ds in pacs.received.values() if ds.Modality == "SR"]
     assert len(sr) == 1 and sr_result(sr[0])[3] == uid
     assert Spool(tmp_path / "spool").n_done() == 2
+
+
+def test_a_scoring_failure_stops_the_node_and_keeps_the_image(run, source, pacs, tmp_path, monkeypatch):
+    import mammo.pacs.node as node_module
+
+    def full_disk(*_args, **_kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(node_module, "save_objects", full_disk)
+    node = Running(run, tmp_path / "spool", pacs.dest)
+    assert store(node.port, [source]) == [0]
+    node.thread.join(60)  # the node stops by itself
+    result = node.result
+    assert result.exit_code == 1 and "No space left" in result.summary()
+    spool = Spool(tmp_path / "spool")
+    assert len(list(spool.instances.glob("*.dcm"))) == 1 and spool.n_done() == 0  # scored at the next start
 
 
 def test_unsent_results_stay_in_the_outbox(scorer, source, tmp_path):
@@ -369,5 +388,8 @@ def test_bad_setups_get_one_line_and_leave_nothing(run, pacs, tmp_path, capsys):
         assert "another mammo listen" in capsys.readouterr().err
     finally:
         held.close()
+    roi = make_run(tmp_path, task="roi", name="roi")
+    with pytest.raises(UserError, match="roi run"):
+        listen(roi, free_port(), spool, pacs.dest, device="cpu")
     with pytest.raises(UserError, match="AE title"):
         listen(run, 1, spool, pacs.dest, ae_title="A" * 17)

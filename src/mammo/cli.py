@@ -244,7 +244,7 @@ def _cmd_listen(a: argparse.Namespace) -> int:
 
     result = listen(a.run, a.port, a.spool, a.dest, a.ae_title, a.allow or (), a.host, a.batch_size, a.device)
     print(result.summary())
-    return 0
+    return result.exit_code
 
 
 def _cmd_cv(a: argparse.Namespace) -> int:

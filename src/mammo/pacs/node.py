@@ -132,6 +132,8 @@ class Node:
     batch_wait: float = 0.5
     retry_seconds: float = 10.0
     counts: Counts = field(default_factory=Counts)
+    halt: threading.Event = field(default_factory=threading.Event)  # set to stop the whole node
+    fatal: str = ""
     stopping: threading.Event = field(default_factory=threading.Event)
     received_all: threading.Event = field(default_factory=threading.Event)
     _queue: queue.Queue = field(default_factory=queue.Queue)
@@ -172,6 +174,16 @@ class Node:
         self._queue.put((path, calling))
         return 0x0000
 
+    def on_rejected(self, event) -> None:
+        """EVT_REJECTED: one log line for an association refused (AE title not allowed, or too many at once)."""
+        requestor = event.assoc.requestor
+        log.info(
+            "%s refused an association from %s at %s: calling AE title not in --allow, or too many associations",
+            _now(),
+            str(requestor.ae_title).strip(),
+            requestor.address,
+        )
+
     def enqueue_pending(self) -> int:
         """Queue what the spool holds from before (acknowledged, not scored); returns how many."""
         pending = self.spool.pending()
@@ -194,7 +206,20 @@ class Node:
         return batch
 
     def work(self) -> None:
-        """The scoring thread: batches until stopped and drained; outbox retried every retry_seconds."""
+        """The scoring thread; an unexpected error (a full disk, a bug) stops the node instead of hiding."""
+        try:
+            self._work()
+        except Exception as exc:
+            self.fatal = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+            log.error(
+                "%s scoring stopped (%s); the spool keeps every unscored image for the next start",
+                _now(),
+                self.fatal,
+            )
+            self.halt.set()
+
+    def _work(self) -> None:
+        """Batches until stopped and drained; the outbox retried every retry_seconds."""
         last_try = 0.0
         while True:
             batch = self._take()
@@ -230,7 +255,7 @@ class Node:
                 self.counts.scored += 1
             lines[uid] = (
                 f"{uid} from {calling}: p(cancer) {item.score.probability:.4f} -> {decision} "
-                f"(threshold {item.score.threshold:.4f})"
+                f"(threshold {item.score.threshold:.4f})" + (f", {item.error}" if item.error else "")
             )
         reason = self.flush()
         for uid, line in lines.items():
@@ -261,11 +286,18 @@ class ListenResult:
 
     counts: Counts
     unsent: int
+    fatal: str = ""
+
+    @property
+    def exit_code(self) -> int:
+        """0 after a clean stop, 1 when scoring failed."""
+        return 1 if self.fatal else 0
 
     def summary(self) -> str:
-        """One line, plus what is left in the spool."""
+        """One line, plus what is left in the spool and why scoring stopped."""
         left = f"; {self.unsent} result objects still in the spool outbox" if self.unsent else ""
-        return f"stopped: {self.counts.line()}{left}"
+        failed = f"; scoring failed: {self.fatal}" if self.fatal else ""
+        return f"stopped: {self.counts.line()}{left}{failed}"
 
 
 def listen(
@@ -280,8 +312,12 @@ def listen(
     device: str = "auto",
     stop: threading.Event | None = None,
     ready: threading.Event | None = None,
+    grace: float = 60.0,
 ) -> ListenResult:
-    """Run the node until SIGTERM/SIGINT (or `stop` is set); every check that can fail is done before listening."""
+    """Run the node until SIGTERM/SIGINT (or `stop` is set); every check that can fail is done before listening.
+
+    On stop, associations in flight get `grace` seconds to finish (what they did not send was not acknowledged).
+    """
     from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, evt
     from pynetdicom.sop_class import Verification
 
@@ -293,12 +329,18 @@ def listen(
         raise UserError(f"--batch-size must be at least 1, got {batch_size}")
     destination = Destination.parse(dest)
     scorer = Scorer.load(run_dir, device=device)
+    if scorer.predictor.task != "whole":
+        raise UserError(
+            f"{run_dir} is a {scorer.predictor.task} run (it scores lesion crops); a node receives whole "
+            "mammograms: give it a whole-image run"
+        )
     problem = echo(destination, ae_title)
     if problem:
         raise UserError(f"--dest {dest}: {problem}; start that node or fix --dest")
     store = Spool(spool).open()
     try:
-        node = Node(scorer, store, destination, ae_title, batch_size)
+        stop = stop or threading.Event()
+        node = Node(scorer, store, destination, ae_title, batch_size, halt=stop)
         ae = AE(ae_title=ae_title)
         ae.maximum_pdu_size = 0
         ae.add_supported_context(Verification)
@@ -308,14 +350,15 @@ def listen(
             ae.require_calling_aet = list(allow)
         try:
             server = ae.start_server(
-                (host, port), block=False, evt_handlers=[(evt.EVT_C_STORE, node.on_store)]
+                (host, port),
+                block=False,
+                evt_handlers=[(evt.EVT_C_STORE, node.on_store), (evt.EVT_REJECTED, node.on_rejected)],
             )
         except OSError as exc:
             raise UserError(
                 f"--port {port}: cannot listen on {host}:{port} ({exc.strerror or exc}); "
                 "the port is in use or reserved: pick another"
             ) from None
-        stop = stop or threading.Event()
         restore = _on_signals(stop)
         worker = threading.Thread(target=node.work, name="mammo-score", daemon=True)
         try:
@@ -337,7 +380,8 @@ def listen(
             stop.wait()
             node.stopping.set()
             log.info("%s stopping: finishing the associations and images in flight", _now())
-            while server.active_associations:
+            deadline = time.monotonic() + grace
+            while server.active_associations and time.monotonic() < deadline:
                 time.sleep(0.1)
             server.shutdown()
             node.received_all.set()
@@ -345,7 +389,7 @@ def listen(
         finally:
             restore()
             node.received_all.set()
-        return ListenResult(node.counts, len(store.unsent()))
+        return ListenResult(node.counts, len(store.unsent()), node.fatal)
     finally:
         store.close()
 
