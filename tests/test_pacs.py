@@ -85,10 +85,29 @@ def test_heatmap_capture_is_an_rgb_picture_on_the_source_grid(scorer, source, tm
     assert np.median(spread) < 10  # ... and most of the picture is the gray mammogram
 
 
+def test_segmentation_holds_the_heatmap_on_the_source_grid(scorer, source, tmp_path):
+    import highdicom as hd
+
+    item = scorer.score([source])[0]
+    seg = hd.seg.segread(save_objects(scorer.objects(item), tmp_path, item.sop_uid)[2])
+    src = pydicom.dcmread(source, stop_before_pixels=True)
+    assert seg.Modality == "SEG" and seg.SegmentationType == "FRACTIONAL"
+    assert seg.StudyInstanceUID == src.StudyInstanceUID
+    assert (
+        seg.ReferencedSeriesSequence[0].ReferencedInstanceSequence[0].ReferencedSOPInstanceUID
+        == src.SOPInstanceUID
+    )
+    fraction = seg.get_pixels_by_source_instance(
+        [str(src.SOPInstanceUID)], combine_segments=False, rescale_fractional=True, dtype=np.float32
+    ).squeeze()
+    assert fraction.shape == (src.Rows, src.Columns)
+    assert np.abs(fraction - item.heat / 255.0).max() < 1e-6 and fraction.max() > 0.5
+
+
 def test_uids_depend_only_on_source_and_run(scorer, source, tmp_path, run):
     first = {k: pydicom.dcmread(p) for k, p in _objects(scorer, source, tmp_path / "a").items()}
     again = {k: pydicom.dcmread(p) for k, p in _objects(scorer, source, tmp_path / "b").items()}
-    for kind in ("sr", "heatmap"):
+    for kind in ("sr", "heatmap", "seg"):
         assert first[kind].SOPInstanceUID == again[kind].SOPInstanceUID
         assert first[kind].SeriesInstanceUID == again[kind].SeriesInstanceUID
     assert first["sr"].SeriesInstanceUID != first["heatmap"].SeriesInstanceUID
@@ -109,7 +128,7 @@ def test_dciodvfy_reports_no_errors_on_either_kind(scorer, source, tmp_path):
         report = proc.stdout + proc.stderr
         errors = [line for line in report.splitlines() if line.startswith("Error")]
         assert not errors, f"{kind}: {errors}"
-        assert ("Comprehensive3DSR" if kind == "sr" else "SCImage") in report
+        assert {"sr": "Comprehensive3DSR", "heatmap": "SCImage", "seg": "Segmentation"}[kind] in report
 
 
 def _rgb_capture(path: Path) -> Path:
@@ -175,7 +194,7 @@ def test_predict_dicom_out_matches_the_csv_and_notes_non_dicom(run, source, tmp_
     assert "b.png: not DICOM" in capsys.readouterr().out
     rows = pd.read_csv(out)
     uid = pydicom.dcmread(source, stop_before_pixels=True).SOPInstanceUID
-    assert sorted(p.name for p in folder.iterdir()) == [f"{uid}.heatmap.dcm", f"{uid}.sr.dcm"]
+    assert sorted(p.name for p in folder.iterdir()) == [f"{uid}.{k}.dcm" for k in ("heatmap", "seg", "sr")]
     prob, *_ = sr_result(pydicom.dcmread(folder / f"{uid}.sr.dcm"))
     assert prob == pytest.approx(
         rows.loc[rows["path"] == str(source), "probability_malignant"].iloc[0], abs=1e-9
@@ -199,8 +218,8 @@ def test_explain_dicom_out_writes_both_objects(run, source, tmp_path, capsys):
     ]
     assert main([*args, "--dicom-out", str(folder)]) == 0
     uid = pydicom.dcmread(source, stop_before_pixels=True).SOPInstanceUID
-    assert sorted(p.name for p in folder.iterdir()) == [f"{uid}.heatmap.dcm", f"{uid}.sr.dcm"]
-    assert "wrote 2 DICOM objects" in capsys.readouterr().out
+    assert sorted(p.name for p in folder.iterdir()) == [f"{uid}.{k}.dcm" for k in ("heatmap", "seg", "sr")]
+    assert "wrote 3 DICOM objects" in capsys.readouterr().out
 
 
 class Pacs:
@@ -298,12 +317,12 @@ def test_node_scores_good_images_and_refuses_bad_ones_with_a_status(run, source,
     node = Running(run, spool, pacs.dest, allow=("ORTHANC",))
     with caplog.at_level("INFO", logger="mammo"):
         statuses = store(node.port, [good[0], *bad, good[1]])
-        pacs.wait_for(4)
+        pacs.wait_for(6)
         result = node.stop()
     assert statuses[0] == statuses[-1] == 0 and all(s == 0xC000 for s in statuses[1:-1]), statuses
     assert (result.counts.received, result.counts.refused, result.counts.scored) == (2, len(bad), 2)
     kinds = sorted(str(ds.Modality) for ds in pacs.received.values())
-    assert kinds == ["OT", "OT", "SR", "SR"]
+    assert kinds == ["OT", "OT", "SEG", "SEG", "SR", "SR"]
     lines = [r.getMessage() for r in caplog.records]
     assert sum("p(cancer)" in line and "results sent" in line for line in lines) == 2
     assert sum(" refused " in line for line in lines) == len(bad)
@@ -367,7 +386,7 @@ def test_unsent_results_stay_in_the_outbox(scorer, source, tmp_path):
     save_objects(scorer.objects(scorer.score([source])[0]), spool.outbox, "1.2.3")
     node = Node(scorer, spool, Destination("127.0.0.1", free_port(), "GONE"))
     assert "not reachable" in node.flush()
-    assert len(spool.unsent()) == 2
+    assert len(spool.unsent()) == 3
     sent, reason = send(spool.unsent(), Destination("127.0.0.1", free_port(), "GONE"), "MAMMO")
     assert sent == [] and "not reachable" in reason
     spool.close()

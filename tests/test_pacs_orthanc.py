@@ -105,6 +105,7 @@ def test_orthanc_routes_the_real_dicoms_to_the_node_and_stores_its_results(tmp_p
         assert code == 0, text
         assert "stopped: received 9, refused 0, scored 9" in text
         assert len(pacs.find(Modality="SR")) == 8 and len(pacs.find(SeriesDescription="mammo heatmap*")) == 8
+        assert len(pacs.find(Modality="SEG")) == 8
         got = {}
         for item in sr:
             prob, _, _, ref = sr_result(pydicom.dcmread(io.BytesIO(pacs.file(item["ID"]))))

@@ -512,7 +512,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--dicom-out",
         type=Path,
-        help="also write a DICOM SR and a Grad-CAM Secondary Capture per DICOM image to this folder",
+        help="also write a DICOM SR and Grad-CAM heatmap objects (Secondary Capture, Segmentation) per DICOM image here",
     )
 
     s = add(
@@ -557,7 +557,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--dicom-out",
         type=Path,
-        help="also write a DICOM SR and a heatmap Secondary Capture per DICOM input to this folder",
+        help="also write a DICOM SR and heatmap objects (Secondary Capture, Segmentation) per DICOM input here",
     )
     s.add_argument("--batch-size", type=int, default=8, help="images per forward pass")
     s.add_argument(

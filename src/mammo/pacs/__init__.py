@@ -1,1 +1,1 @@
-"""DICOM out: results as DICOM objects (SR, heatmap Secondary Capture) and mammo as a DICOM node (`mammo listen`)."""
+"""DICOM out: results as DICOM objects (SR, heatmap Secondary Capture and Segmentation) and mammo as a DICOM node (`mammo listen`)."""

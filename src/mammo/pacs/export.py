@@ -1,4 +1,4 @@
-"""`--dicom-out DIR` of `mammo predict` and `mammo explain`: an SR and a heatmap Secondary Capture per DICOM input.
+"""`--dicom-out DIR` of `mammo predict` and `mammo explain`: an SR and the heatmap (Secondary Capture + Segmentation) per DICOM input.
 
 With predict the SR carries the probability of the prediction row itself (so the CSV and the SR agree exactly);
 the heatmap is the run's Grad-CAM on the source image. Inputs that are not DICOM mammograms get a note and no
@@ -63,7 +63,7 @@ def dicom_results(
     dicom_out: str | os.PathLike,
     device: str = "auto",
 ) -> DicomResults:
-    """Score each image with RUN and write its SR and heatmap Secondary Capture (`mammo explain --dicom-out`)."""
+    """Score each image with RUN and write its SR and heatmap objects (`mammo explain --dicom-out`)."""
     out = DicomResults(check_output_dir(dicom_out, "--dicom-out"))
     scorer = Scorer.load(run_dir, device=device)
     for path in images:

@@ -3,7 +3,7 @@
 Each received instance is checked (a grayscale For Presentation MG image whose pixels decode) and written to the
 spool atomically before the C-STORE is answered with success; anything else gets a failure status with the
 reason in its Error Comment, and a log line. One thread scores what the spool holds in batches with one loaded
-run, puts the SR and heatmap Secondary Capture of each image in the spool's outbox, marks it done, and sends the
+run, puts the SR and heatmap objects (Secondary Capture, Segmentation) of each image in the spool's outbox, marks it done, and sends the
 outbox to the destination (C-STORE SCU); what cannot be sent stays there and is retried. SIGTERM (or SIGINT)
 stops new stores, lets the associations in flight finish, scores what was acknowledged and exits. On start the
 spool's leftovers (acknowledged but not scored, scored but not sent) are taken up first.
@@ -33,6 +33,7 @@ BUSY = 0xA700  # Storage failure "out of resources": the node is stopping, or it
 RESULT_CONTEXTS = (
     ("1.2.840.10008.5.1.4.1.1.88.34", ("1.2.840.10008.1.2.1", "1.2.840.10008.1.2")),  # Comprehensive 3D SR
     ("1.2.840.10008.5.1.4.1.1.7", ("1.2.840.10008.1.2.4.50",)),  # Secondary Capture, JPEG baseline
+    ("1.2.840.10008.5.1.4.1.1.66.4", ("1.2.840.10008.1.2.5",)),  # Segmentation, RLE lossless
 )
 
 

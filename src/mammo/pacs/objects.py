@@ -4,7 +4,9 @@
   (DCM 111047), the decision threshold (DCM 122411) and the decision (Pathology, DCM 111042: SCT Malignant
   or Benign, as in the mammography CAD SR), with the algorithm (model, mammo version, run identity) and a
   reference to the source image;
-- a Secondary Capture (RGB) of the heatmap blended over the source image, on the source's pixel grid.
+- a Secondary Capture (RGB) of the heatmap blended over the source image, on the source's pixel grid;
+- the heatmap itself as a fractional Segmentation (probability type, 255 = the map's maximum) on the same grid,
+  for viewers and tools that read standard quantitative objects.
 
 Both go into the source's Study (patient and study attributes copied from it), each kind in its own new Series.
 Every UID is derived from (source SOP Instance UID or Study UID, run identity, kind), so scoring the same image
@@ -39,6 +41,7 @@ COPIED_TYPE2 = (
 )
 SR_SERIES_NUMBER = 9701
 SC_SERIES_NUMBER = 9702
+SEG_SERIES_NUMBER = 9703
 
 
 @dataclass(frozen=True)
@@ -219,6 +222,51 @@ def heatmap_capture(source: Dataset, rgb: np.ndarray, score: Score, identity: Ru
     )[:1024]
     sc.SourceImageSequence = [_image_reference(source)]
     return sc
+
+
+def heatmap_segmentation(source: Dataset, heat: np.ndarray, identity: RunIdentity) -> Dataset:
+    """The heatmap (uint8, 255 = its maximum, the source's rows x columns) as a fractional Segmentation, RLE."""
+    import highdicom as hd
+    from pydicom.sr.codedict import codes
+    from pydicom.uid import RLELossless
+
+    if heat.dtype != np.uint8 or heat.shape != (int(source.Rows), int(source.Columns)):
+        raise ValueError(f"a heatmap must be uint8 on the source grid, got {heat.dtype} {heat.shape}")
+    source = with_type2(source)
+    sop_uid = str(source.SOPInstanceUID)
+    description = hd.seg.SegmentDescription(
+        segment_number=1,
+        segment_label="mammo Grad-CAM evidence",
+        segmented_property_category=codes.SCT.MorphologicallyAbnormalStructure,
+        segmented_property_type=codes.SCT.Lesion,
+        algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
+        algorithm_identification=hd.AlgorithmIdentificationSequence(
+            name=f"mammo {identity.model}"[:64],
+            version=identity.version,
+            family=codes.cid7162.ArtificialIntelligence,
+            parameters={"run": identity.digest},
+        ),
+    )
+    seg = hd.seg.Segmentation(
+        source_images=[source],
+        pixel_array=heat.astype(np.float32) / 255.0,
+        segmentation_type=hd.seg.SegmentationTypeValues.FRACTIONAL,
+        segment_descriptions=[description],
+        series_instance_uid=derived_uid("seg-series", str(source.StudyInstanceUID), identity.digest),
+        series_number=SEG_SERIES_NUMBER,
+        sop_instance_uid=derived_uid("seg", sop_uid, identity.digest),
+        instance_number=int(source.get("InstanceNumber", 1) or 1),
+        manufacturer=MANUFACTURER,
+        manufacturer_model_name=identity.model[:64],
+        software_versions=f"mammo {identity.version}",
+        device_serial_number=identity.digest,
+        max_fractional_value=255,
+        transfer_syntax_uid=RLELossless,
+        series_description=f"mammo evidence map {identity.model}"[:64],
+    )
+    orientation = _orientation(source)
+    seg.PatientOrientation = list(orientation) if orientation else ""  # type 2C here: empty when unknown
+    return seg
 
 
 def _orientation(source: Dataset) -> tuple[str, str] | None:

@@ -1,4 +1,4 @@
-"""Score DICOM mammograms with one loaded run and build their result objects (SR + heatmap Secondary Capture).
+"""Score DICOM mammograms with one loaded run and build their result objects (SR, heatmap SC and SEG).
 
 The probability comes from the same path as `mammo predict` (read_source -> the run's preprocess -> logits ->
 calibrated probability), so a node's SR and `mammo predict`'s CSV agree for the same file. The heatmap is the
@@ -18,7 +18,7 @@ import numpy as np
 
 from mammo.errors import DataError
 from mammo.io.atomic import atomic_path
-from mammo.pacs.objects import RunIdentity, Score, heatmap_capture, structured_report
+from mammo.pacs.objects import RunIdentity, Score, heatmap_capture, heatmap_segmentation, structured_report
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
@@ -28,11 +28,12 @@ if TYPE_CHECKING:
 
 @dataclass
 class Scored:
-    """One input's outcome: its header, score and overlay, or the one-line reason it has none."""
+    """One input's outcome: its header, score, heatmap (uint8 on the source grid) and overlay, or the reason."""
 
     path: Path
     header: Dataset | None = None
     score: Score | None = None
+    heat: np.ndarray | None = None
     overlay: np.ndarray | None = None
     error: str = ""
 
@@ -123,13 +124,15 @@ class Scorer:
                 out[i].score = Score(float(p), self.predictor.threshold)
                 if heatmap:
                     try:
-                        out[i].overlay = self.overlay(images[i], inputs[i])
+                        out[i].heat = self.heatmap(images[i], inputs[i])
+                        if out[i].heat is not None:
+                            out[i].overlay = overlay_rgb(images[i], out[i].heat)
                     except ValueError as exc:  # no breast found for the map: the SR still goes out
                         out[i].error = f"no heatmap: {exc}"
         return out
 
-    def overlay(self, image: np.ndarray, x: np.ndarray) -> np.ndarray | None:
-        """uint8 RGB of the run's Grad-CAM over the source image, on its grid (None for roi runs)."""
+    def heatmap(self, image: np.ndarray, x: np.ndarray) -> np.ndarray | None:
+        """The run's Grad-CAM laid back on the source grid, scaled by its maximum to uint8 (None for roi runs)."""
         import torch
 
         from mammo.explain.geometry import heatmap_to_source
@@ -145,10 +148,10 @@ class Scorer:
         heat = heatmaps(self.predictor.model, xt, layer, "gradcam")[0]
         breast = find_breast(to_uint16(image))
         source = heatmap_to_source(normalise(heat), breast.box, breast.flip, image.shape[:2])
-        return overlay_rgb(image, source)
+        return np.rint(source * 255).astype(np.uint8)
 
     def objects(self, item: Scored) -> list[Dataset]:
-        """The SR, and the heatmap Secondary Capture when there is an overlay, of a scored item."""
+        """The SR, and with a heatmap its Secondary Capture overlay and fractional Segmentation, of a scored item."""
         if item.header is None or item.score is None:
             return []
         with warnings.catch_warnings():  # copied patient names such as 'P_00001' are not in PN form
@@ -156,11 +159,13 @@ class Scorer:
             found = [structured_report(item.header, item.score, self.identity)]
             if item.overlay is not None:
                 found.append(heatmap_capture(item.header, item.overlay, item.score, self.identity))
+            if item.heat is not None:
+                found.append(heatmap_segmentation(item.header, item.heat, self.identity))
         return found
 
 
 def overlay_rgb(image: np.ndarray, heat: np.ndarray, alpha: float = 0.45) -> np.ndarray:
-    """uint8 RGB of a grayscale image with a [0, 1] heatmap coloured over it, as `explain`'s blend draws it.
+    """uint8 RGB of a grayscale image with a uint8 heatmap (255 = hottest) coloured over it, as `explain` blends.
 
     The same colours and weights as `mammo.explain.figures.blend`, computed through a 256-entry colour table in
     float32, so a 13-Mpixel mammogram takes a fraction of a second instead of seconds.
@@ -172,7 +177,7 @@ def overlay_rgb(image: np.ndarray, heat: np.ndarray, alpha: float = 0.45) -> np.
     img = np.asarray(image, np.float32)
     lo, hi = np.percentile(img[::4, ::4], [0.5, 99.5])
     gray = np.clip((img - lo) / (hi - lo), 0.0, 1.0) if hi > lo else np.zeros_like(img)
-    level = np.rint(np.clip(heat, 0.0, 1.0) * 255).astype(np.uint8)
+    level = heat
     colour = (colormaps[HEAT_CMAP](np.linspace(0.0, 1.0, 256))[:, :3] * 255).astype(np.float32)
     weight = (alpha / 255.0) * level.astype(np.float32)
     rgb = np.empty((*img.shape, 3), np.uint8)
@@ -182,10 +187,10 @@ def overlay_rgb(image: np.ndarray, heat: np.ndarray, alpha: float = 0.45) -> np.
 
 
 def save_objects(objects: Sequence[Dataset], folder: str | os.PathLike, stem: str) -> list[Path]:
-    """Write result objects as `<folder>/<stem>.sr.dcm` and `<stem>.heatmap.dcm`, each atomically."""
+    """Write result objects as `<folder>/<stem>.sr.dcm`, `.heatmap.dcm` and `.seg.dcm`, each atomically."""
     paths = []
     for ds in objects:
-        kind = "sr" if str(ds.Modality) == "SR" else "heatmap"
+        kind = {"SR": "sr", "SEG": "seg"}.get(str(ds.Modality), "heatmap")
         path = Path(folder) / f"{stem}.{kind}.dcm"
         with atomic_path(path) as tmp:
             ds.save_as(tmp, enforce_file_format=True)
