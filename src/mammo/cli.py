@@ -76,6 +76,11 @@ mammo predict runs/lite0 a.dcm b.png --out p.json --tta               # JSON; me
 mammo predict runs/lite0 scans/ --aggregate breast --out p.csv        # + one row per breast (mean of its views)
 mammo predict runs/roi224 --table lesions.csv --out p.csv             # roi run: boxes and ids from a table
 mammo predict runs/roi224 full.dcm --box 1200,800,1500,1100           # roi run: one box in source pixels
+mammo predict runs/lite0 scans/ --out p.csv --dicom-out results-dicom/ # + SR, heatmap SC and SEG per DICOM
+""",
+    "listen": """
+mammo listen runs/lite0 --port 11112 --spool spool/ --dest 127.0.0.1:4242:ORTHANC --allow ORTHANC
+mammo listen runs/lite0 --port 104 --spool /var/spool/mammo --dest pacs:104:PACS --host 0.0.0.0   # other machines
 """,
     "demo": """
 mammo demo --out demo-out          # what `make demo` runs
@@ -512,7 +517,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--dicom-out",
         type=Path,
-        help="also write a DICOM SR and Grad-CAM heatmap objects (Secondary Capture, Segmentation) per DICOM image here",
+        help="also write a DICOM SR and Grad-CAM heatmap objects (Secondary Capture, Segmentation) per DICOM image "
+        "here (default: none)",
     )
 
     s = add(
@@ -557,7 +563,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--dicom-out",
         type=Path,
-        help="also write a DICOM SR and heatmap objects (Secondary Capture, Segmentation) per DICOM input here",
+        help="also write a DICOM SR and heatmap objects (Secondary Capture, Segmentation) per DICOM input here "
+        "(default: none)",
     )
     s.add_argument("--batch-size", type=int, default=8, help="images per forward pass")
     s.add_argument(
