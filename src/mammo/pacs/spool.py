@@ -80,6 +80,11 @@ class Spool:
             if check is not None:
                 check(tmp)
             self.done_path(uid).unlink(missing_ok=True)  # a re-sent instance is scored again
+        fd = os.open(self.instances, os.O_RDONLY)
+        try:
+            os.fsync(fd)  # the rename itself survives a power cut before success is answered
+        finally:
+            os.close(fd)
         return path
 
     def done_path(self, uid: str) -> Path:
