@@ -84,7 +84,7 @@ def predict_to_dicom(
     """`predict(run_dir, inputs, **kwargs)` with one loaded run, then DICOM results for every scored DICOM."""
     folder = check_output_dir(dicom_out, "--dicom-out")
     scorer = Scorer.load(run_dir, device=kwargs.pop("device", "auto"))
-    result = predict(run_dir, inputs, predictor=scorer.predictor, **kwargs)
+    result = predict(run_dir, inputs, run=scorer.run, **kwargs)
     export = DicomExport(result, folder)
     images = result.rows[result.rows["level"] == "image"]
     for row in images.itertuples():

@@ -330,9 +330,9 @@ def listen(
         raise UserError(f"--batch-size must be at least 1, got {batch_size}")
     destination = Destination.parse(dest)
     scorer = Scorer.load(run_dir, device=device)
-    if scorer.predictor.task != "whole":
+    if scorer.run.task != "whole":
         raise UserError(
-            f"{run_dir} is a {scorer.predictor.task} run (it scores lesion crops); a node receives whole "
+            f"{run_dir} is a {scorer.run.task} run (it scores lesion crops); a node receives whole "
             "mammograms: give it a whole-image run"
         )
     problem = echo(destination, ae_title)

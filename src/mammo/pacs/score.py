@@ -23,7 +23,7 @@ from mammo.pacs.objects import RunIdentity, Score, heatmap_capture, heatmap_segm
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
 
-    from mammo.predict.infer import Predictor
+    from mammo.predict.run import Run
 
 
 @dataclass
@@ -87,67 +87,74 @@ def not_a_mammogram(ds: Dataset) -> str:
 class Scorer:
     """A loaded run that turns DICOM files into scores, heatmap overlays and DICOM result objects."""
 
-    def __init__(self, predictor: Predictor, identity: RunIdentity) -> None:
-        self.predictor = predictor
+    def __init__(self, run: Run, identity: RunIdentity) -> None:
+        self.run = run
         self.identity = identity
 
     @classmethod
     def load(cls, run_dir: str | os.PathLike, device: str = "auto") -> Scorer:
         """Load RUN's best checkpoint once (DataError when the RUN has none)."""
-        from mammo.predict.infer import Predictor
+        from mammo.predict.run import Run
 
-        predictor = Predictor.load(run_dir, device=device)
-        return cls(predictor, RunIdentity.of(run_dir, predictor.model_name))
+        run = Run.load(run_dir, device=device)
+        return cls(run, RunIdentity.of(run_dir, run.model_name))
 
     def score(self, paths: Sequence[str | os.PathLike], heatmap: bool = True) -> list[Scored]:
         """Score DICOM files in one batch; a file that cannot be scored gets its reason and the rest go on."""
         from mammo.predict.files import Source, read_source
 
-        out, images, inputs = [], [], []
+        out, images, prepared, inputs = [], [], [], []
         for path in paths:
             item = Scored(Path(path))
             try:
                 item.header = read_mammogram_header(path)
                 image, _ = read_source(Source(str(path)))
-                x = self.predictor.preprocess(image)
+                square = self.run.spec.prepare_source(image)
+                x = self.run.spec.from_prepared(square)
             except Exception as exc:  # one bad file gets its line; the batch goes on
                 item.error = _one_line(exc, path)
-                image = x = None
+                image = square = x = None
             out.append(item)
             images.append(image)
+            prepared.append(square)
             inputs.append(x)
         ready = [i for i, x in enumerate(inputs) if x is not None]
         if ready:
-            logits = self.predictor.logits(np.stack([inputs[i] for i in ready]))
-            probs = self.predictor.probabilities(logits)
+            logits = self.run.logits(np.stack([inputs[i] for i in ready]))
+            probs = self.run.probabilities(logits)
             for i, p in zip(ready, probs, strict=True):
-                out[i].score = Score(float(p), self.predictor.threshold)
+                out[i].score = Score(float(p), self.run.threshold)
                 if heatmap:
                     try:
-                        out[i].heat = self.heatmap(images[i], inputs[i])
+                        out[i].heat = self.heatmap(images[i], prepared[i], inputs[i])
                         if out[i].heat is not None:
                             out[i].overlay = overlay_rgb(images[i], out[i].heat)
                     except ValueError as exc:  # no breast found for the map: the SR still goes out
                         out[i].error = f"no heatmap: {exc}"
         return out
 
-    def heatmap(self, image: np.ndarray, x: np.ndarray) -> np.ndarray | None:
-        """The run's Grad-CAM laid back on the source grid, scaled by its maximum to uint8 (None for roi runs)."""
+    def heatmap(self, image: np.ndarray, prepared: np.ndarray, x: np.ndarray) -> np.ndarray | None:
+        """The run's Grad-CAM laid back on the source grid, scaled by its maximum to uint8 (None for roi runs).
+
+        The same steps as `mammo explain`'s source overlay: a rectangular input's map goes back onto the
+        prepared square first, then the square's map onto the source (unpad, unflip, resize, uncrop).
+        """
         import torch
 
-        from mammo.explain.geometry import heatmap_to_source
+        from mammo.explain.geometry import heatmap_to_source, rect_heatmap_to_square
         from mammo.explain.maps import heatmaps, normalise
         from mammo.io.images import to_uint16
         from mammo.models.registry import get_model_info
         from mammo.prep.breast import find_breast
 
-        if self.predictor.task != "whole":
+        if self.run.task != "whole":
             return None
-        layer = get_model_info(self.predictor.model_name).gradcam_layer
-        xt = torch.from_numpy(x)[None].to(self.predictor.device)
-        heat = heatmaps(self.predictor.model, xt, layer, "gradcam")[0]
+        layer = get_model_info(self.run.model_name).gradcam_layer
+        xt = torch.from_numpy(x)[None].to(self.run.device)
+        heat = heatmaps(self.run.model, xt, layer, "gradcam")[0]
+        square = heat if self.run.spec.width is None else rect_heatmap_to_square(heat, prepared)
         breast = find_breast(to_uint16(image))
-        source = heatmap_to_source(normalise(heat), breast.box, breast.flip, image.shape[:2])
+        source = heatmap_to_source(normalise(square), breast.box, breast.flip, image.shape[:2])
         return np.rint(source * 255).astype(np.uint8)
 
     def objects(self, item: Scored) -> list[Dataset]:
