@@ -104,6 +104,30 @@ def test_segmentation_holds_the_heatmap_on_the_source_grid(scorer, source, tmp_p
     assert np.abs(fraction - item.heat / 255.0).max() < 1e-6 and fraction.max() > 0.5
 
 
+def test_a_rectangular_run_gets_its_heatmap_on_the_source_grid(tiny_registry, source, tmp_path):
+    import torch
+    from conftest import TinyNet
+
+    from mammo.models.checkpoint import make_checkpoint, save_checkpoint
+
+    torch.manual_seed(0)
+    pre = {
+        "task": "whole",
+        "size": 32,
+        "width": 24,
+        "mean": 0.3,
+        "std": 0.2,
+        "prepare": {"task": "whole", "size": 64},
+    }
+    ckpt = make_checkpoint("tiny", {}, TinyNet().state_dict(), pre, epoch=1, best_val_auc=0.5, config={})
+    save_checkpoint(tmp_path / "rect" / "best.pt", ckpt)
+    scorer = Scorer.load(tmp_path / "rect", device="cpu")
+    assert scorer.run.spec.shape == (32, 24)
+    item = scorer.score([source])[0]
+    assert item.error == "" and item.heat.shape == item.overlay.shape[:2] == (300, 200)
+    assert len(scorer.objects(item)) == 3
+
+
 def test_uids_depend_only_on_source_and_run(scorer, source, tmp_path, run):
     first = {k: pydicom.dcmread(p) for k, p in _objects(scorer, source, tmp_path / "a").items()}
     again = {k: pydicom.dcmread(p) for k, p in _objects(scorer, source, tmp_path / "b").items()}
