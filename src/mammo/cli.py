@@ -585,7 +585,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
     s.add_argument("--batch-size", type=int, default=8, help="images per forward pass")
-    s.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
+    _device_option(s)
 
     s = add(
         "demo",
