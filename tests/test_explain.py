@@ -20,7 +20,7 @@ from mammo.explain.geometry import (
     roi_mask_to_input,
     whole_mask_to_input,
 )
-from mammo.explain.maps import heatmaps
+from mammo.explain.maps import explain_batch, heatmaps
 from mammo.explain.run import explain
 from mammo.prep.breast import find_breast, prepare_whole, rect_input
 
@@ -54,6 +54,23 @@ def test_hot_means_more_malignant(method):
     # evidence for benign is not shown as malignant evidence
     against = heatmaps(SpotModel(-1.0), x, "conv", method)[0]
     assert against[20, 9] <= 0.5 * heat[20, 9]
+
+
+@pytest.mark.parametrize("method", ["gradcam", "gradcam++", "occlusion"])
+def test_a_batch_is_explained_in_one_pass_as_each_image_alone(method):
+    model = SpotModel(1.0)
+    backwards: list[int] = []
+    model.conv.register_full_backward_hook(lambda *_: backwards.append(1))
+    x = torch.cat([_spot_image(), 3 * _spot_image(at=(8, 20)), torch.zeros(1, 1, 32, 32)])
+    batch = explain_batch(model, x, "conv", method, feature_layers=("conv",))
+    assert len(backwards) == (0 if method == "occlusion" else 1)  # one backward for the whole batch
+    alone = np.stack([heatmaps(model, x[i : i + 1], "conv", method)[0] for i in range(3)])
+    np.testing.assert_allclose(batch.maps, alone, rtol=1e-5, atol=1e-9)
+    assert batch.maps[2].max() == 0 and batch.maps[1].max() > batch.maps[0].max() > 0
+    with torch.no_grad():
+        np.testing.assert_allclose(batch.logits, model(x).reshape(-1).numpy(), rtol=1e-6)
+    assert batch.features["conv"].shape == (3, 2, 32, 32)
+    assert len(model.conv._forward_hooks) <= 1  # MONAI's hooks are registered once, not once per call
 
 
 def test_heatmap_maps_back_to_a_known_source_point():

@@ -1,15 +1,22 @@
 """Heatmaps of the evidence for "malignant" (MONAI Grad-CAM, Grad-CAM++, occlusion sensitivity) and feature maps.
 
 Every model here returns one logit per image (malignant), so the class scored is index 0 and the gradient is
-that of the malignant logit. MONAI's default post-processing maps (min, max) to (1, 0), which would make the
-strongest evidence the coldest colour; it is replaced by the identity, and maps are returned raw (>= 0, hot =
-more malignant). Occlusion: MONAI returns the logit with each region blurred out, so the evidence of a region
-is how much hiding it lowers the malignant logit (base - occluded), clipped at 0.
+that of the malignant logit. A batch costs one forward and, for Grad-CAM and Grad-CAM++, one backward: the
+logits, the maps and the feature-map activations all come from that one pass (`explain_batch`). MONAI's hooks
+are registered once per (model, layer) and reused, since MONAI never removes them. MONAI's default
+post-processing maps (min, max) to (1, 0), which would make the strongest evidence the coldest colour; it is
+replaced by the identity, and maps are returned raw (>= 0, hot = more malignant). Occlusion: MONAI returns the
+logit with each region blurred out, so the evidence of a region is how much hiding it lowers the malignant logit
+(base - occluded), clipped at 0; it takes one image at a time.
 """
 
 from __future__ import annotations
 
 import warnings
+import weakref
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
 
 import numpy as np
 import torch
@@ -17,63 +24,149 @@ from torch import nn
 
 METHODS = ("gradcam", "gradcam++", "occlusion")
 
+# MONAI's hooks per model and layer: registered on first use and kept as long as the model lives.
+_HOOKED: weakref.WeakKeyDictionary[nn.Module, dict[str, Any]] = weakref.WeakKeyDictionary()
+
 
 def _identity(x: torch.Tensor) -> torch.Tensor:
     return x
 
 
-def heatmaps(model: nn.Module, x: torch.Tensor, layer: str, method: str = "gradcam") -> np.ndarray:
-    """(B, H, W) float32 maps >= 0 of the malignant evidence of a (B, 1, H, W) normalised input batch."""
-    from monai.visualize import GradCAM, GradCAMpp, OcclusionSensitivity
+@cache
+def _per_image_score() -> type:
+    """MONAI's ModelWithHooks with the class score kept as (B, 1, 1, 1), so Grad-CAM++'s exp(score) weighs each
+    image's gradients by its own score (MONAI's (B,) score would broadcast along the map's columns for B > 1).
+    Built on first use: importing MONAI takes seconds."""
+    from monai.visualize import ModelWithHooks
 
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
-    model.eval()
-    if method == "occlusion":
-        side = x.shape[-1]
-        occ = OcclusionSensitivity(
-            model, mask_size=max(3, side // 8) | 1, n_batch=32, verbose=False, overlap=0.5, activate=False
-        )
-        maps = []
-        with torch.no_grad():
-            base = model(x).float().reshape(-1)
-            for i in range(x.shape[0]):
-                with warnings.catch_warnings():  # MONAI 1.6 indexes with lists, which torch warns about
-                    warnings.simplefilter("ignore", UserWarning)
-                    occluded = occ(x[i : i + 1])[0].float().reshape(x.shape[-2:])
-                maps.append(torch.clamp(base[i] - occluded, min=0.0))
-        return torch.stack(maps).cpu().numpy().astype(np.float32)
-    cls = GradCAM if method == "gradcam" else GradCAMpp
-    cam = cls(nn_module=model, target_layers=layer, postprocessing=_identity)
-    with torch.enable_grad():  # Grad-CAM++ weighs by exp(score) per image, so images go one at a time
-        x = x.detach().requires_grad_(True)  # so the full backward hooks see an input that needs gradients
-        out = [cam(x=x[i : i + 1], class_idx=0)[0, 0] for i in range(x.shape[0])]
-    return torch.stack(out).detach().float().cpu().numpy()
+    class PerImageScore(ModelWithHooks):
+        def class_score(self, logits: torch.Tensor, class_idx: int) -> torch.Tensor:
+            return logits[:, class_idx].reshape(-1, 1, 1, 1)
+
+    return PerImageScore
 
 
-def normalise(heat: np.ndarray) -> np.ndarray:
-    """A heatmap scaled to [0, 1] by its maximum (all zeros stay zeros): for display only."""
-    top = float(heat.max())
-    return (heat / top).astype(np.float32) if top > 0 else np.zeros_like(heat, np.float32)
+def _hooks(model: nn.Module, layer: str) -> Any:
+    """The model's MONAI hooks on `layer`, registered once and reused for every later batch."""
+    per_layer = _HOOKED.setdefault(model, {})
+    if layer not in per_layer:
+        if layer not in dict(model.named_modules()):
+            raise ValueError(f"model has no layer {layer!r} for Grad-CAM")
+        per_layer[layer] = _per_image_score()(model, layer, register_forward=True, register_backward=True)
+    return per_layer[layer]
 
 
-def feature_maps(model: nn.Module, x: torch.Tensor, layers: tuple[str, ...]) -> dict[str, np.ndarray]:
-    """The activations (C, h, w) of each named block for one (1, 1, H, W) input, via forward hooks."""
+@dataclass
+class Evidence:
+    """One batch explained: logits (B,), maps (B, H, W) >= 0 on the input grid, activations (B, C, h, w) per block."""
+
+    logits: np.ndarray
+    maps: np.ndarray
+    features: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def _capture(model: nn.Module, layers: tuple[str, ...], into: dict[str, torch.Tensor]) -> list:
+    """Forward hooks that store each named block's output in `into`; the caller removes the returned handles."""
     modules = dict(model.named_modules())
     missing = [name for name in layers if name not in modules]
     if missing:
         raise ValueError(f"model has no layer(s) {', '.join(missing)}")
-    captured: dict[str, np.ndarray] = {}
-    hooks = [
+    return [
         modules[name].register_forward_hook(
-            lambda _m, _i, out, name=name: captured.__setitem__(name, out[0].detach().float().cpu().numpy())
+            lambda _m, _i, out, name=name: into.__setitem__(name, out.detach())
         )
         for name in layers
     ]
+
+
+def _occlusion_maps(model: nn.Module, x: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
+    """(B, H, W) maps by occlusion sensitivity (how much hiding each region lowers the logit), image by image."""
+    from monai.visualize import OcclusionSensitivity
+
+    side = x.shape[-1]
+    occ = OcclusionSensitivity(
+        model, mask_size=max(3, side // 8) | 1, n_batch=32, verbose=False, overlap=0.5, activate=False
+    )
+    maps = []
+    for i in range(x.shape[0]):
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter(
+                "ignore", UserWarning
+            )  # MONAI 1.6 indexes with lists, which torch warns about
+            occluded = occ(x[i : i + 1])[0].float().reshape(x.shape[-2:])
+        maps.append(torch.clamp(base[i] - occluded, min=0.0))
+    return torch.stack(maps)
+
+
+def _gradcam(model: nn.Module, x: torch.Tensor, layer: str, method: str) -> torch.Tensor:
+    """(B, H, W) Grad-CAM or Grad-CAM++ maps of the malignant logit: one forward, one backward for the batch."""
+    from monai.visualize import GradCAM, GradCAMpp
+
+    cls = GradCAM if method == "gradcam" else GradCAMpp
+    cam = cls(nn_module=_hooks(model, layer), target_layers=layer, postprocessing=_identity)
+    with torch.enable_grad():
+        x = x.detach().requires_grad_(True)  # so the full backward hooks see an input that needs gradients
+        return cam(x=x, class_idx=0)[:, 0]
+
+
+def explain_batch(
+    model: nn.Module,
+    x: torch.Tensor,
+    layer: str,
+    method: str = "gradcam",
+    feature_layers: tuple[str, ...] = (),
+) -> Evidence:
+    """Logits, malignant-evidence maps and block activations of a (B, 1, H, W) normalised batch.
+
+    The logits and activations come from the forward pass of the Grad-CAM (one forward, one backward for the
+    whole batch; each image's map depends only on its own gradients, the model being in eval mode), or for
+    occlusion from the unoccluded forward pass.
+    """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    model.eval()
+    captured: dict[str, torch.Tensor] = {}
+    outputs: list[torch.Tensor] = []
+    handles = _capture(model, feature_layers, captured)
+    handles.append(model.register_forward_hook(lambda _m, _i, out: outputs.append(out.detach())))
+    try:
+        if method == "occlusion":
+            with torch.no_grad():
+                model(x)
+        else:
+            maps = _gradcam(model, x, layer, method)
+    finally:
+        for h in handles:
+            h.remove()
+    logits = outputs[0].float().reshape(-1)
+    if method == "occlusion":
+        maps = _occlusion_maps(model, x, logits)
+    return Evidence(
+        logits=logits.cpu().numpy(),
+        maps=maps.detach().float().cpu().numpy().astype(np.float32),
+        features={name: captured[name].float().cpu().numpy() for name in feature_layers if name in captured},
+    )
+
+
+def heatmaps(model: nn.Module, x: torch.Tensor, layer: str, method: str = "gradcam") -> np.ndarray:
+    """(B, H, W) float32 maps >= 0 of the malignant evidence of a (B, 1, H, W) normalised input batch."""
+    return explain_batch(model, x, layer, method).maps
+
+
+def normalise(heat: np.ndarray, top: float | None = None) -> np.ndarray:
+    """A heatmap scaled to [0, 1] by `top` (default: its own maximum); all zeros stay zeros. For display only."""
+    top = float(heat.max()) if top is None else float(top)
+    return np.clip(heat / top, 0.0, 1.0).astype(np.float32) if top > 0 else np.zeros_like(heat, np.float32)
+
+
+def feature_maps(model: nn.Module, x: torch.Tensor, layers: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """The activations (C, h, w) of each named block for one (1, 1, H, W) input, via forward hooks."""
+    captured: dict[str, torch.Tensor] = {}
+    handles = _capture(model, layers, captured)
     try:
         with torch.no_grad():
             model.eval()(x[:1])
     finally:
-        for h in hooks:
+        for h in handles:
             h.remove()
-    return {name: captured[name] for name in layers if name in captured}
+    return {name: captured[name][0].float().cpu().numpy() for name in layers if name in captured}
