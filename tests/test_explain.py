@@ -169,7 +169,7 @@ def test_explain_writes_overlays_heatmaps_features_and_source_map(tmp_path):
     result = explain(run, [tmp_path / "left.png", tmp_path / "broken.png"], tmp_path / "out", "gradcam")
     out = tmp_path / "out"
     table = pd.read_csv(out / "explain.csv", keep_default_na=False)
-    assert len(table) == 2 and table.loc[0, "error"] == "" and "broken.png" in table.loc[1, "error"]
+    assert len(table) == 2 and table.loc[0, "error"] == "" and "not an image" in table.loc[1, "error"]
     assert 0 <= float(table.loc[0, "probability"]) <= 1
     heat = np.load(out / "left_heatmap.npy")
     assert heat.shape == (32, 32) and heat.dtype == np.float32 and heat.min() >= 0
@@ -195,9 +195,15 @@ def test_explain_errors_and_cli(tmp_path, capsys):
             "--method",
             "gradcam++",
             "--no-features",
+            "--crops",
         ]
     )
     assert code == 0 and "malignant probability" in capsys.readouterr().out
     assert not (tmp_path / "o" / "crop_source_overlay.png").exists()  # roi runs have no source mapping
     assert main(["explain", str(tmp_path / "nowhere"), str(tmp_path / "crop.png")]) != 0
+    assert "nowhere: no such RUN folder" in capsys.readouterr().err
+    (tmp_path / "empty_run").mkdir()
+    assert main(["explain", str(tmp_path / "empty_run"), str(tmp_path / "crop.png")]) != 0
     assert "checkpoint not found" in capsys.readouterr().err
+    assert main(["explain", str(run), str(tmp_path / "typo.png")]) != 0
+    assert "typo.png: no such file or folder" in capsys.readouterr().err

@@ -224,6 +224,23 @@ def test_aggregate_breast_from_headers_and_table(tmp_path, run):
     assert set(images.loc[images["path"].str.endswith("l_cc.dcm"), "view"]) == {"CC"}
 
 
+def test_roi_run_refuses_a_whole_image_without_a_box_in_one_line(tmp_path, capsys):
+    roi = make_run(tmp_path, task="roi", name="roi")
+    write_png16(mammogram("RIGHT"), tmp_path / "full.png")
+    with pytest.raises(UserError, match="--box") as exc:
+        predict(roi, [tmp_path / "full.png"], workers=0, device="cpu")
+    assert "--table" in str(exc.value) and "\n" not in str(exc.value) and "full.png" in str(exc.value)
+    pd.DataFrame({"image": ["full.png"]}).to_csv(tmp_path / "no_box.csv", index=False)
+    with pytest.raises(UserError, match="no lesion box"):
+        predict(roi, table=tmp_path / "no_box.csv", workers=0, device="cpu")
+    assert main(["predict", str(roi), str(tmp_path / "full.png")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--box" in err[0] and "--table" in err[0] and "--crops" in err[0]
+    assert main(["predict", str(roi), str(tmp_path / "full.png"), "--box", "60,100,100,150"]) == 0
+    with pytest.raises(UserError, match="--crops"):
+        predict(make_run(tmp_path), [tmp_path / "full.png"], crops=True, workers=0, device="cpu")
+
+
 def test_roi_run_box_from_flag_or_table_and_crop_without(tmp_path):
     roi = make_run(tmp_path, task="roi", name="roi")
     img = mammogram("RIGHT")
@@ -234,7 +251,7 @@ def test_roi_run_box_from_flag_or_table_and_crop_without(tmp_path):
     ).to_csv(tmp_path / "t.csv", index=False)
     flag = predict(roi, [tmp_path / "full.png"], box=parse_box("60,100,100,150"), workers=0, device="cpu")
     table = predict(roi, table=tmp_path / "t.csv", workers=0, device="cpu")
-    crop = predict(roi, [tmp_path / "full.png"], workers=0, device="cpu")
+    crop = predict(roi, [tmp_path / "full.png"], crops=True, workers=0, device="cpu")
     pred = Run.load(roi, device="cpu")
     want = pred.probabilities(pred.logits(pred.preprocess(img, box)[None]))[0]
     assert flag.rows["probability_malignant"][0] == pytest.approx(want, rel=1e-6)

@@ -65,6 +65,8 @@ mammo compare runs/a runs/b --split test    # two evaluated runs
     "explain": """
 mammo explain runs/lite0 scans/P_00001_LEFT_CC.dcm --out explain-out          # Grad-CAM, overlays, feature maps
 mammo explain runs/lite0 a.png b.png --method occlusion --no-features
+mammo explain runs/lite0 scans/ --scale per-image                             # folders; each map on its own scale
+mammo explain runs/roi224 full.dcm --box 1200,800,1500,1100                   # roi run: the lesion box
 """,
     "report": """
 mammo evaluate runs/lite0 --split test && mammo report runs/lite0           # writes runs/lite0/report.html
@@ -76,6 +78,7 @@ mammo predict runs/lite0 a.dcm b.png --out p.json --tta               # JSON; me
 mammo predict runs/lite0 scans/ --aggregate breast --out p.csv        # + one row per breast (mean of its views)
 mammo predict runs/roi224 --table lesions.csv --out p.csv             # roi run: boxes and ids from a table
 mammo predict runs/roi224 full.dcm --box 1200,800,1500,1100           # roi run: one box in source pixels
+mammo predict runs/roi224 crops/ --crops                              # roi run: lesion crops already cut
 mammo predict runs/lite0 scans/ --out p.csv --dicom-out results-dicom/ # + SR, heatmap SC and SEG per DICOM
 """,
     "listen": """
@@ -198,12 +201,32 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
 
 
 def _cmd_explain(a: argparse.Namespace) -> int:
-    from mammo.explain.run import explain
-    from mammo.io.atomic import check_output_dir
+    from mammo.predict.files import check_paths, parse_box
 
+    if not a.images and a.table is None:
+        raise UserError("give input files or folders, or --table T.csv")
+    box = parse_box(a.box) if a.box else None
+    check_paths(a.run, a.images, a.table)  # before torch loads: a mistyped path is refused at once
     if a.dicom_out is not None:
+        from mammo.io.atomic import check_output_dir
+
         check_output_dir(a.dicom_out, "--dicom-out")  # before the heatmaps, not after
-    result = explain(a.run, a.images, a.out, method=a.method, device=a.device, features=not a.no_features)
+    from mammo.explain.run import explain
+
+    result = explain(
+        a.run,
+        a.images,
+        a.out,
+        method=a.method,
+        device=a.device,
+        features=not a.no_features,
+        table=a.table,
+        box=box,
+        crops=a.crops,
+        scale=a.scale,
+        batch_size=a.batch_size,
+        workers=a.workers,
+    )
     print(result.summary())
     if a.dicom_out is not None:
         from mammo.pacs.export import dicom_results
@@ -220,14 +243,20 @@ def _cmd_report(a: argparse.Namespace) -> int:
 
 
 def _cmd_predict(a: argparse.Namespace) -> int:
-    from mammo.predict.files import parse_box, predict
+    from mammo.predict.files import check_args, check_paths, parse_box
 
     if not a.inputs and a.table is None:
         raise UserError("give input files or folders, or --table T.csv")
+    box = parse_box(a.box) if a.box else None
+    check_args(a.out, a.aggregate, a.batch_size, a.workers)
+    check_paths(a.run, a.inputs, a.table)  # before torch loads: a mistyped path is refused at once
+    from mammo.predict.files import predict
+
     options = {
         "out": a.out,
         "table": a.table,
-        "box": parse_box(a.box) if a.box else None,
+        "box": box,
+        "crops": a.crops,
         "aggregate": a.aggregate,
         "tta": a.tta,
         "batch_size": a.batch_size,
@@ -330,6 +359,27 @@ def _device_option(s: argparse.ArgumentParser) -> None:
     """--device, the same everywhere train and cv excepted (theirs comes from TrainConfig, the same choices)."""
     s.add_argument(
         "--device", choices=DEVICES, default=DEVICES[0], help=f"{DEVICE_HELP} (default: {DEVICES[0]})"
+    )
+
+
+def _input_flags(s: argparse.ArgumentParser) -> None:
+    """How `predict` and `explain` are told about their inputs beyond the paths: a table, a lesion box, crops."""
+    s.add_argument(
+        "--table",
+        type=Path,
+        help="CSV in the ingest table format: image [patient_id, side, view, x_min, y_min, x_max, y_max] "
+        "(default: none)",
+    )
+    s.add_argument(
+        "--box",
+        help="x0,y0,x1,y1 lesion box in source pixels, for inputs without a table box. An roi (lesion-crop) run "
+        "needs a box per whole image and refuses inputs without one (default: none)",
+    )
+    s.add_argument(
+        "--crops",
+        action="store_true",
+        help="roi runs: the inputs without a box are lesion crops already, each scored whole (default: refuse "
+        "them and ask for --box or --table)",
     )
 
 
@@ -501,18 +551,34 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("run", type=Path, help="RUN folder written by `mammo train` (uses best.pt)")
     s.add_argument(
-        "images", type=Path, nargs="+", metavar="IMAGE", help="DICOM, PNG, JPEG, PGM or TIFF files"
+        "images",
+        type=Path,
+        nargs="*",
+        metavar="IMAGE",
+        help="DICOM, PNG, JPEG, PGM or TIFF files, or folders searched recursively",
     )
     s.add_argument("--out", type=Path, default=Path("explain-out"), help="output folder")
+    _input_flags(s)
     s.add_argument(
         "--method",
         choices=["gradcam", "gradcam++", "occlusion"],
         default="gradcam",
         help="heatmap method (occlusion is model-agnostic but slower)",
     )
+    s.add_argument(
+        "--scale",
+        choices=["shared", "per-image"],
+        default="shared",
+        help="heatmap colours: one scale for all the images of the call (a weak map looks weak), or each map "
+        "stretched to its own maximum; recorded in explain.csv and on each figure",
+    )
+    s.add_argument("--batch-size", type=int, default=8, help="images per forward and backward pass")
+    s.add_argument(
+        "--workers", type=int, default=1, help="processes reading and decoding files (0: in this process)"
+    )
     _device_option(s)
     s.add_argument(
-        "--no-features", action="store_true", help="skip the feature-map grids (default: draw them)"
+        "--no-features", action="store_true", help="skip the feature-map pictures (default: draw them)"
     )
     s.add_argument(
         "--dicom-out",
@@ -542,17 +608,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--out", type=Path, help="write every row to this .csv or .json file (default: print a summary only)"
     )
-    s.add_argument(
-        "--table",
-        type=Path,
-        help="CSV in the ingest table format: image [patient_id, side, view, x_min, y_min, x_max, y_max] "
-        "(default: none)",
-    )
-    s.add_argument(
-        "--box",
-        help="x0,y0,x1,y1 lesion box in source pixels for roi runs, for inputs without a table box (default: "
-        "the input is taken as the lesion crop)",
-    )
+    _input_flags(s)
     s.add_argument(
         "--aggregate",
         choices=["breast"],

@@ -1,73 +1,109 @@
-"""Explanation pictures: heatmap overlays and feature-map grids (matplotlib object API, nothing left open)."""
+"""Explanation pictures: heatmap overlays (matplotlib object API) and feature-map mosaics (numpy + OpenCV).
+
+The heatmap colour scale is either each map's own maximum or one value shared by every image of a call
+(`top`), so the strengths of different images can be compared. An all-zero map (no evidence for malignant
+anywhere) is not drawn as a uniform overlay: the figure says so in words.
+"""
 
 from __future__ import annotations
 
 import math
 
+import cv2
 import numpy as np
 from matplotlib import colormaps
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from mammo.explain.maps import normalise
+from mammo.explain.sources import display_gray
+from mammo.io.figures import new_figure
 
 HEAT_CMAP = "jet"
+ZERO_NOTE = "all-zero map: no evidence for malignant anywhere in this input"
+_TILE = 96  # side in pixels of one channel in a feature mosaic
+_FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
-def _figure(width: float, height: float) -> Figure:
-    fig = Figure(figsize=(width, height), dpi=100)
-    FigureCanvasAgg(fig)
-    return fig
+def _heat_lut_bgr() -> np.ndarray:
+    """(256, 1, 3) uint8 BGR table of the heat colour map, for cv2.applyColorMap."""
+    rgb = colormaps[HEAT_CMAP](np.linspace(0.0, 1.0, 256))[:, :3]
+    return np.rint(rgb[:, ::-1] * 255.0).astype(np.uint8).reshape(256, 1, 3)
 
 
-def display_gray(image: np.ndarray) -> np.ndarray:
-    """Any image scaled to [0, 1] for display by its 0.5th-99.5th percentiles."""
-    img = np.asarray(image, np.float32)
-    lo, hi = np.percentile(img, [0.5, 99.5])
-    return np.clip((img - lo) / (hi - lo), 0.0, 1.0) if hi > lo else np.zeros_like(img)
-
-
-def blend(gray: np.ndarray, heat: np.ndarray, alpha: float = 0.45) -> np.ndarray:
-    """uint8 RGB of a [0, 1] gray image with a [0, 1] heatmap coloured on top, weighted by the heat itself.
+def blend_bgr(gray: np.ndarray, heat: np.ndarray, alpha: float = 0.45) -> np.ndarray:
+    """uint8 BGR of a gray image (uint8, or float in [0, 1]) with a [0, 1] heatmap on top, weighted by the heat.
 
     Cold regions stay plain gray (weight alpha * heat), so the overlay shows the image where nothing is found.
+    OpenCV's colour table and per-pixel blend, so a full-field mammogram takes a fraction of a second.
     """
-    colour = colormaps[HEAT_CMAP](np.clip(heat, 0.0, 1.0))[..., :3]
-    w = (alpha * np.clip(heat, 0.0, 1.0))[..., None]
-    rgb = (1.0 - w) * np.clip(gray, 0.0, 1.0)[..., None] + w * colour
-    return np.rint(rgb * 255.0).astype(np.uint8)
+    h = np.clip(np.asarray(heat, np.float32), 0.0, 1.0)
+    colour = cv2.applyColorMap(cv2.convertScaleAbs(h, alpha=255.0), _heat_lut_bgr())
+    g = (
+        gray
+        if gray.dtype == np.uint8
+        else cv2.convertScaleAbs(np.clip(gray.astype(np.float32), 0, 1), alpha=255.0)
+    )
+    w = h * np.float32(alpha)
+    return cv2.blendLinear(cv2.cvtColor(g, cv2.COLOR_GRAY2BGR), colour, 1.0 - w, w)
 
 
-def overlay_figure(image: np.ndarray, heat: np.ndarray, title: str) -> Figure:
-    """Two panels: the model's input, and the same input with the malignant-evidence heatmap over it."""
-    fig = _figure(8.0, 4.4)
+def overlay_figure(image: np.ndarray, heat: np.ndarray, title: str, top: float | None = None) -> Figure:
+    """Two panels: the model's input, and the same input with the malignant-evidence heatmap over it.
+
+    `top` is the value drawn hottest (default: this map's maximum; a value shared across images makes their
+    colours comparable). An all-zero map gets a note instead of an overlay.
+    """
+    fig = new_figure(8.0, 4.4)
     left, right = fig.subplots(1, 2)
     gray = display_gray(image)
     left.imshow(gray, cmap="gray", vmin=0, vmax=1)
     left.set_title("model input")
     right.imshow(gray, cmap="gray", vmin=0, vmax=1)
-    shown = right.imshow(normalise(heat), cmap=HEAT_CMAP, vmin=0, vmax=1, alpha=0.45)
     right.set_title("evidence for malignant")
     for ax in (left, right):
         ax.set_axis_off()
-    fig.colorbar(shown, ax=right, fraction=0.046, pad=0.02, label="relative evidence (hot = more malignant)")
+    if float(np.max(heat)) > 0:
+        shown = right.imshow(normalise(heat, top), cmap=HEAT_CMAP, vmin=0, vmax=1, alpha=0.45)
+        label = "relative evidence" if top is None else f"evidence / {top:.3g} (one scale for all images)"
+        fig.colorbar(shown, ax=right, fraction=0.046, pad=0.02, label=f"{label} (hot = more malignant)")
+    else:
+        right.text(
+            0.5,
+            0.5,
+            ZERO_NOTE.replace(": ", ":\n"),
+            transform=right.transAxes,
+            ha="center",
+            va="center",
+            color="white",
+            backgroundcolor="black",
+            wrap=True,
+        )
     fig.suptitle(title)
     return fig
 
 
-def feature_grid_figure(maps: np.ndarray, layer: str, n_max: int = 16) -> Figure:
-    """The `n_max` most active channels of one block's (C, h, w) activations as a grid of small images."""
+def feature_mosaic(maps: np.ndarray, layer: str, n_max: int = 16) -> np.ndarray:
+    """The `n_max` most active channels of one block's (C, h, w) activations as one BGR uint8 picture.
+
+    Each channel is scaled to its own range, enlarged to a tile, coloured (viridis) and labelled; a header
+    names the block. Drawn with numpy and OpenCV: a matplotlib grid of small axes costs about a second each.
+    """
     order = np.argsort(-maps.reshape(maps.shape[0], -1).mean(axis=1))[:n_max]
     cols = math.ceil(math.sqrt(len(order)))
     rows = math.ceil(len(order) / cols)
-    fig = _figure(1.6 * cols, 1.6 * rows + 0.5)
-    axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
-    for ax in axes:
-        ax.set_axis_off()
-    for ax, ch in zip(axes, order, strict=False):
-        ax.imshow(maps[ch], cmap="viridis")
-        ax.set_title(f"ch {ch}", fontsize=7)
-    fig.suptitle(
-        f"{layer}: {len(order)} most active of {maps.shape[0]} channels, {maps.shape[1]}x{maps.shape[2]}"
-    )
-    return fig
+    header, step = 44, _TILE + 2
+    canvas = np.full((header + rows * step, max(cols * step, 300), 3), 255, np.uint8)
+    for k, ch in enumerate(order):
+        m = maps[ch].astype(np.float32)
+        lo, hi = float(m.min()), float(m.max())
+        scaled = np.zeros_like(m) if hi <= lo else (m - lo) / (hi - lo)
+        tile = np.rint(scaled * 255).astype(np.uint8)
+        tile = cv2.resize(tile, (_TILE, _TILE), interpolation=cv2.INTER_NEAREST)
+        r, c = divmod(k, cols)
+        y, x = header + r * step, c * step
+        canvas[y : y + _TILE, x : x + _TILE] = cv2.applyColorMap(tile, cv2.COLORMAP_VIRIDIS)
+        cv2.putText(canvas, f"ch {ch}", (x + 3, y + 13), _FONT, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
+    lines = (layer, f"{len(order)} most active of {maps.shape[0]} channels, {maps.shape[1]}x{maps.shape[2]}")
+    for i, text in enumerate(lines):
+        cv2.putText(canvas, text, (3, 17 + 20 * i), _FONT, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+    return canvas

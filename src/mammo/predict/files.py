@@ -13,7 +13,7 @@ import logging
 import os
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -207,6 +207,70 @@ def table_sources(table: str | os.PathLike) -> list[Source]:
     return sources
 
 
+def gather_sources(
+    inputs: Iterable[str | os.PathLike] = (), table: str | os.PathLike | None = None
+) -> list[Source]:
+    """The inputs (folders walked recursively) then the table's rows; UserError when there is nothing to score."""
+    sources = expand_inputs(inputs) + (table_sources(table) if table is not None else [])
+    if not sources:
+        raise UserError("no input images: give files or folders (searched recursively), or --table T.csv")
+    return sources
+
+
+def check_run_dir(run_dir: str | os.PathLike) -> Path:
+    """RUN/best.pt, checked without torch so that a mistyped RUN is refused at once, not after loading torch."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise UserError(f"{run_dir}: no such RUN folder; give the folder written by `mammo train`")
+    best = run_dir / "best.pt"
+    if not best.is_file():
+        raise UserError(f"{best}: checkpoint not found; train first with `mammo train PREP --out RUN`")
+    return best
+
+
+def check_paths(
+    run_dir: str | os.PathLike, inputs: Iterable[str | os.PathLike], table: str | os.PathLike | None
+) -> None:
+    """The command line's paths before anything heavy loads: RUN has a checkpoint, every input and the table
+    exist (a table's own rows may name missing files: those get an error row)."""
+    check_run_dir(run_dir)
+    for item in inputs:
+        if not Path(item).exists():
+            raise UserError(f"{item}: no such file or folder")
+    if table is not None:
+        table_sources(table)
+
+
+def sources_for(
+    sources: Sequence[Source],
+    task: str,
+    run_dir: str | os.PathLike,
+    box: tuple[float, float, float, float] | None = None,
+    crops: bool = False,
+) -> list[Source]:
+    """The sources as a run of `task` can score them, or one UserError line saying what is missing.
+
+    whole runs take whole mammograms (no boxes). roi runs score a window around a lesion: each source needs a
+    box (its table row's, else `box`), unless `crops` says the inputs without one are lesion crops already.
+    """
+    if task != "roi":
+        for flag, given in (("--box", box is not None), ("--crops", crops)):
+            if given:
+                raise UserError(f"{flag}: {run_dir} is a whole-image run; {flag} is for roi (lesion) runs")
+        return [replace(s, box=None) for s in sources]
+    if box is not None and crops:
+        raise UserError("--box and --crops exclude each other: a box is cut out of a whole image")
+    out = [s if s.box is not None or box is None else replace(s, box=box) for s in sources]
+    missing = [s.path for s in out if s.box is None]
+    if missing and not crops:
+        raise UserError(
+            f"{run_dir} is an roi run: it scores a window around a lesion, and {len(missing)} input(s) have no "
+            f"lesion box (first: {missing[0]}); give --box x0,y0,x1,y1 or a --table with x_min,y_min,x_max,y_max, "
+            "or --crops if the inputs are lesion crops already"
+        )
+    return out
+
+
 def _refuse_colour(path: Path) -> None:
     """DataError for a colour image file (channels that differ); grey stored as RGB passes."""
     import cv2
@@ -249,19 +313,23 @@ def _reason(exc: Exception, path: str) -> str:
     return text if isinstance(exc, (UserError, ValueError)) else f"{type(exc).__name__}: {text}"
 
 
-def load_input(job: tuple[Source, InputSpec]) -> Loaded:
-    """Worker: read, decode and preprocess one source; any failure becomes its one-line reason."""
-    source, spec = job
+def load_source(source: Source, spec: InputSpec) -> tuple[Loaded, np.ndarray | None]:
+    """Read, decode and preprocess one source: (its Loaded, the decoded uint16 image or None when it failed)."""
     known = source
     try:
         image, known = read_source(source)
         x = spec.preprocess(image, source.box)
     except Exception as exc:  # a bad file gets its row and the rest goes on
-        return Loaded(None, _reason(exc, source.path), known.patient_id, known.side, known.view)
-    return Loaded(x, "", known.patient_id, known.side, known.view)
+        return Loaded(None, _reason(exc, source.path), known.patient_id, known.side, known.view), None
+    return Loaded(x, "", known.patient_id, known.side, known.view), image
 
 
-def _batches(loaded: Iterator[Loaded], batch_size: int) -> Iterator[list[tuple[int, Loaded]]]:
+def load_input(job: tuple[Source, InputSpec]) -> Loaded:
+    """Worker: read, decode and preprocess one source; any failure becomes its one-line reason."""
+    return load_source(*job)[0]
+
+
+def batches(loaded: Iterator[Loaded], batch_size: int) -> Iterator[list[tuple[int, Loaded]]]:
     """(input index, Loaded) pairs in groups: a group closes when it holds batch_size images to score."""
     group: list[tuple[int, Loaded]] = []
     ready = 0
@@ -311,7 +379,8 @@ def write_output(rows: pd.DataFrame, out: Path) -> None:
         write_csv(rows, out)
 
 
-def _check_args(out: str | os.PathLike | None, aggregate: str | None, batch_size: int, workers: int) -> None:
+def check_args(out: str | os.PathLike | None, aggregate: str | None, batch_size: int, workers: int) -> None:
+    """The options of `predict`, checked before anything loads: the output suffix, the level, the counts."""
     if out is not None and Path(out).suffix.lower() not in (".csv", ".json"):
         raise UserError(f"--out {out}: give a .csv or .json file name")
     if aggregate is not None and aggregate not in AGGREGATES:
@@ -328,6 +397,7 @@ def predict(
     out: str | os.PathLike | None = None,
     table: str | os.PathLike | None = None,
     box: tuple[float, float, float, float] | None = None,
+    crops: bool = False,
     aggregate: str | None = None,
     tta: bool = False,
     batch_size: int = 8,
@@ -337,26 +407,20 @@ def predict(
 ) -> PredictResult:
     """Score images with RUN's best checkpoint: one row per input (path, calibrated probability, prediction...).
 
-    `inputs` are files or folders (walked recursively); `table` adds rows of the ingest table format. `box`
-    (roi runs) is the lesion box for every input without a table box. `run` reuses a loaded Run.
+    `inputs` are files or folders (walked recursively); `table` adds rows of the ingest table format. An roi
+    run needs a lesion box per input: the table's, else `box`; `crops` says the inputs without one are lesion
+    crops already (UserError otherwise, see `sources_for`). `run` reuses a loaded Run.
     With workers > 0 files are decoded in forkserver processes, so a script must call this under
     `if __name__ == "__main__":`.
     """
-    _check_args(out, aggregate, batch_size, workers)
-    sources = expand_inputs(inputs) + (table_sources(table) if table is not None else [])
-    if not sources:
-        raise UserError("no input images: give files or folders (searched recursively), or --table T.csv")
+    check_args(out, aggregate, batch_size, workers)
+    if run is None:
+        check_run_dir(run_dir)
+    sources = gather_sources(inputs, table)
     started = time.perf_counter()
     pred = run or Run.load(run_dir, device=device)
     loaded_at = time.perf_counter()
-    if box is not None:
-        if pred.task != "roi":
-            raise UserError(f"--box: {run_dir} is a whole-image run; boxes are for roi runs")
-        sources = [
-            s if s.box is not None else Source(s.path, box, s.patient_id, s.side, s.view) for s in sources
-        ]
-    elif pred.task != "roi":
-        sources = [Source(s.path, None, s.patient_id, s.side, s.view) for s in sources]
+    sources = sources_for(sources, pred.task, run_dir, box, crops)
 
     names = pred.class_names
     common = {
@@ -369,7 +433,7 @@ def predict(
     jobs = ((s, pred.spec) for s in sources)
     loaded = ordered_map(load_input, jobs, min(workers, len(sources)), preload=["mammo.predict.files"])
     with tqdm(total=len(sources), unit="img", desc="predict", disable=len(sources) < 2) as bar:
-        for group in _batches(loaded, batch_size):
+        for group in batches(loaded, batch_size):
             ok = [item.x for _, item in group if item.x is not None]
             logits = iter(pred.logits(np.stack(ok), tta=tta) if ok else [])
             for i, item in group:
