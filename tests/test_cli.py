@@ -66,6 +66,33 @@ def test_data_commands_do_not_import_torch(tmp_path: Path) -> None:
     assert (tmp_path / "prep" / "dataset.csv").is_file()
 
 
+@pytest.mark.parametrize("command", ["predict", "explain"])
+def test_a_wrong_run_path_is_refused_before_torch_loads(tmp_path: Path, command: str) -> None:
+    (tmp_path / "x.png").write_bytes(b"")
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run2").mkdir()
+    (tmp_path / "run2" / "best.pt").write_bytes(b"")  # never read: the missing input is refused first
+    code = (
+        "import sys; from mammo.cli import main; "
+        f"rc = main([{command!r}, '/no/such/run', {str(tmp_path / 'x.png')!r}]); "
+        f"rc2 = main([{command!r}, {str(tmp_path / 'run')!r}, {str(tmp_path / 'x.png')!r}]); "
+        f"rc3 = main([{command!r}, {str(tmp_path / 'run2')!r}, {str(tmp_path / 'typo.png')!r}]); "
+        "print(rc, rc2, rc3, 'torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["2", "2", "2", "False"]
+    err = out.stderr.strip().splitlines()
+    assert len(err) == 3 and "/no/such/run: no such RUN folder" in err[0]
+    assert "best.pt: checkpoint not found" in err[1] and "typo.png: no such file or folder" in err[2]
+
+
+def test_python_dash_m_refuses_a_wrong_run_in_one_line(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "mammo", "predict", "/no/such/run", "x.png"], capture_output=True, text=True
+    )
+    assert out.returncode != 0 and len(out.stderr.strip().splitlines()) == 1 and "/no/such/run" in out.stderr
+
+
 def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
     """Every subcommand's parser by name."""
     found: dict[str, argparse.ArgumentParser] = {}

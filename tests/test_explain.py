@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pandas as pd
@@ -207,3 +209,85 @@ def test_explain_errors_and_cli(tmp_path, capsys):
     assert "checkpoint not found" in capsys.readouterr().err
     assert main(["explain", str(run), str(tmp_path / "typo.png")]) != 0
     assert "typo.png: no such file or folder" in capsys.readouterr().err
+
+
+def test_explain_takes_folders_a_table_and_an_roi_box_like_predict(tmp_path, capsys):
+    from mammo.predict.files import predict
+
+    img, _ = _breast_with_dot(False)
+    (tmp_path / "scans" / "deep").mkdir(parents=True)
+    cv2.imwrite(str(tmp_path / "scans" / "a.png"), img)
+    cv2.imwrite(str(tmp_path / "scans" / "deep" / "b.png"), img[:, ::-1])
+    whole = explain(_tiny_run(tmp_path), [tmp_path / "scans"], tmp_path / "w", workers=0, features=False)
+    assert [Path(r["image"]).name for r in whole.rows] == ["a.png", "b.png"]  # recursive, sorted
+    assert all(r["source_overlay"] for r in whole.rows)
+
+    roi = tmp_path / "roi"
+    write_seed_run(roi, None, 32, 0.2, 0.3, task="roi", prepare={"size": 64, "context": 0.5})
+    full = tmp_path / "scans" / "a.png"
+    with pytest.raises(UserError, match="--box"):
+        explain(roi, [full], tmp_path / "r0", workers=0)
+    capsys.readouterr()
+    assert main(["explain", str(roi), str(full), "--out", str(tmp_path / "r1")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--box" in err[0] and "--table" in err[0]
+    box = (40.0, 340.0, 100.0, 420.0)
+    by_box = explain(roi, [full], tmp_path / "r2", box=box, workers=0, features=False)
+    pd.DataFrame(
+        {"image": [str(full)], "x_min": [40], "y_min": [340], "x_max": [100], "y_max": [420]}
+    ).to_csv(tmp_path / "t.csv", index=False)
+    by_table = explain(roi, table=tmp_path / "t.csv", out=tmp_path / "r3", workers=0, features=False)
+    predicted = predict(roi, [full], box=box, workers=0, device="cpu").rows["probability_malignant"][0]
+    assert by_box.rows[0]["probability"] == pytest.approx(predicted, rel=1e-5)
+    assert by_table.rows[0]["probability"] == pytest.approx(predicted, rel=1e-5)
+    assert not by_box.rows[0]["source_overlay"]  # roi windows are not laid back onto the source
+
+
+def test_an_all_zero_map_says_so_and_the_scale_is_recorded(tmp_path, monkeypatch):
+    import mammo.explain.run as explain_run
+
+    real = explain_run.explain_batch
+
+    def one_blank(*args, **kwargs):
+        ev = real(*args, **kwargs)
+        ev.maps[0] = 0.0  # the first image of the batch: no evidence anywhere
+        ev.maps[1] = 0.0
+        ev.maps[1, 5, 5] = 7.0
+        return ev
+
+    monkeypatch.setattr(explain_run, "explain_batch", one_blank)
+    img, _ = _breast_with_dot(True)
+    for name in ("a.png", "b.png"):
+        cv2.imwrite(str(tmp_path / name), img)
+    run = _tiny_run(tmp_path)
+    shared = explain(run, [tmp_path / "a.png", tmp_path / "b.png"], tmp_path / "s", workers=0, features=False)
+    a, b = shared.rows
+    assert a["note"].startswith("all-zero map") and a["map_max"] == 0 and "all-zero map" in shared.summary()
+    assert b["note"] == "" and b["map_max"] == pytest.approx(7.0) and shared.top == pytest.approx(7.0)
+    table = pd.read_csv(tmp_path / "s" / "explain.csv", keep_default_na=False)
+    assert table["scale"].tolist() == ["shared: 7", "shared: 7"] and table.loc[0, "note"] == a["note"]
+    per_image = explain(
+        run,
+        [tmp_path / "a.png", tmp_path / "b.png"],
+        tmp_path / "p",
+        workers=0,
+        features=False,
+        scale="per-image",
+    )
+    assert [r["scale"] for r in per_image.rows] == ["per-image", "per-image"]
+    with pytest.raises(UserError, match="--scale"):
+        explain(run, [tmp_path / "a.png"], tmp_path / "x", scale="log")
+
+
+def test_an_all_zero_overlay_is_a_note_not_a_uniform_colour():
+    from mammo.explain.figures import ZERO_NOTE, overlay_figure
+
+    x = np.random.default_rng(0).normal(size=(32, 32)).astype(np.float32)
+    zero = overlay_figure(x, np.zeros((32, 32), np.float32), "t")
+    texts = [t.get_text() for ax in zero.axes for t in ax.texts]
+    assert any("all-zero map" in t for t in texts) and len(zero.axes) == 2  # no colour bar
+    heat = np.zeros((32, 32), np.float32)
+    heat[4, 4] = 1.0
+    shown = overlay_figure(x, heat, "t", top=4.0)
+    assert len(shown.axes) == 3 and "one scale" in shown.axes[2].get_ylabel()
+    assert ZERO_NOTE.startswith("all-zero map")

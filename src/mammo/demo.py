@@ -123,7 +123,10 @@ def run_demo(out: str | os.PathLike = "demo-out", fast: bool = False, seed: int 
 
     test = pd.read_csv(run / "eval" / "test" / "predictions.csv").sort_values("probability", ascending=False)
     examples = [prep / "images" / f"{sid}.png" for sid in test["sample_id"].head(b["explain"])]
-    _step("explain", lambda: explain(run, examples, out / "explain", method="gradcam", features=True))
+    _step(
+        "explain",
+        lambda: explain(run, examples, out / "explain", method="gradcam", crops=True, workers=0),
+    )
     checks = _step("checks", lambda: _checks_line(cached_checks(run, "test", "cpu")))
     report = _step("report", lambda: build_report(run, out / "report.html", split="test", device="cpu"))
     metrics = json.loads((run / "eval" / "test" / "metrics.json").read_text())
