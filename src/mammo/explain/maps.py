@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import warnings
 import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -98,15 +100,38 @@ def _occlusion_maps(model: nn.Module, x: torch.Tensor, base: torch.Tensor) -> to
     return torch.stack(maps)
 
 
+@contextmanager
+def _gradients_from(model: nn.Module, layer: str) -> Iterator[None]:
+    """Let the backward pass run from the logit back to `layer` only, and no further.
+
+    Grad-CAM needs the gradient of the logit with respect to the layer's output, nothing else: with the
+    parameters frozen and that output made a fresh leaf, autograd neither follows the network back to its input
+    nor computes weight gradients (which, for depthwise convolutions on a CPU, cost ten forward passes).
+    """
+    frozen = [p for p in model.parameters() if p.requires_grad]
+    for p in frozen:
+        p.requires_grad_(False)
+    module = dict(model.named_modules())[layer]
+    handle = module.register_forward_hook(lambda _m, _i, out: out.detach().requires_grad_(True))
+    try:
+        with torch.enable_grad(), warnings.catch_warnings():
+            # MONAI's hook then sees the gradient of the layer's output, which is all Grad-CAM reads
+            warnings.filterwarnings("ignore", "Full backward hook is firing when gradients are computed")
+            yield
+    finally:
+        handle.remove()
+        for p in frozen:
+            p.requires_grad_(True)
+
+
 def _gradcam(model: nn.Module, x: torch.Tensor, layer: str, method: str) -> torch.Tensor:
     """(B, H, W) Grad-CAM or Grad-CAM++ maps of the malignant logit: one forward, one backward for the batch."""
     from monai.visualize import GradCAM, GradCAMpp
 
     cls = GradCAM if method == "gradcam" else GradCAMpp
     cam = cls(nn_module=_hooks(model, layer), target_layers=layer, postprocessing=_identity)
-    with torch.enable_grad():
-        x = x.detach().requires_grad_(True)  # so the full backward hooks see an input that needs gradients
-        return cam(x=x, class_idx=0)[:, 0]
+    with _gradients_from(model, layer):
+        return cam(x=x.detach(), class_idx=0)[:, 0]
 
 
 def explain_batch(
