@@ -73,6 +73,8 @@ def test_a_batch_is_explained_in_one_pass_as_each_image_alone(method):
         np.testing.assert_allclose(batch.logits, model(x).reshape(-1).numpy(), rtol=1e-6)
     assert batch.features["conv"].shape == (3, 2, 32, 32)
     assert len(model.conv._forward_hooks) <= 1  # MONAI's hooks are registered once, not once per call
+    # the backward pass stops at the layer: no weight gradients, and the parameters are left as they were
+    assert all(p.requires_grad and p.grad is None for p in model.parameters())
 
 
 def test_heatmap_maps_back_to_a_known_source_point():
@@ -291,3 +293,19 @@ def test_an_all_zero_overlay_is_a_note_not_a_uniform_colour():
     shown = overlay_figure(x, heat, "t", top=4.0)
     assert len(shown.axes) == 3 and "one scale" in shown.axes[2].get_ylabel()
     assert ZERO_NOTE.startswith("all-zero map")
+
+
+def test_overlay_image_shows_no_colour_for_an_all_zero_map():
+    from mammo.explain.figures import overlay_image
+
+    x = np.tile(np.linspace(-1, 1, 32, dtype=np.float32), (32, 1))
+    heat = np.zeros((32, 32), np.float32)
+    blank = overlay_image(x, heat, ("t",), height=64)
+    heat[8:12, 8:12] = 2.0
+    hot = overlay_image(x, heat, ("t",), height=64)
+    body = slice(blank.shape[0] - 64, None)
+    right = slice(64 + 8, 2 * 64 + 8)  # the second panel, after the input and the gap
+    assert np.ptp(blank[body, right].astype(int), axis=2).max() == 0  # gray, its note in white: no colour
+    assert np.ptp(hot[body, right].astype(int), axis=2).max() > 50  # coloured where the map is hot
+    stripe = blank[body, 2 * 64 + 16 : 2 * 64 + 34]
+    assert np.ptp(stripe.astype(int), axis=2).max() == 0  # no colour bar either

@@ -30,12 +30,11 @@ import torch
 from tqdm import tqdm
 
 from mammo.errors import UserError
-from mammo.explain.figures import ZERO_NOTE, blend_bgr, feature_mosaic, overlay_figure
+from mammo.explain.figures import ZERO_NOTE, blend_bgr, feature_mosaic, overlay_image
 from mammo.explain.geometry import heatmap_to_source
 from mammo.explain.maps import METHODS, explain_batch, normalise
 from mammo.explain.sources import load_shown
 from mammo.io.atomic import atomic_path, write_csv
-from mammo.io.figures import save_figure
 from mammo.io.images import write_png
 from mammo.io.pool import ordered_map
 from mammo.predict.files import (
@@ -270,21 +269,22 @@ def _maps_pass(
 
 
 def _draw(row: dict[str, Any], name: str, out: Path, job: Pending, top: float | None) -> None:
-    """The overlay figure and, for whole runs, the source overlay of one explained input, on the scale `top`."""
+    """The overlay picture and, for whole runs, the source overlay of one explained input, on the scale `top`."""
     heat, x = np.load(job.heat), np.load(job.x)
-    shown_top = top if top is not None else float(heat.max())
-    scale = f"one scale, hottest = {top:.3g}" if top is not None else "own maximum"
-    title = (
-        f"{name}: malignant probability {row['probability']:.3f} (threshold {row['threshold']:.3f}), "
-        f"{row['method']}, colours: {scale}"
+    scale = (
+        f"one scale for all images, hottest = {top:.3g}" if top is not None else "each map to its own maximum"
     )
-    save_figure(overlay_figure(x, heat, title, top), out / f"{name}_overlay.png")
+    lines = (
+        f"{name}: malignant probability {row['probability']:.3f} (threshold {row['threshold']:.3f})",
+        f"{row['method']}{' on ' + row['layer'] if row['layer'] else ''}; colours: {scale}",
+    )
+    write_png(overlay_image(x, heat, lines, top), out / f"{name}_overlay.png")
     row["overlay"] = str(out / f"{name}_overlay.png")
     if top is not None:
         row["scale"] = f"shared: {top:.6g}"
     if job.gray is None or heat.shape[0] != heat.shape[1]:
         return  # roi runs, and rectangular inputs, have no mapping back to the source yet
     gray = np.load(job.gray)
-    source = heatmap_to_source(normalise(heat, shown_top), job.box, job.flip, gray.shape)
+    source = heatmap_to_source(normalise(heat, top), job.box, job.flip, gray.shape)
     write_png(blend_bgr(gray, source), out / f"{name}_source_overlay.png")
     row["source_overlay"] = str(out / f"{name}_source_overlay.png")
