@@ -243,3 +243,38 @@ def test_real_cbis_ddsm_pixels_are_16_bit():
         largest = pydicom.dcmread(path, stop_before_pixels=True).LargestImagePixelValue
         assert int(img.max()) == largest > 255  # stored 16 bits kept as they are
         assert np.unique(img[::8, ::8]).size > 1000  # far more grey levels than 8 bits hold
+
+
+def _rle_as_long_as_raw() -> np.ndarray:
+    """A 12 x 12 uint16 image whose RLE frame is exactly 288 bytes, as long as its raw pixels (found by search)."""
+    rng = np.random.default_rng(1)
+    img = rng.integers(0, 256, (12, 12)).astype(np.uint16)
+    step = max(1, int(rng.random() * 12))
+    return img + (np.arange(144).reshape(12, 12) // step % 3 * 256).astype(np.uint16)
+
+
+def test_a_harmless_decoder_warning_is_silenced_and_others_are_one_line(tmp_path, caplog):
+    from mammo.io.dicom import write_dicom
+
+    img = _rle_as_long_as_raw()
+    write_dicom(img, tmp_path / "same_length.dcm", rle=True)
+    assert (
+        len(pydicom.dcmread(tmp_path / "same_length.dcm").PixelData) == img.size * 2
+    )  # pydicom's warning case
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any warning that escapes fails the test
+        assert np.array_equal(read_raw_pixels(tmp_path / "same_length.dcm"), img)
+    assert not caplog.records
+
+    def noisy(self):
+        warnings.warn("odd padding", UserWarning, stacklevel=1)
+        warnings.warn("odd padding", UserWarning, stacklevel=1)
+        return img
+
+    write_dicom(img, tmp_path / "noisy.dcm")
+    with pytest.MonkeyPatch.context() as mp, warnings.catch_warnings():
+        warnings.simplefilter("error")
+        mp.setattr(pydicom.dataset.Dataset, "pixel_array", property(noisy))
+        read_raw_pixels(tmp_path / "noisy.dcm")
+    lines = [r.getMessage() for r in caplog.records if r.name.startswith("mammo")]
+    assert len(lines) == 1 and "noisy.dcm" in lines[0] and lines[0].count("odd padding") == 1

@@ -5,6 +5,7 @@ Compressed transfer syntaxes are decoded by the pylibjpeg / pyjpegls plugins tha
 
 from __future__ import annotations
 
+import logging
 import os
 import warnings
 from dataclasses import asdict, dataclass
@@ -14,6 +15,22 @@ import numpy as np
 
 from mammo.errors import DataError
 from mammo.io.limits import check_pixels
+
+log = logging.getLogger(__name__)
+
+# Decoder warnings that say nothing about a file that decoded: pydicom warns when an encapsulated (RLE, JPEG)
+# frame is exactly as long as the raw pixels, in case the transfer syntax is wrong; a 16-bit image whose noise
+# RLE cannot compress (the synthetic ones of `mammo synth`) hits that length by chance, and a wrong transfer
+# syntax would fail to decode anyway.
+HARMLESS_WARNINGS = ("The number of bytes of compressed pixel data matches the expected number",)
+
+
+def _not_harmless(record: logging.LogRecord) -> bool:
+    """pydicom logs each warning too (to its own logger): the harmless ones are dropped there as well."""
+    return not record.getMessage().startswith(HARMLESS_WARNINGS)
+
+
+logging.getLogger("pydicom").addFilter(_not_harmless)
 
 DICOM_SUFFIXES = {".dcm", ".dicom"}  # files with other names are DICOM too when their preamble says so
 SEQUENCE_END = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"  # (FFFE,E0DD) length 0: how encapsulated pixel data ends
@@ -134,9 +151,11 @@ def _pixel_array(ds, path, max_pixels: int | None = None) -> np.ndarray:
         raise DataError(f"{path}: DICOM header has bad values ({_one_line(exc)})") from None
     check_pixels(path, rows, cols, frames, spp, max_pixels)
     try:
-        if frames > 1:
-            ds.pixel_array_options(index=0)  # multi-frame: decode the first frame only
-        arr = ds.pixel_array
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            if frames > 1:
+                ds.pixel_array_options(index=0)  # multi-frame: decode the first frame only
+            arr = ds.pixel_array
     except Exception as exc:
         reason = _one_line(exc)
         if "less than expected" in reason:
@@ -148,7 +167,19 @@ def _pixel_array(ds, path, max_pixels: int | None = None) -> np.ndarray:
         raise DataError(f"{path}: pixel data cannot be decoded ({reason})") from None
     if arr.ndim != 2:
         raise DataError(f"{path}: expected a 2-D grayscale image, got shape {arr.shape}")
+    _report_warnings(path, caught)
     return arr
+
+
+def _report_warnings(path: str | os.PathLike, caught: list[warnings.WarningMessage]) -> None:
+    """The decoder's warnings about one file that decoded: the harmless ones dropped, the rest in one log line."""
+    said = []
+    for w in caught:
+        text = " ".join(str(w.message).split())
+        if text not in said and not text.startswith(HARMLESS_WARNINGS):
+            said.append(text)
+    if said:
+        log.warning("%s: decoded, with a warning from the decoder: %s", path, "; ".join(said))
 
 
 def read_raw_pixels(path: str | os.PathLike, max_pixels: int | None = None) -> np.ndarray:
