@@ -94,16 +94,24 @@ def test_every_consumer_feeds_the_run_the_same_inputs(tmp_path, tiny_registry, m
     # cv's rescoring: calibrated logits of the same rows
     np.testing.assert_allclose(run_scores(run_dir, prep, rows) * run.temperature, want, **TOL)
 
-    # predict on the PREP PNGs (an roi run without a box takes the image as the lesion crop)
+    # predict on the PREP PNGs (lesion crops already: an roi run scores each whole)
     images = [str(prep / p) for p in rows["image"]]
-    got = predict(run_dir, images, workers=0, device="cpu").rows
+    got = predict(run_dir, images, crops=True, workers=0, device="cpu").rows
     np.testing.assert_allclose(got["logit"].to_numpy(float), want, **TOL)
 
     # explain: the maps are computed on the input that gives predict's logit
-    recorder = Recorder()
-    monkeypatch.setattr(explain_run, "heatmaps", recorder)
-    result = explain_run.explain(run_dir, images[:3], out=tmp_path / "explain", features=False)
-    xs = torch.cat([x for _, x in recorder.calls])
+    explained: list[torch.Tensor] = []
+    real = explain_run.explain_batch
+
+    def record(model, x, *args, **kwargs):
+        explained.append(x.detach().clone())
+        return real(model, x, *args, **kwargs)
+
+    monkeypatch.setattr(explain_run, "explain_batch", record)
+    result = explain_run.explain(
+        run_dir, images[:3], out=tmp_path / "explain", features=False, crops=True, workers=0
+    )
+    xs = torch.cat(explained)
     np.testing.assert_allclose(run.logits(xs), want[:3], **TOL)
     np.testing.assert_allclose([r["probability"] for r in result.rows], run.probabilities(want[:3]), **TOL)
 

@@ -182,16 +182,3 @@ def normalise(heat: np.ndarray, top: float | None = None) -> np.ndarray:
     """A heatmap scaled to [0, 1] by `top` (default: its own maximum); all zeros stay zeros. For display only."""
     top = float(heat.max()) if top is None else float(top)
     return np.clip(heat / top, 0.0, 1.0).astype(np.float32) if top > 0 else np.zeros_like(heat, np.float32)
-
-
-def feature_maps(model: nn.Module, x: torch.Tensor, layers: tuple[str, ...]) -> dict[str, np.ndarray]:
-    """The activations (C, h, w) of each named block for one (1, 1, H, W) input, via forward hooks."""
-    captured: dict[str, torch.Tensor] = {}
-    handles = _capture(model, layers, captured)
-    try:
-        with torch.no_grad():
-            model.eval()(x[:1])
-    finally:
-        for h in handles:
-            h.remove()
-    return {name: captured[name][0].float().cpu().numpy() for name in layers if name in captured}
