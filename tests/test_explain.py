@@ -184,6 +184,28 @@ def test_explain_writes_overlays_heatmaps_features_and_source_map(tmp_path):
     assert "explained 1 of 2" in result.summary()
 
 
+def test_a_large_source_overlay_is_shrunk_and_keeps_the_breast_in_place(tmp_path, monkeypatch):
+    import mammo.explain.run as explain_run
+    import mammo.explain.sources as sources
+
+    monkeypatch.setattr(sources, "SOURCE_MAX_SIDE", 200)  # the 600 x 400 source shrinks by 3
+    real = explain_run.explain_batch
+
+    def uniform(*args, **kwargs):
+        ev = real(*args, **kwargs)
+        ev.maps[:] = 1.0  # evidence everywhere in the input: the overlay shows where the input came from
+        return ev
+
+    monkeypatch.setattr(explain_run, "explain_batch", uniform)
+    img, _ = _breast_with_dot(True)
+    cv2.imwrite(str(tmp_path / "big.png"), img)
+    explain(_tiny_run(tmp_path), [tmp_path / "big.png"], tmp_path / "out", workers=0, features=False)
+    heat = cv2.imread(str(tmp_path / "out" / "big_source_overlay.png"))
+    assert heat.shape[:2] == (200, 134)
+    coloured = np.ptp(heat.astype(int), axis=2) > 0
+    assert coloured[:, 80:].any() and not coloured[:, :40].any()  # the breast (and the map) is on the right
+
+
 def test_explain_errors_and_cli(tmp_path, capsys):
     run = _tiny_run(tmp_path, task="roi")
     with pytest.raises(UserError, match="--method"):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from mammo.predict.files import Loaded, Source, load_source
@@ -49,9 +50,14 @@ class Shown:
 
 
 def _display_source(image: np.ndarray) -> tuple[np.ndarray, int]:
-    """(uint8 display image, subsampling step): the source reduced by a whole step to <= SOURCE_MAX_SIDE."""
+    """(uint8 display image, step): the source shrunk (area average) by a whole step to <= SOURCE_MAX_SIDE a side."""
     step = -(-max(image.shape[:2]) // SOURCE_MAX_SIDE)
-    small = image[::step, ::step] if step > 1 else image
+    rows, cols = image.shape[:2]
+    small = (
+        cv2.resize(image, (-(-cols // step), -(-rows // step)), interpolation=cv2.INTER_AREA)
+        if step > 1
+        else image
+    )
     return np.rint(display_gray(small) * 255.0).astype(np.uint8), step
 
 
