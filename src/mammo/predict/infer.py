@@ -14,7 +14,6 @@ import numpy as np
 
 from mammo.errors import UserError
 from mammo.io.devices import DEVICES
-from mammo.stats.calibration import apply_temperature
 
 if TYPE_CHECKING:
     import torch
@@ -77,4 +76,7 @@ def logits_from_loader(
 
 def probabilities(logits: np.ndarray, temperature: float) -> np.ndarray:
     """Calibrated probabilities sigmoid(logit / T) in float64 (T fitted on validation, stored in the checkpoint)."""
+    # here, not at the top: scikit-learn takes seconds to import, and a mistyped path is refused before it loads
+    from mammo.stats.calibration import apply_temperature
+
     return apply_temperature(logits, temperature)
