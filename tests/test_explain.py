@@ -331,3 +331,19 @@ def test_overlay_image_shows_no_colour_for_an_all_zero_map():
     assert np.ptp(hot[body, right].astype(int), axis=2).max() > 50  # coloured where the map is hot
     stripe = blank[body, 2 * 64 + 16 : 2 * 64 + 34]
     assert np.ptp(stripe.astype(int), axis=2).max() == 0  # no colour bar either
+
+
+def test_a_rectangular_run_lays_its_map_back_onto_the_source(tmp_path, tiny_registry):
+    from conftest import TinyNet
+
+    from mammo.models.checkpoint import make_checkpoint, save_checkpoint
+
+    torch.manual_seed(0)
+    pre = {"task": "whole", "size": 48, "width": 24, "mean": 0.2, "std": 0.3, "prepare": {"size": 64}}
+    ckpt = make_checkpoint("tiny", {}, TinyNet().state_dict(), pre, 1, 0.5, {})
+    save_checkpoint(tmp_path / "rect" / "best.pt", ckpt)
+    img, _ = _breast_with_dot(True)
+    cv2.imwrite(str(tmp_path / "r.png"), img)
+    result = explain(tmp_path / "rect", [tmp_path / "r.png"], tmp_path / "out", workers=0, features=False)
+    assert result.rows[0]["error"] == "" and np.load(tmp_path / "out" / "r_heatmap.npy").shape == (48, 24)
+    assert cv2.imread(str(tmp_path / "out" / "r_source_overlay.png")).shape[:2] == img.shape

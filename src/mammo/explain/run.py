@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from mammo.errors import UserError
 from mammo.explain.figures import ZERO_NOTE, blend_bgr, feature_mosaic, overlay_image
-from mammo.explain.geometry import heatmap_to_source
+from mammo.explain.geometry import heatmap_to_source, rect_heatmap_to_square
 from mammo.explain.maps import METHODS, explain_batch, normalise
 from mammo.explain.sources import load_shown
 from mammo.io.atomic import atomic_path, write_csv
@@ -113,6 +113,7 @@ class Pending:
     gray: Path | None
     box: tuple[int, int, int, int] | None
     flip: bool
+    prepared: Path | None  # rectangular runs: the PREP square their input was refitted from
 
 
 def _names(paths: list[Path]) -> list[str]:
@@ -124,6 +125,14 @@ def _names(paths: list[Path]) -> list[str]:
         seen[stem] = seen.get(stem, 0) + 1
         names.append(stem if seen[stem] == 1 else f"{stem}_{seen[stem]}")
     return names
+
+
+def _spill(array: np.ndarray | None, path: Path) -> Path | None:
+    """`array` saved at `path` (a scratch file), or None when there is no array."""
+    if array is None:
+        return None
+    np.save(path, array)
+    return path
 
 
 def _save_npy(array: np.ndarray, path: Path) -> None:
@@ -252,12 +261,11 @@ def _maps_pass(
                 }
                 _save_npy(heat, out / f"{name}_heatmap.npy")
                 np.save(spill / f"{i}_x.npy", shown.loaded.x[0])
-                gray = None
-                if shown.gray is not None:
-                    gray = spill / f"{i}_gray.npy"
-                    np.save(gray, shown.gray)
+                gray, prepared = _spill(shown.gray, spill / f"{i}_gray.npy"), None
+                if shown.prepared is not None:
+                    prepared = _spill(shown.prepared, spill / f"{i}_prepared.npy")
                 pending[i] = Pending(
-                    out / f"{name}_heatmap.npy", spill / f"{i}_x.npy", gray, shown.box, shown.flip
+                    out / f"{name}_heatmap.npy", spill / f"{i}_x.npy", gray, shown.box, shown.flip, prepared
                 )
                 for block, acts in ev.features.items():
                     write_png(
@@ -282,9 +290,10 @@ def _draw(row: dict[str, Any], name: str, out: Path, job: Pending, top: float | 
     row["overlay"] = str(out / f"{name}_overlay.png")
     if top is not None:
         row["scale"] = f"shared: {top:.6g}"
-    if job.gray is None or heat.shape[0] != heat.shape[1]:
-        return  # roi runs, and rectangular inputs, have no mapping back to the source yet
+    if job.gray is None:
+        return  # roi runs: a lesion window is not laid back onto the source
     gray = np.load(job.gray)
-    source = heatmap_to_source(normalise(heat, top), job.box, job.flip, gray.shape)
+    square = heat if job.prepared is None else rect_heatmap_to_square(heat, np.load(job.prepared))
+    source = heatmap_to_source(normalise(square, top), job.box, job.flip, gray.shape)
     write_png(blend_bgr(gray, source), out / f"{name}_source_overlay.png")
     row["source_overlay"] = str(out / f"{name}_source_overlay.png")

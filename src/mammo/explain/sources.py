@@ -42,6 +42,9 @@ class Shown:
     gray: np.ndarray | None = None  # uint8, the source at most SOURCE_MAX_SIDE high/wide
     box: tuple[int, int, int, int] | None = None  # the breast box on `gray`'s grid
     flip: bool = False
+    prepared: np.ndarray | None = (
+        None  # the PREP square, for rectangular runs (their input is refitted from it)
+    )
 
     @property
     def x(self) -> np.ndarray | None:
@@ -64,11 +67,11 @@ def _display_source(image: np.ndarray) -> tuple[np.ndarray, int]:
 def load_shown(job: tuple[Source, InputSpec]) -> Shown:
     """Worker: predict's read, decode and preprocessing; for whole runs also the display image and breast box."""
     source, spec = job
-    loaded, image = load_source(source, spec)
+    loaded, image, prepared = load_source(source, spec)
     if image is None or spec.task != "whole":
         return Shown(loaded)
     breast = find_breast(image)
     gray, step = _display_source(image)
     x0, y0, x1, y1 = breast.box
     box = (x0 // step, y0 // step, max(x0 // step + 1, -(-x1 // step)), max(y0 // step + 1, -(-y1 // step)))
-    return Shown(loaded, gray, box, breast.flip)
+    return Shown(loaded, gray, box, breast.flip, prepared if spec.width is not None else None)

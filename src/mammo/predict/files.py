@@ -313,15 +313,17 @@ def _reason(exc: Exception, path: str) -> str:
     return text if isinstance(exc, (UserError, ValueError)) else f"{type(exc).__name__}: {text}"
 
 
-def load_source(source: Source, spec: InputSpec) -> tuple[Loaded, np.ndarray | None]:
-    """Read, decode and preprocess one source: (its Loaded, the decoded uint16 image or None when it failed)."""
+def load_source(source: Source, spec: InputSpec) -> tuple[Loaded, np.ndarray | None, np.ndarray | None]:
+    """Read, decode and preprocess one source: (its Loaded, the decoded uint16 image, the prepared PREP square);
+    the two images are None when it failed."""
     known = source
     try:
         image, known = read_source(source)
-        x = spec.preprocess(image, source.box)
+        prepared = spec.prepare_source(image, source.box)
+        x = spec.from_prepared(prepared)
     except Exception as exc:  # a bad file gets its row and the rest goes on
-        return Loaded(None, _reason(exc, source.path), known.patient_id, known.side, known.view), None
-    return Loaded(x, "", known.patient_id, known.side, known.view), image
+        return Loaded(None, _reason(exc, source.path), known.patient_id, known.side, known.view), None, None
+    return Loaded(x, "", known.patient_id, known.side, known.view), image, prepared
 
 
 def load_input(job: tuple[Source, InputSpec]) -> Loaded:
