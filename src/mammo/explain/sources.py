@@ -8,12 +8,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 from mammo.predict.files import Loaded, Source, load_source
 from mammo.predict.run import InputSpec
-from mammo.prep.breast import find_breast
+from mammo.prep.breast import locate_breast, resize_to
 
 SOURCE_MAX_SIDE = (
     2048  # the source overlay is drawn at the source's resolution, at most this many pixels high/wide
@@ -56,11 +55,7 @@ def _display_source(image: np.ndarray) -> tuple[np.ndarray, int]:
     """(uint8 display image, step): the source shrunk (area average) by a whole step to <= SOURCE_MAX_SIDE a side."""
     step = -(-max(image.shape[:2]) // SOURCE_MAX_SIDE)
     rows, cols = image.shape[:2]
-    small = (
-        cv2.resize(image, (-(-cols // step), -(-rows // step)), interpolation=cv2.INTER_AREA)
-        if step > 1
-        else image
-    )
+    small = resize_to(image, -(-rows // step), -(-cols // step)) if step > 1 else image
     return np.rint(display_gray(small) * 255.0).astype(np.uint8), step
 
 
@@ -70,7 +65,7 @@ def load_shown(job: tuple[Source, InputSpec]) -> Shown:
     loaded, image, prepared = load_source(source, spec)
     if image is None or spec.task != "whole":
         return Shown(loaded)
-    breast = find_breast(image)
+    breast = locate_breast(image)[1]  # on the image in standard polarity, as prepare found it
     gray, step = _display_source(image)
     x0, y0, x1, y1 = breast.box
     box = (x0 // step, y0 // step, max(x0 // step + 1, -(-x1 // step)), max(y0 // step + 1, -(-y1 // step)))
