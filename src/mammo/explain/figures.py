@@ -23,7 +23,7 @@ from mammo.io.figures import new_figure
 
 HEAT_CMAP = "jet"
 ZERO_NOTE = "all-zero map: no evidence for malignant anywhere in this input"
-_TILE = 96  # side in pixels of one channel in a feature mosaic
+_TILE = 64  # side in pixels of one channel in a feature mosaic
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
@@ -129,24 +129,33 @@ def feature_mosaic(maps: np.ndarray, layer: str, n_max: int = 16) -> np.ndarray:
     """The `n_max` most active channels of one block's (C, h, w) activations as one BGR uint8 picture.
 
     Each channel is scaled to its own range, enlarged to a tile, coloured (viridis) and labelled; a header
-    names the block. Drawn with numpy and OpenCV: a matplotlib grid of small axes costs about a second each.
+    names the block. Drawn with numpy and OpenCV (one colour-map call for all tiles): a matplotlib grid of
+    small axes costs about a second each, and a mammogram has a dozen blocks.
     """
     order = np.argsort(-maps.reshape(maps.shape[0], -1).mean(axis=1))[:n_max]
+    chosen = maps[order].astype(np.float32)
+    lo = chosen.min(axis=(1, 2), keepdims=True)
+    span = chosen.max(axis=(1, 2), keepdims=True) - lo
+    scaled = np.rint((chosen - lo) * (255.0 / np.where(span > 0, span, 1.0))).astype(np.uint8)
     cols = math.ceil(math.sqrt(len(order)))
     rows = math.ceil(len(order) / cols)
-    header, step = 44, _TILE + 2
-    canvas = np.full((header + rows * step, max(cols * step, 300), 3), 255, np.uint8)
+    step = _TILE + 2
+    gray = np.zeros((rows * step, cols * step), np.uint8)
+    tiles = np.zeros(gray.shape, bool)
+    for k, tile in enumerate(scaled):
+        y, x = (k // cols) * step, (k % cols) * step
+        gray[y : y + _TILE, x : x + _TILE] = cv2.resize(tile, (_TILE, _TILE), interpolation=cv2.INTER_NEAREST)
+        tiles[y : y + _TILE, x : x + _TILE] = True
+    body = cv2.applyColorMap(gray, cv2.COLORMAP_VIRIDIS)
+    body[~tiles] = 255
     for k, ch in enumerate(order):
-        m = maps[ch].astype(np.float32)
-        lo, hi = float(m.min()), float(m.max())
-        scaled = np.zeros_like(m) if hi <= lo else (m - lo) / (hi - lo)
-        tile = np.rint(scaled * 255).astype(np.uint8)
-        tile = cv2.resize(tile, (_TILE, _TILE), interpolation=cv2.INTER_NEAREST)
-        r, c = divmod(k, cols)
-        y, x = header + r * step, c * step
-        canvas[y : y + _TILE, x : x + _TILE] = cv2.applyColorMap(tile, cv2.COLORMAP_VIRIDIS)
-        cv2.putText(canvas, f"ch {ch}", (x + 3, y + 13), _FONT, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
+        y, x = (k // cols) * step, (k % cols) * step
+        cv2.putText(body, f"ch {ch}", (x + 2, y + 11), _FONT, 0.33, (255, 255, 255), 1, cv2.LINE_AA)
+    head = np.full((44, max(body.shape[1], 300), 3), 255, np.uint8)
     lines = (layer, f"{len(order)} most active of {maps.shape[0]} channels, {maps.shape[1]}x{maps.shape[2]}")
     for i, text in enumerate(lines):
-        cv2.putText(canvas, text, (3, 17 + 20 * i), _FONT, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
-    return canvas
+        cv2.putText(head, text, (3, 17 + 20 * i), _FONT, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+    out = np.full((head.shape[0] + body.shape[0], head.shape[1], 3), 255, np.uint8)
+    out[: head.shape[0]] = head
+    out[head.shape[0] :, : body.shape[1]] = body
+    return out
