@@ -228,12 +228,13 @@ def test_predict_dicom_out_matches_the_csv_and_notes_non_dicom(run, source, tmp_
     assert "is a file, not a folder" in capsys.readouterr().err
 
 
-def test_explain_dicom_out_writes_both_objects(run, source, tmp_path, capsys):
+@pytest.mark.parametrize("given", ["file", "folder"])
+def test_explain_dicom_out_writes_both_objects(run, source, tmp_path, capsys, given):
     folder = tmp_path / "dicom"
     args = [
         "explain",
         str(run),
-        str(source),
+        str(source if given == "file" else source.parent),  # a folder is searched, as predict does
         "--out",
         str(tmp_path / "x"),
         "--no-features",

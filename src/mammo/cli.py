@@ -231,7 +231,8 @@ def _cmd_explain(a: argparse.Namespace) -> int:
     if a.dicom_out is not None:
         from mammo.pacs.export import dicom_results
 
-        print(dicom_results(a.run, a.images, a.dicom_out, device=a.device).summary())
+        explained = [r["image"] for r in result.rows if not r["error"]]  # folders and --table expanded
+        print(dicom_results(a.run, explained, a.dicom_out, device=a.device).summary())
     return 0 if any(not r["error"] for r in result.rows) else 1
 
 
