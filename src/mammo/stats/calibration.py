@@ -1,11 +1,12 @@
-"""Temperature scaling (Guo et al. 2017): one scalar T fitted on validation logits so probabilities mean what they say."""
+"""Temperature scaling (Guo et al. 2017): one scalar T fitted on validation logits so probabilities mean what they say.
+
+SciPy and scikit-learn are imported by the fit only: `apply_temperature` is on predict's start-up path, where
+importing them would cost a second or more before the first result.
+"""
 
 from __future__ import annotations
 
 import numpy as np
-from scipy.optimize import minimize_scalar
-
-from mammo.stats.metrics import binary_cross_entropy
 
 MIN_TEMPERATURE, MAX_TEMPERATURE = 0.25, 20.0
 
@@ -15,6 +16,10 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
 
     The lower bound stops a perfectly separable validation set from driving T to 0 (infinite confidence).
     """
+    from scipy.optimize import minimize_scalar
+
+    from mammo.stats.metrics import binary_cross_entropy
+
     logits = np.asarray(logits, dtype=np.float64)
     labels = np.asarray(labels, dtype=np.float64)
     if len(np.unique(labels)) < 2:
