@@ -72,6 +72,10 @@ mammo explain runs/roi224 full.dcm --box 1200,800,1500,1100                   # 
 mammo evaluate runs/lite0 --split test && mammo report runs/lite0           # writes runs/lite0/report.html
 mammo report runs/lite0 --out lite0.html --split val
 """,
+    "export": """
+mammo export runs/lite0                                  # -> runs/lite0/model.onnx, used by predict
+mammo export runs/lite0 --out lite0.onnx                 # for ONNX Runtime, Triton, ...
+""",
     "predict": """
 mammo predict runs/lite0 scans/ --out predictions.csv                 # folders are searched recursively
 mammo predict runs/lite0 a.dcm b.png --out p.json --tta               # JSON; mean with the mirrored image
@@ -80,6 +84,7 @@ mammo predict runs/roi224 --table lesions.csv --out p.csv             # roi run:
 mammo predict runs/roi224 full.dcm --box 1200,800,1500,1100           # roi run: one box in source pixels
 mammo predict runs/roi224 crops/ --crops                              # roi run: lesion crops already cut
 mammo predict runs/lite0 scans/ --out p.csv --dicom-out results-dicom/ # + SR, heatmap SC and SEG per DICOM
+mammo predict runs/lite0/model.onnx scans/ --out p.csv                 # an exported model, no RUN folder needed
 """,
     "listen": """
 mammo listen runs/lite0 --port 11112 --spool spool/ --dest 127.0.0.1:4242:ORTHANC --allow ORTHANC
@@ -250,7 +255,7 @@ def _cmd_predict(a: argparse.Namespace) -> int:
         raise UserError("give input files or folders, or --table T.csv")
     box = parse_box(a.box) if a.box else None
     check_args(a.out, a.aggregate, a.batch_size, a.workers)
-    check_paths(a.run, a.inputs, a.table)  # before torch loads: a mistyped path is refused at once
+    check_paths(a.run, a.inputs, a.table, onnx=True)  # before torch loads: a mistyped path is refused at once
     from mammo.predict.files import predict
 
     options = {
@@ -263,6 +268,7 @@ def _cmd_predict(a: argparse.Namespace) -> int:
         "batch_size": a.batch_size,
         "workers": a.workers,
         "device": a.device,
+        "backend": a.backend,
     }
     if a.dicom_out is not None:
         from mammo.pacs.export import predict_to_dicom
@@ -280,6 +286,14 @@ def _cmd_listen(a: argparse.Namespace) -> int:
     result = listen(a.run, a.port, a.spool, a.dest, a.ae_title, a.allow or (), a.host, a.batch_size, a.device)
     print(result.summary())
     return result.exit_code
+
+
+def _cmd_export(a: argparse.Namespace) -> int:
+    from mammo.predict.onnx import OPSET, export_run
+
+    path, diff = export_run(a.run, a.out)
+    print(f"wrote {path} (ONNX opset {OPSET}, dynamic batch; logits equal PyTorch's to {diff:.1g})")
+    return 0
 
 
 def _cmd_cv(a: argparse.Namespace) -> int:
@@ -599,7 +613,11 @@ def build_parser() -> argparse.ArgumentParser:
     _device_option(s)
 
     s = add("predict", _cmd_predict, "calibrated probability of malignancy for new images with a RUN's model")
-    s.add_argument("run", type=Path, help="RUN folder written by `mammo train` (its best.pt is used)")
+    s.add_argument(
+        "run",
+        type=Path,
+        help="RUN folder written by `mammo train`, or a .onnx file written by `mammo export`",
+    )
     s.add_argument(
         "inputs",
         nargs="*",
@@ -620,14 +638,29 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--dicom-out",
         type=Path,
-        help="also write a DICOM SR and heatmap objects (Secondary Capture, Segmentation) per DICOM input here "
-        "(default: none)",
+        help="also write a DICOM SR and heatmap objects (Secondary Capture, Segmentation) per DICOM input here; "
+        "scored on PyTorch, as the heatmaps need gradients (default: none)",
     )
-    s.add_argument("--batch-size", type=int, default=8, help="images per forward pass")
+    s.add_argument(
+        "--batch-size",
+        type=int,
+        help="images per forward pass (default: 1 on CPU, the fastest per image there; 8 on CUDA)",
+    )
     s.add_argument(
         "--workers", type=int, default=1, help="processes reading and decoding files (0: in this process)"
     )
     _device_option(s)
+    s.add_argument(
+        "--backend",
+        choices=["auto", "onnx", "torch"],
+        default="auto",
+        help="auto: ONNX Runtime (RUN/model.onnx, or the checkpoint exported in memory) unless --device is "
+        "cuda; torch: the RUN's checkpoint on PyTorch",
+    )
+
+    s = add("export", _cmd_export, "the RUN's calibrated model as one ONNX file, metadata included")
+    s.add_argument("run", type=Path, help="RUN folder written by `mammo train` (its best.pt is exported)")
+    s.add_argument("--out", type=Path, help="the .onnx file to write (default: RUN/model.onnx)")
 
     s = add("listen", _cmd_listen, "run as a DICOM node: receive mammograms, send back SR + heatmap objects")
     s.add_argument("run", type=Path, help="RUN folder written by `mammo train` (its best.pt is used)")

@@ -1,10 +1,13 @@
 """`mammo predict`: new mammograms (DICOM, PNG, JPEG, PGM, TIFF, or folders of them) -> calibrated probabilities.
 
-The run's model is loaded once. Files are read, decoded and preprocessed (the run's own `prepare` recipe, via
-`mammo.predict.run.InputSpec.preprocess`) in worker processes, in input order, and batched into the model in this
-process, so decoding the next files overlaps the forward pass of the current batch. Every input gets one row;
-a file that cannot be scored (unreadable, truncated, colour, absurdly large, no breast found) gets its reason
-in `error` and no probability, and the rest goes on.
+The run's model is loaded once, on ONNX Runtime or PyTorch (`mammo.predict.backend`). Files are read, decoded
+and preprocessed (the run's own `prepare` recipe, via `mammo.predict.run.InputSpec.preprocess`) in worker
+processes, in input order, at most a few per worker ahead (full-resolution pixels never leave the workers; only
+the small model inputs queue), and batched across files into the model in this process, so decoding the next
+files overlaps the forward pass of the current batch. Every input gets one row; a file that cannot be scored
+(unreadable, truncated, colour, absurdly large, no breast found) gets its reason in `error` and no probability,
+and the rest goes on. The seconds spent in each stage (read, decode, preprocess, forward) are summed in
+`PredictResult.stages` and logged at -v.
 """
 
 from __future__ import annotations
@@ -27,7 +30,10 @@ from mammo.io.atomic import write_csv, write_text
 from mammo.io.dicom import DICOM_SUFFIXES, read_header, read_pixels
 from mammo.io.images import IMAGE_SUFFIXES, is_dicom_path, open_header, read_image, to_uint16
 from mammo.io.pool import ordered_map
+from mammo.predict.backend import Scorer, load_scorer
 from mammo.predict.run import InputSpec, Run
+
+log = logging.getLogger(__name__)
 
 COLUMNS = [
     "path",
@@ -59,6 +65,12 @@ GRAY_MODES = {
 }  # PIL modes with one grey band
 AGGREGATES = ("breast",)
 log = logging.getLogger(__name__)
+STAGES = ("read", "decode", "preprocess", "forward")
+# Images per forward pass when --batch-size is not given. On CPU both backends are fastest per image at batch 1
+# (bench/bench_predict.py, efficientnet-lite0 at 512 px on 2 cores: PyTorch eager 2.5x slower per image at
+# batch 8, ONNX Runtime 1.2-1.5x), and batch 1 keeps the pipeline's latency and memory smallest; a GPU wants
+# batches.
+CPU_BATCH_SIZE, CUDA_BATCH_SIZE = 1, 8
 
 
 @dataclass(frozen=True)
@@ -81,6 +93,7 @@ class Loaded:
     patient_id: str
     side: str
     view: str
+    seconds: tuple[float, float, float] = (0.0, 0.0, 0.0)  # read, decode, preprocess
 
 
 @dataclass
@@ -94,6 +107,17 @@ class PredictResult:
     tta: bool
     load_seconds: float
     predict_seconds: float
+    backend: str = "torch"
+    stages: dict[str, float] | None = None  # seconds summed over images per stage, plus 'wait' and 'images'
+    first_seconds: float = float(
+        "nan"
+    )  # from the model loaded to the first batch scored (pool start included)
+
+    @property
+    def marginal_seconds(self) -> float:
+        """Seconds per image after the first batch: the steady-state cost of one more image."""
+        n = self.n_scored + self.n_failed
+        return (self.predict_seconds - self.first_seconds) / (n - 1) if n > 1 else self.predict_seconds
 
     @property
     def n_scored(self) -> int:
@@ -130,7 +154,7 @@ class PredictResult:
         lines.append(
             f"scored {self.n_scored} of {n} images with {self.model}{' (flip TTA)' if self.tta else ''}, "
             f"{self.n_failed} with errors; model loaded in {self.load_seconds:.1f} s, "
-            f"{self.predict_seconds:.1f} s for the images ({rate:.1f}/s)"
+            f"{self.predict_seconds:.1f} s for the images ({rate:.1f}/s, {self.backend})"
         )
         if self.out:
             lines.append(f"  -> {self.out}")
@@ -217,9 +241,20 @@ def gather_sources(
     return sources
 
 
-def check_run_dir(run_dir: str | os.PathLike) -> Path:
-    """RUN/best.pt, checked without torch so that a mistyped RUN is refused at once, not after loading torch."""
+def check_run_dir(run_dir: str | os.PathLike, onnx: bool = False) -> Path:
+    """RUN/best.pt, checked without torch so that a mistyped RUN is refused at once, not after loading torch.
+
+    With `onnx` (predict) an exported .onnx file, or a RUN holding only model.onnx, passes too.
+    """
     run_dir = Path(run_dir)
+    if onnx and run_dir.suffix.lower() == ".onnx":
+        if not run_dir.is_file():
+            raise UserError(
+                f"{run_dir}: no such ONNX model; export one with `mammo export RUN --out model.onnx`"
+            )
+        return run_dir
+    if onnx and (run_dir / "model.onnx").is_file() and not (run_dir / "best.pt").is_file():
+        return run_dir / "model.onnx"
     if not run_dir.is_dir():
         raise UserError(f"{run_dir}: no such RUN folder; give the folder written by `mammo train`")
     best = run_dir / "best.pt"
@@ -229,11 +264,15 @@ def check_run_dir(run_dir: str | os.PathLike) -> Path:
 
 
 def check_paths(
-    run_dir: str | os.PathLike, inputs: Iterable[str | os.PathLike], table: str | os.PathLike | None
+    run_dir: str | os.PathLike,
+    inputs: Iterable[str | os.PathLike],
+    table: str | os.PathLike | None,
+    onnx: bool = False,
 ) -> None:
-    """The command line's paths before anything heavy loads: RUN has a checkpoint, every input and the table
-    exist (a table's own rows may name missing files: those get an error row)."""
-    check_run_dir(run_dir)
+    """The command line's paths before anything heavy loads: RUN has a checkpoint (or, with `onnx`, is an
+    exported model), every input and the table exist (a table's own rows may name missing files: those get an
+    error row)."""
+    check_run_dir(run_dir, onnx)
     for item in inputs:
         if not Path(item).exists():
             raise UserError(f"{item}: no such file or folder")
@@ -288,23 +327,36 @@ def _refuse_colour(path: Path) -> None:
             )
 
 
-def read_source(source: Source) -> tuple[np.ndarray, Source]:
-    """The source's pixels as uint16 and its ids, the table's where given, else the DICOM header's."""
+def read_ids(source: Source) -> Source:
+    """The read stage: the file opened and its header read; ids from the table where given, else the DICOM's.
+
+    A colour image file is refused here, before its pixels are decoded.
+    """
     path = Path(source.path)
     if not path.exists():
         raise DataError(f"{path}: file not found")
     if not is_dicom_path(path):
         _refuse_colour(path)
-        return to_uint16(read_image(path)), source
+        return source
     header = read_header(path)
-    known = Source(
+    return Source(
         source.path,
         source.box,
         source.patient_id or header.patient_id,
         source.side or SIDES.get(header.laterality.strip().upper(), ""),
         source.view or header.view.upper(),
     )
-    return to_uint16(read_pixels(path)), known
+
+
+def decode_pixels(path: str | os.PathLike) -> np.ndarray:
+    """The decode stage: the file's pixels as display-ready uint16."""
+    return to_uint16(read_pixels(path) if is_dicom_path(path) else read_image(path))
+
+
+def read_source(source: Source) -> tuple[np.ndarray, Source]:
+    """The source's pixels as uint16 and its ids, the table's where given, else the DICOM header's."""
+    known = read_ids(source)
+    return decode_pixels(source.path), known
 
 
 def _reason(exc: Exception, path: str) -> str:
@@ -314,16 +366,22 @@ def _reason(exc: Exception, path: str) -> str:
 
 
 def load_source(source: Source, spec: InputSpec) -> tuple[Loaded, np.ndarray | None, np.ndarray | None]:
-    """Read, decode and preprocess one source: (its Loaded, the decoded uint16 image, the prepared PREP square);
-    the two images are None when it failed."""
-    known = source
+    """Read, decode and preprocess one source, timing each stage: (its Loaded, the decoded uint16 image, the
+    prepared PREP square); the two images are None when it failed."""
+    known, image, prepared, x, error = source, None, None, None, ""
+    marks = [time.perf_counter()]
     try:
-        image, known = read_source(source)
+        known = read_ids(source)
+        marks.append(time.perf_counter())
+        image = decode_pixels(source.path)
+        marks.append(time.perf_counter())
         prepared = spec.prepare_source(image, source.box)
         x = spec.from_prepared(prepared)
     except Exception as exc:  # a bad file gets its row and the rest goes on
-        return Loaded(None, _reason(exc, source.path), known.patient_id, known.side, known.view), None, None
-    return Loaded(x, "", known.patient_id, known.side, known.view), image, prepared
+        image, prepared, error = None, None, _reason(exc, source.path)
+    marks += [time.perf_counter()] * (4 - len(marks))
+    seconds = (marks[1] - marks[0], marks[2] - marks[1], marks[3] - marks[2])
+    return Loaded(x, error, known.patient_id, known.side, known.view, seconds), image, prepared
 
 
 def load_input(job: tuple[Source, InputSpec]) -> Loaded:
@@ -381,16 +439,36 @@ def write_output(rows: pd.DataFrame, out: Path) -> None:
         write_csv(rows, out)
 
 
-def check_args(out: str | os.PathLike | None, aggregate: str | None, batch_size: int, workers: int) -> None:
+def check_args(
+    out: str | os.PathLike | None, aggregate: str | None, batch_size: int | None, workers: int
+) -> None:
     """The options of `predict`, checked before anything loads: the output suffix, the level, the counts."""
     if out is not None and Path(out).suffix.lower() not in (".csv", ".json"):
         raise UserError(f"--out {out}: give a .csv or .json file name")
     if aggregate is not None and aggregate not in AGGREGATES:
         raise UserError(f"--aggregate {aggregate!r}: the only level is breast")
-    if batch_size < 1:
+    if batch_size is not None and batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {batch_size}")
     if workers < 0:
         raise UserError(f"--workers must be 0 (read in this process) or more, got {workers}")
+
+
+def default_batch_size(scorer: Scorer) -> int:
+    """Images per forward pass when none is given: CPU_BATCH_SIZE, or CUDA_BATCH_SIZE for PyTorch on a GPU."""
+    on_gpu = isinstance(scorer, Run) and scorer.device.type == "cuda"
+    return CUDA_BATCH_SIZE if on_gpu else CPU_BATCH_SIZE
+
+
+def log_stages(stages: dict[str, float], workers: int) -> None:
+    """One -v line: seconds per image of each stage, and how long the model waited for the workers."""
+    n = max(int(stages["images"]), 1)
+    where = f"in {workers} worker process{'es' if workers > 1 else ''}" if workers else "in this process"
+    log.debug(
+        "stages, s/image: read %.3f, decode %.3f, preprocess %.3f (%s); forward %.3f; model waited %.3f",
+        *(stages[k] / n for k in STAGES),
+        where,
+        stages["wait"] / n,
+    )
 
 
 def predict(
@@ -402,25 +480,29 @@ def predict(
     crops: bool = False,
     aggregate: str | None = None,
     tta: bool = False,
-    batch_size: int = 8,
+    batch_size: int | None = None,
     workers: int = 1,
     device: str = "auto",
-    run: Run | None = None,
+    run: Scorer | None = None,
+    backend: str = "auto",
 ) -> PredictResult:
-    """Score images with RUN's best checkpoint: one row per input (path, calibrated probability, prediction...).
+    """Score images with RUN's model: one row per input (path, calibrated probability, prediction...).
 
-    `inputs` are files or folders (walked recursively); `table` adds rows of the ingest table format. An roi
-    run needs a lesion box per input: the table's, else `box`; `crops` says the inputs without one are lesion
-    crops already (UserError otherwise, see `sources_for`). `run` reuses a loaded Run.
-    With workers > 0 files are decoded in forkserver processes, so a script must call this under
-    `if __name__ == "__main__":`.
+    `run_dir` is a RUN folder or a .onnx file from `mammo export`; `backend` picks ONNX Runtime or PyTorch
+    (`mammo.predict.backend`). `inputs` are files or folders (walked recursively); `table` adds rows of the
+    ingest table format. An roi run needs a lesion box per input: the table's, else `box`; `crops` says the
+    inputs without one are lesion crops already (UserError otherwise, see `sources_for`). `run` reuses a
+    loaded model (a `Run` or an `OnnxModel`). `batch_size` None is the measured best (`default_batch_size`).
+    With workers > 0 and more than one input, files are decoded in forkserver processes, so a script must call
+    this under `if __name__ == "__main__":`.
     """
     check_args(out, aggregate, batch_size, workers)
     if run is None:
-        check_run_dir(run_dir)
+        check_run_dir(run_dir, onnx=True)
     sources = gather_sources(inputs, table)
     started = time.perf_counter()
-    pred = run or Run.load(run_dir, device=device)
+    pred = run or load_scorer(run_dir, backend, device)
+    engine = "torch" if isinstance(pred, Run) else "onnx"
     loaded_at = time.perf_counter()
     sources = sources_for(sources, pred.task, run_dir, box, crops)
 
@@ -431,14 +513,24 @@ def predict(
         "run": str(Path(run_dir).resolve()),
         "tta": tta,
     }
+    batch_size = batch_size or default_batch_size(pred)
+    workers = workers if len(sources) > 1 else 0  # one file: no pool to start
+    stages = dict.fromkeys((*STAGES, "wait", "images"), 0.0)
     records: list[dict] = []
+    first: float | None = None
     jobs = ((s, pred.spec) for s in sources)
     loaded = ordered_map(load_input, jobs, min(workers, len(sources)), preload=["mammo.predict.files"])
     with tqdm(total=len(sources), unit="img", desc="predict", disable=len(sources) < 2) as bar:
-        for group in batches(loaded, batch_size):
+        for group, waited in _timed(batches(loaded, batch_size)):
+            stages["wait"] += waited
             ok = [item.x for _, item in group if item.x is not None]
+            t = time.perf_counter()
             logits = iter(pred.logits(np.stack(ok), tta=tta) if ok else [])
+            stages["forward"] += time.perf_counter() - t
             for i, item in group:
+                for name, seconds in zip(STAGES, item.seconds, strict=False):
+                    stages[name] += seconds
+                stages["images"] += 1
                 row = {
                     "path": sources[i].path,
                     "level": "image",
@@ -462,6 +554,8 @@ def predict(
                     }
                 records.append(row)
             bar.update(len(group))
+            first = first if first is not None else time.perf_counter()
+    log_stages(stages, workers)
     rows = pd.DataFrame(records, columns=COLUMNS)
     if aggregate == "breast":
         rows = pd.concat([rows, aggregate_breasts(rows, pred.threshold, names)], ignore_index=True)
@@ -470,5 +564,25 @@ def predict(
     if out_path is not None:
         write_output(rows, out_path)
     return PredictResult(
-        rows, out_path, Path(run_dir), pred.model_name, tta, loaded_at - started, done - loaded_at
+        rows,
+        out_path,
+        Path(run_dir),
+        pred.model_name,
+        tta,
+        loaded_at - started,
+        done - loaded_at,
+        engine,
+        stages,
+        (first or done) - loaded_at,
     )
+
+
+def _timed(items: Iterator[list[tuple[int, Loaded]]]) -> Iterator[tuple[list[tuple[int, Loaded]], float]]:
+    """Each item with the seconds spent waiting for it (here: the model waiting for the decoding workers)."""
+    while True:
+        t = time.perf_counter()
+        try:
+            item = next(items)
+        except StopIteration:
+            return
+        yield item, time.perf_counter() - t
