@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -200,7 +201,11 @@ def test_backend_choices_and_refusals(tmp_path, run):
         choose_backend(run, "onnx", "cuda")
     with pytest.raises(UserError, match="--backend"):
         choose_backend(run, "tensorrt")
+    with pytest.raises(UserError, match="give the RUN folder"):
+        choose_backend(run / "best.pt")
     assert isinstance(load_scorer(run, "torch", "cpu"), Run)
+    with pytest.raises(DataError, match="checkpoint not found"):
+        load_scorer(tmp_path / "no-run")
 
 
 def test_export_refusals_are_one_line(tmp_path, run, capsys):
@@ -211,8 +216,11 @@ def test_export_refusals_are_one_line(tmp_path, run, capsys):
     assert not (tmp_path / "m.pt").exists()
 
 
-def test_stage_timings_cover_every_image(run, images):
-    result = predict(run, [images], workers=1, batch_size=2)
+def test_stage_timings_cover_every_image(run, images, caplog):
+    with caplog.at_level(logging.DEBUG, logger="mammo"):
+        result = predict(run, [images], workers=1, batch_size=2)
+    logged = [r.getMessage() for r in caplog.records if r.getMessage().startswith("stages, s/image")]
+    assert len(logged) == 1 and "(in 1 worker process); forward" in logged[0]
     assert result.stages is not None and result.stages["images"] == 4
     assert set(STAGES) <= set(result.stages) and result.stages["forward"] > 0 and result.stages["decode"] > 0
     assert 0 < result.first_seconds <= result.predict_seconds and result.marginal_seconds >= 0

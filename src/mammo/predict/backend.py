@@ -39,7 +39,12 @@ def choose_backend(source: str | os.PathLike, backend: str = "auto", device: str
     """'onnx' or 'torch' for a RUN folder or .onnx file; UserError for a combination that cannot work."""
     if backend not in BACKENDS:
         raise UserError(f"--backend {backend!r}: choose auto, onnx or torch")
-    onnx_file = Path(source).suffix.lower() == ".onnx" or Path(source).is_file()
+    path = Path(source)
+    if path.is_file() and path.suffix.lower() != ".onnx":
+        raise UserError(
+            f"{path}: give the RUN folder (its best.pt is used) or a .onnx file from `mammo export`"
+        )
+    onnx_file = path.suffix.lower() == ".onnx"
     if onnx_file and backend == "torch":
         raise UserError(
             f"--backend torch: {source} is an exported ONNX model; give its RUN folder for PyTorch"
@@ -67,7 +72,7 @@ def load_scorer(
     path = Path(source)
     if choose_backend(path, backend, device) == "torch":
         return Run.load(path, device=device)
-    if not path.is_dir():
+    if path.suffix.lower() == ".onnx":
         return OnnxModel.load(path, threads)
     exported, checkpoint = path / EXPORTED, path / "best.pt"
     if exported.is_file():

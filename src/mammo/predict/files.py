@@ -463,10 +463,14 @@ def log_stages(stages: dict[str, float], workers: int) -> None:
     """One -v line: seconds per image of each stage, and how long the model waited for the workers."""
     n = max(int(stages["images"]), 1)
     where = f"in {workers} worker process{'es' if workers > 1 else ''}" if workers else "in this process"
+    read, decode, preprocess, forward = (stages[k] / n for k in STAGES)
     log.debug(
         "stages, s/image: read %.3f, decode %.3f, preprocess %.3f (%s); forward %.3f; model waited %.3f",
-        *(stages[k] / n for k in STAGES),
+        read,
+        decode,
+        preprocess,
         where,
+        forward,
         stages["wait"] / n,
     )
 
