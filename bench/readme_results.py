@@ -295,8 +295,8 @@ def predict_section(d: dict) -> list[str]:
     m, fl, fw = d["machine"], d["floors"], d["forward"]
     load = f"load average {m['loadavg_before'][0]:.1f} at the start, {m['loadavg_after'][0]:.1f} at the end"
     names = {
-        "torch_eager": "PyTorch eager (`--backend torch`)",
-        "torch_channels_last": "PyTorch channels_last",
+        "torch_eager": "PyTorch eager, default memory layout",
+        "torch_channels_last": "PyTorch channels_last (`--backend torch`)",
         "onnx": "ONNX Runtime (`--backend onnx`, the default)",
     }
     lines = [
