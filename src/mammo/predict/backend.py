@@ -81,10 +81,13 @@ def load_scorer(
             checkpoint
         ):
             return model
-        log.info("%s was exported from an older best.pt: exporting the current one in memory", exported)
+        log.info(
+            "%s was exported from an older best.pt: exporting the current one in memory (`mammo export` again saves this)",
+            exported,
+        )
     started = time.perf_counter()
     data = export_bytes(Run.load(path, device="cpu"))
-    log.info(
+    log.debug(
         "exported %s to ONNX in memory in %.1f s (`mammo export %s` once saves this)",
         path,
         time.perf_counter() - started,
