@@ -1,6 +1,7 @@
 """CBIS-DDSM ingest: both layouts, metadata.csv join, crop/mask by pixels, every problem in rejected.csv."""
 
 import csv
+import json
 import pathlib
 import shutil
 from pathlib import Path
@@ -15,9 +16,11 @@ from conftest import SHARED
 from mammo.cli import main
 from mammo.data.cbis import FileInfo, decide_roi, ingest_cbis
 from mammo.data.cbis_csv import csv_header
+from mammo.data.provenance import is_synthetic, read_provenance
 from mammo.errors import DataError, UserError
 from mammo.io import dicom as mammo_dicom
 from mammo.io.dicom import check_dicom
+from mammo.prep.run import prepare
 
 REAL_CSV = SHARED / "data" / "cbis-ddsm-csv" / "mass_case_description_test_set.csv"
 HEADER = csv_header("mass")
@@ -247,6 +250,7 @@ def test_ingest_tiny_tree(tmp_path, layout, metadata):
     assert "thumbs.db: not a DICOM file" in reasons
     assert "no usable ROI mask" in reasons
     assert "notes.txt" not in reasons
+    assert read_provenance(tmp_path / "data") == {"synthetic": False, "source": "CBIS-DDSM download"}
 
 
 def test_bwc_drop_lists_the_row(tmp_path):
@@ -401,6 +405,14 @@ def test_synth_download_end_to_end(synth_data, layout):
 
     report = validate(data)
     assert any("women in both test and train" in e for e in report.errors)
+
+
+def test_synth_provenance_reaches_data_and_prep(synth_data, tmp_path):
+    data, _ = synth_data["classic"]
+    info = read_provenance(data)
+    assert info["synthetic"] is True and info["seed"] == 3 and "mammo synth" in info["source"]
+    prepare(data, tmp_path / "prep", task="whole", size=32, workers=1)
+    assert is_synthetic(json.loads((tmp_path / "prep" / "prepare.json").read_text()))
 
 
 def test_synth_layouts_give_the_same_manifest(synth_data):

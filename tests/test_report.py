@@ -19,8 +19,8 @@ from conftest import write_seed_run
 from mammo.cli import main
 from mammo.errors import DataError
 from mammo.io.atomic import write_json
-from mammo.report.build import SECTION_IDS, build_report
-from mammo.report.collect import age_band, baselines_table, data_summary, subgroups
+from mammo.report.build import SECTION_IDS, build_report, training_curves
+from mammo.report.collect import age_band, baselines_table, check_verdicts, data_summary, subgroups
 
 SIZE = 32
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -115,9 +115,63 @@ def test_report_is_one_self_contained_page(run, tmp_path):
 
 def test_report_cli_and_missing_evaluation(run, tmp_path, capsys):
     assert main(["report", str(run), "--out", str(tmp_path / "x.html")]) == 0
-    assert "report with 10 sections" in capsys.readouterr().out and (tmp_path / "x.html").is_file()
+    assert "report with 11 sections" in capsys.readouterr().out and (tmp_path / "x.html").is_file()
     with pytest.raises(DataError, match="mammo evaluate"):
         build_report(run, tmp_path / "y.html", split="train")
+
+
+def _with_baselines(run, geometry_auc: float) -> None:
+    """Set the test metrics: the model at 0.9, geometry at `geometry_auc`, fused (score and density) far below."""
+    path = run / "eval" / "test" / "metrics.json"
+    metrics = json.loads(path.read_text())
+    metrics["auc"] = 0.9
+    metrics["baselines"] = {
+        "geometry": {
+            "auc": geometry_auc,
+            "n": 20,
+            "inputs": ["source_rows", "crop_x0"],
+            "description": "trees",
+        },
+        "fused": {"auc": 0.1, "n": 20, "inputs": ["score", "density"], "description": "plus age and density"},
+    }
+    write_json(metrics, path)
+
+
+def test_synthetic_banner_and_shortcut_note_only_where_they_apply(tmp_path):
+    real = make_run(tmp_path / "real", n_women=16)  # no provenance in prepare.json: real-like data
+    _with_baselines(real, geometry_auc=0.8)
+    text = build_report(real, tmp_path / "real.html", gallery_k=1).path.read_text()
+    assert "Synthetic data" not in text and "Read the shortcuts first" not in text
+    assert "logistic regression on the model&#x27;s image score and density" in text
+    assert "plus age and density" not in text  # the fused row names the inputs it really used
+
+    demo = make_run(tmp_path / "demo", n_women=16)
+    prep_json = tmp_path / "demo" / "prep" / "prepare.json"
+    info = json.loads(prep_json.read_text())
+    write_json({**info, "provenance": {"synthetic": True, "source": "mammo synth (seed 0)"}}, prep_json)
+    _with_baselines(demo, geometry_auc=0.87)
+    text = build_report(demo, tmp_path / "demo.html", gallery_k=1).path.read_text()
+    summary = text.split('<section id="summary">', 1)[1].split("</section>", 1)[0]
+    assert 'class="warn banner">Synthetic data' in summary and "mammo synth (seed 0)" in summary
+    assert "Read the shortcuts first" in summary and "geometry 0.870" in summary
+    assert "source_rows, crop_x0" in summary and "fused" not in summary
+
+
+def test_check_verdicts_against_their_bars():
+    good = check_verdicts({"pointing_game": 0.7, "chance": 0.1, "randomisation_spearman": 0.2})
+    bad = check_verdicts({"pointing_game": 0.25, "chance": 0.1, "randomisation_spearman": 0.6})
+    assert [c["verdict"] for c in good] == ["pass", "pass"] and [c["verdict"] for c in bad] == [
+        "fail",
+        "fail",
+    ]
+    assert "0.30" in bad[0]["bar"] and "0.50" in bad[1]["bar"]
+
+
+def test_training_curves_mark_the_kept_epoch():
+    history = pd.DataFrame({"epoch": [1, 2, 3], "train_loss": [0.7, 0.6, 0.5], "val_auc": [0.6, 0.8, 0.7]})
+    marked = cv2.imdecode(np.frombuffer(training_curves(history, kept=2), np.uint8), cv2.IMREAD_COLOR)
+    plain = cv2.imdecode(np.frombuffer(training_curves(history), np.uint8), cv2.IMREAD_COLOR)
+    assert marked.shape == plain.shape and (marked != plain).any()
 
 
 def test_subgroups_ci_by_woman_and_age_bands():

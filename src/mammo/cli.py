@@ -244,7 +244,7 @@ def _cmd_explain(a: argparse.Namespace) -> int:
 def _cmd_report(a: argparse.Namespace) -> int:
     from mammo.report.build import build_report
 
-    print(build_report(a.run, a.out, split=a.split, device=a.device).summary())
+    print(build_report(a.run, a.out, split=a.split, device=a.device, outside=a.outside).summary())
     return 0
 
 
@@ -610,6 +610,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("run", type=Path, help="RUN folder, evaluated with `mammo evaluate` on --split")
     s.add_argument("--out", type=Path, help="HTML file to write (default: RUN/report.html)")
     s.add_argument("--split", choices=["val", "test"], default="test", help="evaluation to report")
+    s.add_argument(
+        "--outside",
+        type=Path,
+        metavar="EXPLAIN_DIR",
+        help="a `mammo explain` output folder of images outside the run's data, shown in their own section",
+    )
     _device_option(s)
 
     s = add("predict", _cmd_predict, "calibrated probability of malignancy for new images with a RUN's model")

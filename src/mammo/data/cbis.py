@@ -23,6 +23,7 @@ import pandas as pd
 from mammo.data.cbis_csv import PATH_COLUMNS, find_case_csvs, label_rows, path_parts, read_case_csvs
 from mammo.data.ingest import IngestResult, parallel_map, write_outputs
 from mammo.data.manifest import MANIFEST_COLUMNS
+from mammo.data.provenance import download_provenance
 from mammo.errors import DataError, UserError, without_path
 from mammo.io.atomic import check_output_dir
 from mammo.io.dicom import DicomHeader, completeness_problem, read_header, read_raw_pixels
@@ -287,4 +288,5 @@ def ingest_cbis(
         + ["image_rows", "image_cols"]
         + [c for c in rows.columns if c not in MANIFEST_COLUMNS and c not in INTERNAL]
     ]
-    return write_outputs(df, problems, out, overwrite=overwrite)
+    provenance = download_provenance(root, "CBIS-DDSM download")
+    return write_outputs(df, problems, out, overwrite=overwrite, provenance=provenance)

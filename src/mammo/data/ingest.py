@@ -13,6 +13,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from mammo.data.manifest import MANIFEST, REJECTED, write_manifest, write_rejected
+from mammo.data.provenance import write_provenance
 from mammo.errors import DataError
 
 T = TypeVar("T")
@@ -47,14 +48,17 @@ def write_outputs(
     out: str | os.PathLike,
     notes: list[str] | None = None,
     overwrite: bool = False,
+    provenance: dict | None = None,
 ) -> IngestResult:
-    """Write manifest.csv, then rejected.csv, atomically; refuse an empty manifest or replacing another one."""
+    """Write manifest.csv, rejected.csv, then provenance.json, atomically; refuse an empty manifest or replacing
+    another one."""
     out = Path(out)
     if df.empty:
         first = f" (first problem: {problems[0][0]}: {problems[0][1]})" if problems else ""
         raise DataError(f"no usable image found, nothing written to {out}{first}")
     write_manifest(df, out, overwrite)
     write_rejected(problems, out)
+    write_provenance(provenance or {"synthetic": False, "source": "unknown"}, out)
     return IngestResult(
         out, len(df), df["image_id"].nunique(), df["patient_id"].nunique(), len(problems), notes or []
     )

@@ -20,6 +20,8 @@ What is written (see ../shared/docs/cbis-ddsm.md for the real collection):
   inside
   the quotes of `ROI mask file path` (mass) or `cropped image file path` (calc), paths in the classic form.
 
+`mammo-synth.json` at the root says the download is synthetic (mammo.data.provenance); ingest carries it on.
+
 Quirks present, and where (`SynthResult` exposes them for tests):
 - Swapped crop/mask columns: calc rows point `cropped image file path` at 000001.dcm and `ROI mask file path`
   at 000000.dcm, mass rows the other way round; which file really is the crop is decided per finding (next),
@@ -54,7 +56,9 @@ from tqdm import tqdm
 from mammo.data.cbis_csv import csv_header
 from mammo.data.cohort import SIZES, PlannedImage, plan_cohort
 from mammo.data.phantom import LesionSpec, render
+from mammo.data.provenance import SYNTH_MARKER, synth_marker
 from mammo.errors import UserError
+from mammo.io.atomic import write_json
 
 LAYOUTS = ("descriptive", "classic")
 CSV_NAMES = {
@@ -319,6 +323,7 @@ def make_download(
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.synth-", dir=out.parent))
     try:
         result = _write_all(tmp, images, cross, layout, size, seed)
+        write_json(synth_marker(seed, int(women), layout, size), tmp / SYNTH_MARKER)
         if out.exists():
             out.rmdir()
         os.replace(tmp, out)

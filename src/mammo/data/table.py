@@ -311,7 +311,8 @@ def ingest_table(table: str | os.PathLike, out: str | os.PathLike, overwrite: bo
             "image,label (optional: patient_id, split, view, side, x_min, y_min, x_max, y_max)"
         )
     manifest, problems, notes = build_manifest(df, table.resolve().parent, table.name)
-    return write_outputs(manifest, problems, out, read_notes + notes, overwrite)
+    provenance = {"synthetic": False, "source": f"table {table.name}"}
+    return write_outputs(manifest, problems, out, read_notes + notes, overwrite, provenance)
 
 
 def _class_of(parts: tuple[str, ...]) -> int | None:
@@ -371,4 +372,5 @@ def ingest_folders(root: str | os.PathLike, out: str | os.PathLike, overwrite: b
             f"note: folders {', '.join(sorted(not_splits)[:5])} above the class folders are not train/val/test; "
             "their images have no split (prepare splits them by woman)"
         )
-    return write_outputs(manifest, problems + more, out, notes, overwrite)
+    provenance = {"synthetic": False, "source": f"class folders under {root.name}"}
+    return write_outputs(manifest, problems + more, out, notes, overwrite, provenance)

@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 import mammo
 from mammo.data.manifest import SPLITS, read_manifest, write_rejected
+from mammo.data.provenance import read_provenance
 from mammo.errors import DataError, UserError
 from mammo.io.atomic import check_output_dir, write_csv, write_json
 from mammo.prep.plan import ImageTask, Item, build_tasks, data_path, select_rows
@@ -170,6 +171,7 @@ def prepare(
             "out": str(out.resolve()),
             "workers": workers,
             "processing": processing_note(task),
+            "provenance": read_provenance(data_dir),
             "counts": {**counts, "rejected": len(rejected_df)},
             "splits": {
                 "val_source": plan.val_source,

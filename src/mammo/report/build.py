@@ -35,6 +35,7 @@ SECTION_IDS = (
     "subgroups",
     "explanations",
     "gallery",
+    "outside",
     "config",
 )
 EVAL_PLOTS = (
@@ -67,8 +68,8 @@ def png_bytes(fig: Figure) -> bytes:
     return buf.getvalue()
 
 
-def training_curves(history: pd.DataFrame) -> bytes:
-    """Loss (train, validation) and validation AUC per epoch, side by side."""
+def training_curves(history: pd.DataFrame, kept: int | None = None) -> bytes:
+    """Loss (train, validation) and validation AUC per epoch, side by side; the kept epoch marked on both."""
     fig = Figure(figsize=(9, 3.4), dpi=100)
     FigureCanvasAgg(fig)
     loss, auc = fig.subplots(1, 2)
@@ -81,6 +82,11 @@ def training_curves(history: pd.DataFrame) -> bytes:
         auc.plot(history["epoch"], history["val_auc"], marker="o", color="C2")
     auc.set(xlabel="epoch", ylabel="AUC", title="Validation AUC", ylim=(0.4, 1.0))
     auc.axhline(0.5, ls="--", color="grey", lw=1)
+    if kept is not None:
+        for ax in (loss, auc):
+            ax.axvline(kept, color="C3", lw=1.5, ls=":", label=f"kept: epoch {kept}")
+        auc.legend(loc="lower right")
+        loss.legend()
     return png_bytes(fig)
 
 
@@ -164,23 +170,7 @@ def _checks_section(checks: dict[str, Any] | None) -> str:
             "No lesion masks are known for the correctly classified malignant samples of this split, "
             "so the heatmaps could not be checked against the lesions."
         )
-    df = pd.DataFrame(
-        [
-            {
-                "check": "pointing game",
-                "value": fmt(checks["pointing_game"], 2),
-                "reference": f"chance {fmt(checks['chance'], 2)}",
-                "meaning": "share of correctly classified malignant samples whose heatmap maximum lies in the lesion",
-            },
-            {
-                "check": "model randomisation (Spearman)",
-                "value": fmt(checks["randomisation_spearman"], 2),
-                "reference": "near 0 is good, near 1 is bad",
-                "meaning": "rank correlation of the trained model's heatmaps with those of the same model with "
-                "random weights: a high value would mean the map shows the image, not what was learned",
-            },
-        ]
-    )
+    df = pd.DataFrame(collect.check_verdicts(checks))
     return (
         paragraph(
             f"{checks['method']} heatmaps on {checks['n']} true-positive samples of the {checks['split']} split."
@@ -224,12 +214,14 @@ def _gallery_section(run: Run, prep: Path, pred: pd.DataFrame, k: int) -> tuple[
         maps = heatmaps(run.model, x, layer, "gradcam")
         tags = []
         for i, (_, r) in enumerate(rows.iterrows()):
-            title = f"p={r['probability']:.2f}, {'malignant' if r['label'] else 'benign'}"
+            truth = "malignant" if r["label"] else "benign"
+            title = f"p={r['probability']:.2f}, {truth}"
             tags.append(
                 img_tag(
                     png_bytes(overlay_figure(x[i, 0].cpu().numpy(), maps[i], title)),
                     f"{kind}: {r['sample_id']}",
-                    f"{r['sample_id']} (woman {r['patient_id']})",
+                    f"{r['sample_id']}: malignant probability {r['probability']:.2f}, truly {truth} "
+                    f"(woman {r['patient_id']})",
                 )
             )
             n += 1
@@ -243,6 +235,7 @@ def build_report(
     split: str = "test",
     device: str = "auto",
     gallery_k: int = 4,
+    outside: str | os.PathLike | None = None,
 ) -> ReportResult:
     """Write one self-contained HTML report of RUN (default RUN/report.html) from its evaluation of `split`.
 
@@ -255,13 +248,14 @@ def build_report(
         split: the evaluation to report, "val" or "test".
         device: "auto" (CUDA when present), "cpu" or "cuda".
         gallery_k: the k most confident true positives, false positives and false negatives in the gallery.
+        outside: an `explain` output folder of images not in the run's data, shown in their own section.
 
     Example:
         >>> from mammo.report import build_report
         >>> print(build_report("runs/lite0", split="test").summary())
     """
     from mammo.predict.run import Run
-    from mammo.prep.dataset import read_dataset_csv
+    from mammo.prep.dataset import read_dataset_csv, read_prepare_json
 
     run_dir = Path(run_dir)
     metrics = collect.read_metrics(run_dir, split)
@@ -286,7 +280,12 @@ def build_report(
         f"(95% CI {fmt(metrics.get('auc_ci_low'))}-{fmt(metrics.get('auc_ci_high'))}, by woman) on "
         f"{metrics.get('n')} samples of {metrics.get('n_women')} women"
     )
-    summary = paragraph(headline, "big")
+    prepare_info = read_prepare_json(prep) or dict(run.spec.prepare)
+    banner = collect.synthetic_banner(prepare_info)
+    summary = paragraph(banner, "warn banner") if banner else ""
+    summary += paragraph(headline, "big")
+    shortcut = collect.shortcut_note(metrics)
+    summary += paragraph(shortcut, "warn") if shortcut else ""
     summary += "".join(paragraph(f"warning: {w}", "warn") for w in metrics.get("warnings") or [])
     if (metrics.get("prediction_spread") or {}).get("near_constant"):
         summary += paragraph("The predictions barely move between images: the model has not learned.", "warn")
@@ -300,8 +299,12 @@ def build_report(
 
     history = run_dir / "metrics.csv"
     if history.is_file() and len(pd.read_csv(history)):
+        kept = run.ckpt.get("epoch")
         training = img_tag(
-            training_curves(pd.read_csv(history)), "training curves", "loss and validation AUC"
+            training_curves(pd.read_csv(history), kept),
+            "training curves",
+            f"loss and validation AUC per epoch; the dotted line marks epoch {kept}, the one kept (best "
+            "validation AUC)",
         )
         n_images += 1
     else:
@@ -311,10 +314,11 @@ def build_report(
 
     checks = cached_checks(run_dir, split, device, run=run)
     if checks.get("n"):
+        pointing, randomisation = collect.check_verdicts(checks)
         summary += paragraph(
-            f"Heatmaps: pointing game {fmt(checks['pointing_game'], 2)} (chance {fmt(checks['chance'], 2)}) on "
+            f"Heatmaps: pointing game {pointing['value']} ({pointing['verdict']}: bar {pointing['bar']}) on "
             f"{checks['n']} true positives; rank correlation with a random-weights model "
-            f"{fmt(checks['randomisation_spearman'], 2)}."
+            f"{randomisation['value']} ({randomisation['verdict']}: bar {randomisation['bar']})."
         )
     gallery, n_gallery = (
         _gallery_section(run, prep, pred, gallery_k)
@@ -322,6 +326,17 @@ def build_report(
         else (paragraph(f"no eval/{split}/predictions.csv"), 0)
     )
     n_images += n_gallery
+    if outside is not None:
+        from mammo.report.outside import outside_section
+
+        outside_html, n_outside = outside_section(Path(outside), banner is not None)
+        n_images += n_outside
+    else:
+        outside_html = paragraph(
+            "No images outside the run's data were explained (`mammo report RUN --outside EXPLAIN_DIR` shows "
+            "the output of `mammo explain` here).",
+            "muted",
+        )
 
     sections = [
         Section("summary", "Summary", summary),
@@ -361,6 +376,7 @@ def build_report(
         Section("subgroups", "Subgroups", _subgroup_section(metrics, pred, split)),
         Section("explanations", "Explanation checks", _checks_section(checks)),
         Section("gallery", "Gallery", gallery),
+        Section("outside", "Outside the training data", outside_html),
         Section("config", "Configuration", _config_section(run)),
     ]
     target = Path(out) if out is not None else run_dir / "report.html"

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mammo.stats.baselines import describe
 from mammo.stats.metrics import auc_with_ci
 
 # metadata fields a dataset may carry, as (dataset.csv column, label in the report)
@@ -23,6 +24,80 @@ SUBGROUP_FIELDS = (
 )
 AGE_BANDS = ((0, 50, "<50"), (50, 60, "50-59"), (60, 70, "60-69"), (70, 200, "70+"))
 SUBGROUP_BOOT = 1000
+# a baseline within this AUC of the model (or above it) is a shortcut the reader must rule out first
+SHORTCUT_MARGIN = 0.05
+# the bars each explanation check must clear (the pointing game's is the slow learning test's)
+POINTING_BAR = "above max(2 x chance, chance + 0.2)"
+RANDOMISATION_BAR = 0.5
+# what each baseline input column is, in words, where the column name alone does not say it
+INPUT_NAMES = {
+    "score": "the model's image score (calibrated logit)",
+    "assessment": "the radiologist's BI-RADS assessment",
+}
+
+
+def synthetic_banner(prepare_info: dict[str, Any] | None) -> str | None:
+    """The warning a report of synthetic data must carry, from prepare.json's provenance; None for other data."""
+    provenance = (prepare_info or {}).get("provenance") or {}
+    if not provenance.get("synthetic"):
+        return None
+    return (
+        f"Synthetic data: every image here was drawn by a program ({provenance.get('source', 'mammo synth')}), "
+        "with lesions made to be learnable. These numbers show that the pipeline works end to end; they say "
+        "nothing about how the model would do on real mammograms."
+    )
+
+
+def shortcut_baselines(metrics: dict[str, Any], margin: float = SHORTCUT_MARGIN) -> list[dict[str, Any]]:
+    """Baselines (no image, or the image plus other inputs) within `margin` AUC of the model or above it."""
+    model = metrics.get("auc")
+    if model is None or not np.isfinite(model):
+        return []
+    table = baselines_table(metrics).iloc[1:]
+    table = table[table["name"] != "majority class"]
+    close = table[pd.to_numeric(table["auc"], errors="coerce") >= model - margin]
+    return close.to_dict("records")
+
+
+def shortcut_note(metrics: dict[str, Any]) -> str | None:
+    """One sentence naming every shortcut baseline to read before the model's AUC; None when there is none."""
+    close = shortcut_baselines(metrics)
+    if not close:
+        return None
+    named = "; ".join(f"{r['name']} {fmt(r['auc'])} (inputs: {r['inputs']})" for r in close)
+    return (
+        f"Read the shortcuts first: within {SHORTCUT_MARGIN:.2f} AUC of the model ({fmt(metrics.get('auc'))}) or "
+        f"above it: {named}. Whatever these inputs carry, the model may be using too (see Baselines)."
+    )
+
+
+def input_words(inputs: Any) -> str:
+    """A baseline's input columns, each named exactly (the image score said as such)."""
+    return ", ".join(INPUT_NAMES.get(str(c), str(c)) for c in (inputs or []))
+
+
+def check_verdicts(checks: dict[str, Any]) -> list[dict[str, str]]:
+    """Each explanation check with its value, its bar and pass/fail against it."""
+    pg, chance, rho = checks.get("pointing_game"), checks.get("chance"), checks.get("randomisation_spearman")
+    pointing_ok = pg is not None and chance is not None and pg > max(2 * chance, chance + 0.2)
+    return [
+        {
+            "check": "pointing game",
+            "value": fmt(pg, 2),
+            "bar": f"{POINTING_BAR} = {fmt(None if chance is None else max(2 * chance, chance + 0.2), 2)} "
+            f"(chance {fmt(chance, 2)})",
+            "verdict": "pass" if pointing_ok else "fail",
+            "meaning": "share of correctly classified malignant samples whose heatmap maximum lies in the lesion",
+        },
+        {
+            "check": "model randomisation (Spearman)",
+            "value": fmt(rho, 2),
+            "bar": f"below {RANDOMISATION_BAR:.2f} (near 0 is good, near 1 is bad)",
+            "verdict": "pass" if rho is not None and rho < RANDOMISATION_BAR else "fail",
+            "meaning": "rank correlation of the trained model's heatmaps with those of the same model with "
+            "random weights: a high value would mean the map shows the image, not what was learned",
+        },
+    ]
 
 
 def data_summary(dataset: pd.DataFrame) -> pd.DataFrame:
@@ -59,7 +134,7 @@ def baselines_table(metrics: dict[str, Any]) -> pd.DataFrame:
             "low": metrics.get("auc_ci_low"),
             "high": metrics.get("auc_ci_high"),
             "n": metrics.get("n"),
-            "inputs": "the image",
+            "inputs": "the image only",
             "description": "this run, calibrated on validation",
         }
     ]
@@ -84,7 +159,7 @@ def baselines_table(metrics: dict[str, Any]) -> pd.DataFrame:
                 "low": metrics.get("birads_auc_ci_low"),
                 "high": metrics.get("birads_auc_ci_high"),
                 "n": metrics.get("birads_n"),
-                "inputs": "assessment",
+                "inputs": INPUT_NAMES["assessment"],
                 "description": "the radiologist's assessment as a score (a reference, never a model input)",
             }
         )
@@ -100,11 +175,18 @@ def baselines_table(metrics: dict[str, Any]) -> pd.DataFrame:
                 "low": b.get("auc_ci_low"),
                 "high": b.get("auc_ci_high"),
                 "n": b.get("n"),
-                "inputs": ", ".join(map(str, b.get("inputs") or [])),
-                "description": str(b.get("description", "")),
+                "inputs": input_words(b.get("inputs")),
+                "description": _description(name, b),
             }
         )
     return pd.DataFrame(rows)
+
+
+def _description(name: str, block: dict[str, Any]) -> str:
+    """A baseline's description; the fused one rebuilt from its inputs (older metrics.json named absent ones)."""
+    if name != "fused" or not block.get("inputs"):
+        return str(block.get("description", ""))
+    return describe(name, [str(c) for c in block["inputs"]])
 
 
 def age_band(age: Any) -> str:

@@ -21,10 +21,11 @@ h2{margin-top:34px;border-bottom:1px solid #ccd3e0;padding-bottom:4px;color:#2b4
 nav a{margin-right:12px;color:#3b5b92;text-decoration:none;font-size:14px}
 table{border-collapse:collapse;margin:8px 0;font-size:14px}td,th{border:1px solid #ccd3e0;padding:4px 8px;
 text-align:left;vertical-align:top}th{background:#eef2f8}td.num{text-align:right;font-variant-numeric:tabular-nums}
-.figs{display:flex;flex-wrap:wrap;gap:12px}.figs figure{margin:0}figcaption{font-size:13px;color:#555}
+.figs{display:flex;flex-wrap:wrap;gap:12px}.figs figure{margin:0}figcaption{font-size:15px;color:#333;margin-top:4px}
 img{max-width:100%;border:1px solid #e1e6ef}.warn{background:#fff4d6;border-left:4px solid #e0a800;padding:6px 10px}
 .big{font-size:20px;font-weight:600}.muted{color:#666;font-size:13px}
-.gallery figure{width:340px}.gallery img{width:340px}
+.banner{font-size:17px;font-weight:600;background:#fde2e1;border-left-color:#c62828}
+.gallery figure{width:520px}.gallery img{width:520px}.outside figure{width:520px}.outside img{width:520px}
 """
 
 PAGE = """<!DOCTYPE html>

@@ -66,8 +66,18 @@ DESCRIPTIONS = {
     "metadata": "gradient-boosted trees on the acquisition metadata only (no image)",
     "geometry": "gradient-boosted trees on source size, aspect, crop box and flip only (no pixels)",
     "age": "the woman's age used as the score (no fitting)",
-    "fused": "logistic regression on the image score plus age and density (never site or machine)",
+    "fused": "logistic regression on the image score plus the clinical columns present (never site or machine)",
 }
+IMAGE_SCORE = "the model's image score"
+
+
+def describe(name: str, inputs: Sequence[str]) -> str:
+    """What a baseline is, naming the inputs it really used (the fused one's depend on the columns present)."""
+    if name != "fused":
+        return DESCRIPTIONS[name]
+    named = [IMAGE_SCORE if c == "score" else c for c in inputs]
+    words = named[0] if len(named) == 1 else ", ".join(named[:-1]) + " and " + named[-1]
+    return f"logistic regression on {words} (never site or machine)"
 
 
 def check_inputs(columns: Sequence[str]) -> None:
@@ -206,7 +216,7 @@ def _block(name: str, inputs: tuple[list[str], list[str]], labels, scores, group
     return {
         **score_block(labels, scores, groups),
         "inputs": [*inputs[0], *inputs[1]],
-        "description": DESCRIPTIONS[name],
+        "description": describe(name, [*inputs[0], *inputs[1]]),
     }
 
 
