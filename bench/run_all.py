@@ -1,4 +1,4 @@
-"""Rerun every benchmark on this machine, then regenerate the README's results section from their JSON.
+"""Rerun every benchmark on this machine, then regenerate docs/results.md and the README's summary from their JSON.
 
 python bench/run_all.py [--skip-real]      (make bench)
 """
@@ -17,6 +17,7 @@ STEPS = [
     ["bench_loader.py"],
     ["real_rsna.py"],
     ["bench_demo.py"],
+    ["bench_tests.py"],
     ["readme_results.py"],
 ]
 

@@ -1,0 +1,68 @@
+"""How long `make test` takes: the whole pytest suite, timed, with the machine's load before and after.
+
+Runs `python -m pytest -q` (what `make test` runs; extra arguments are passed on and recorded) and writes
+bench/results/tests.json: wall and CPU time (the children's user + system time, which hardly grows when other
+work shares the machine), the load average before and after, and the pass / skip / fail counts from pytest's
+JUnit XML. bench/readme_results.py puts the line in the README.
+    python bench/bench_tests.py [PYTEST_ARGS...]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "bench" / "results" / "tests.json"
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def counts(junit: Path) -> dict[str, int]:
+    """passed, skipped, failed (failures + errors) from a JUnit XML report."""
+    root = ET.parse(junit).getroot()
+    suite = root if root.tag == "testsuite" else root.find("testsuite")
+    total, skipped = int(suite.get("tests", 0)), int(suite.get("skipped", 0))
+    failed = int(suite.get("failures", 0)) + int(suite.get("errors", 0))
+    return {"passed": total - skipped - failed, "skipped": skipped, "failed": failed}
+
+
+def main() -> None:
+    """Run the suite once and write the JSON."""
+    extra = sys.argv[1:]
+    with tempfile.TemporaryDirectory(prefix="mammo-test-bench-") as tmp:
+        junit = Path(tmp) / "junit.xml"
+        command = [sys.executable, "-m", "pytest", "-q", f"--junitxml={junit}", *extra]
+        load_before = os.getloadavg()
+        cpu0, t0 = _cpu_seconds(), time.perf_counter()
+        code = subprocess.run(command, cwd=ROOT, check=False).returncode
+        wall, cpu = time.perf_counter() - t0, _cpu_seconds() - cpu0
+        load_after = os.getloadavg()
+        result = {
+            "command": " ".join(["python -m pytest -q", *extra]),
+            "exit_code": code,
+            **counts(junit),
+            "wall_seconds": round(wall, 1),
+            "cpu_seconds": round(cpu, 1),
+            "load_avg_before": [round(x, 2) for x in load_before],
+            "load_avg_after": [round(x, 2) for x in load_after],
+            "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+        }
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
