@@ -614,7 +614,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--outside",
         type=Path,
         metavar="EXPLAIN_DIR",
-        help="a `mammo explain` output folder of images outside the run's data, shown in their own section",
+        help="a `mammo explain` output folder of images outside the run's data, shown in their own section "
+        "(default: none)",
     )
     _device_option(s)
 
