@@ -13,7 +13,7 @@ from mammo import demo
 from mammo.demo import real_films, run_demo
 from mammo.errors import UserError
 from mammo.io.images import read_image
-from mammo.predict.infer import Predictor
+from mammo.predict.run import Run
 from mammo.report.collect import shortcut_baselines
 
 
@@ -72,9 +72,9 @@ def test_fast_demo_scores_the_real_films_outside_the_training_data(
     outside = (out / "report.html").read_text().split('<section id="outside">', 1)[1]
     outside = outside.split("</section>", 1)[0]
     assert "Outside the training data" in outside and outside.count("data:image/png;base64,") == 8
-    predictor = Predictor.load(out / "run", device="cpu")
+    run = Run.load(out / "run", device="cpu")
     for film in films:  # what the model sees: one breast, nothing else (no border, no burned-in label)
-        x = predictor.preprocess(read_image(film))[0]
+        x = run.preprocess(read_image(film))[0]
         kept = (x > x.min()).astype(np.uint8)
         assert cv2.connectedComponents(kept)[0] == 2 and kept.mean() > 0.1
 
