@@ -20,7 +20,14 @@ from mammo.cli import main
 from mammo.errors import DataError
 from mammo.io.atomic import write_json
 from mammo.report.build import SECTION_IDS, build_report, training_curves
-from mammo.report.collect import age_band, baselines_table, check_verdicts, data_summary, subgroups
+from mammo.report.collect import (
+    age_band,
+    baselines_table,
+    check_verdicts,
+    data_summary,
+    shortcut_baselines,
+    subgroups,
+)
 
 SIZE = 32
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -155,6 +162,18 @@ def test_synthetic_banner_and_shortcut_note_only_where_they_apply(tmp_path):
     assert 'class="warn banner">Synthetic data' in summary and "mammo synth (seed 0)" in summary
     assert "Read the shortcuts first" in summary and "geometry 0.870" in summary
     assert "source_rows, crop_x0" in summary and "fused" not in summary
+
+
+def test_a_baseline_that_takes_the_image_score_is_no_shortcut():
+    close = {"auc": 0.88, "n": 20, "auc_ci_low": 0.8, "auc_ci_high": 0.9}
+    metrics = {
+        "auc": 0.9,
+        "baselines": {
+            "fused": {**close, "inputs": ["score", "density"]},
+            "age": {**close, "inputs": ["age"]},
+        },
+    }
+    assert [r["name"] for r in shortcut_baselines(metrics)] == ["age"]
 
 
 def test_check_verdicts_against_their_bars():

@@ -49,12 +49,16 @@ def synthetic_banner(prepare_info: dict[str, Any] | None) -> str | None:
 
 
 def shortcut_baselines(metrics: dict[str, Any], margin: float = SHORTCUT_MARGIN) -> list[dict[str, Any]]:
-    """Baselines (no image, or the image plus other inputs) within `margin` AUC of the model or above it."""
+    """Baselines that never see the image within `margin` AUC of the model or above it (the fused one, which takes
+    the image score, is no shortcut: matching the model is what it should do)."""
     model = metrics.get("auc")
     if model is None or not np.isfinite(model):
         return []
+    with_image = {
+        n for n, b in (metrics.get("baselines") or {}).items() if "score" in (b.get("inputs") or [])
+    }
     table = baselines_table(metrics).iloc[1:]
-    table = table[table["name"] != "majority class"]
+    table = table[(table["name"] != "majority class") & ~table["name"].isin(with_image)]
     close = table[pd.to_numeric(table["auc"], errors="coerce") >= model - margin]
     return close.to_dict("records")
 
