@@ -168,6 +168,7 @@ def test_a_baseline_that_takes_the_image_score_is_no_shortcut():
     close = {"auc": 0.88, "n": 20, "auc_ci_low": 0.8, "auc_ci_high": 0.9}
     metrics = {
         "auc": 0.9,
+        "birads_auc": 0.95,
         "baselines": {
             "fused": {**close, "inputs": ["score", "density"]},
             "age": {**close, "inputs": ["age"]},

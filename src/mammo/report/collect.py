@@ -49,8 +49,9 @@ def synthetic_banner(prepare_info: dict[str, Any] | None) -> str | None:
 
 
 def shortcut_baselines(metrics: dict[str, Any], margin: float = SHORTCUT_MARGIN) -> list[dict[str, Any]]:
-    """Baselines that never see the image within `margin` AUC of the model or above it (the fused one, which takes
-    the image score, is no shortcut: matching the model is what it should do)."""
+    """Baselines that never see the image within `margin` AUC of the model or above it. The fused one takes the
+    image score (matching the model is what it should do) and BI-RADS is the radiologist's reference: neither is
+    a shortcut."""
     model = metrics.get("auc")
     if model is None or not np.isfinite(model):
         return []
@@ -58,7 +59,8 @@ def shortcut_baselines(metrics: dict[str, Any], margin: float = SHORTCUT_MARGIN)
         n for n, b in (metrics.get("baselines") or {}).items() if "score" in (b.get("inputs") or [])
     }
     table = baselines_table(metrics).iloc[1:]
-    table = table[(table["name"] != "majority class") & ~table["name"].isin(with_image)]
+    references = {"majority class", "BI-RADS assessment", "birads"}  # references, never model inputs
+    table = table[~table["name"].isin(references | with_image)]
     close = table[pd.to_numeric(table["auc"], errors="coerce") >= model - margin]
     return close.to_dict("records")
 
