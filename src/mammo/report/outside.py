@@ -49,6 +49,7 @@ def outside_section(folder: Path, synthetic: bool) -> tuple[str, int]:
             "above threshold": [
                 "" if r["error"] else ("yes" if r["prediction"] == "1" else "no") for _, r in rows.iterrows()
             ],
+            "note": rows["note"] if "note" in rows.columns else "",
             "error": rows["error"],
         }
     )
