@@ -19,18 +19,24 @@ nothing is downloaded) and the architecture from `efficientnet_lite_pytorch`.
 - Regularisation as in the package: dropout before the head (0.2, 0.2, 0.3) and drop-connect 0.2 scaled
   by block depth; both are per sample, so a batch of 2 (or 1) works in training.
 - Head: one logit (`_fc`: 1280 -> 1), freshly initialised.
+- Pooling of the last feature map (`pooling`, a model argument kept in checkpoints): "avg" (the package's global
+  average, the default), "max", "topk" (per channel, the mean of its top 1/16 positions) or "attention" (a
+  1 x 1 conv scores every position, softmax over positions weights the sum; it starts as the average). A small
+  lesion covers a few of the 400 positions of a 640 px input, and the average dilutes it.
 """
 
 from __future__ import annotations
 
 import importlib
 import math
+from typing import Any
 
 import torch
 from efficientnet_lite_pytorch import EfficientNet
 from efficientnet_lite_pytorch.utils import Conv2dDynamicSamePadding, efficientnet_params
 from torch import nn
 
+from mammo.models.pooling import make_pool
 from mammo.models.registry import register_model
 
 LITE_MEAN = 127.0 / 255.0
@@ -66,8 +72,9 @@ def build_lite(
     bn_momentum: float = 0.1,
     dropout_rate: float | None = None,
     drop_connect_rate: float = 0.2,
+    pooling: str = "avg",
 ) -> EfficientNet:
-    """EfficientNet-Lite`variant` with a summed one-channel stem and a one-logit head."""
+    """EfficientNet-Lite`variant` with a summed one-channel stem, a one-logit head and the chosen pooling."""
     arch = f"efficientnet-lite{variant}"
     overrides = {
         "image_size": None,
@@ -84,6 +91,7 @@ def build_lite(
         if set(result.missing_keys) != {"_fc.weight", "_fc.bias"} or result.unexpected_keys:
             raise RuntimeError(f"packaged {arch} weights do not fit: {result}")
     net._conv_stem = one_channel_conv(net._conv_stem)
+    net._avg_pooling = make_pool(pooling, net._fc.in_features)  # the package's forward calls it by this name
     return net
 
 
@@ -114,7 +122,7 @@ def _register(variant: int) -> None:
             "augment": "mammo",
         },
     )
-    def builder(pretrained: bool = True, input_size: int | None = None, **kwargs: float) -> EfficientNet:
+    def builder(pretrained: bool = True, input_size: int | None = None, **kwargs: Any) -> EfficientNet:
         """EfficientNet-Lite with packaged ImageNet weights; fully convolutional, so input_size is unused."""
         return build_lite(variant, pretrained, **kwargs)
 

@@ -86,6 +86,23 @@ class _State:
     bad_epochs: int = 0
 
 
+def preprocessing_record(
+    prepare: dict[str, Any], size: int, mean: float, std: float, width: int | None
+) -> dict[str, Any]:
+    """The checkpoint's preprocessing: PREP's prepare.json and the input side, scale and normalisation."""
+    record = {
+        "task": prepare.get("task", ""),
+        "size": size,
+        "mean": mean,
+        "std": std,
+        "input_scale": 65535,
+        "prepare": prepare,
+    }
+    if width is not None:  # a size x width rectangle (rows x cols) instead of a square
+        record["width"] = width
+    return record
+
+
 def freeze_prefix(model: nn.Module, layers: tuple[str, ...], count: int) -> int:
     """Freeze every parameter up to and including module `layers[count - 1]` (registration order); return how many.
 
@@ -238,21 +255,11 @@ class _Run:
 
     def _checkpoint(self, state: _State, **extra: Any) -> dict[str, Any]:
         """The contract checkpoint of the current weights."""
-        preprocessing = {
-            "task": self.prepare.get("task", ""),
-            "size": self.size,
-            "mean": self.mean,
-            "std": self.std,
-            "input_scale": 65535,
-            "prepare": self.prepare,
-        }
-        if self.cfg.width is not None:  # a size x width rectangle (rows x cols) instead of a square
-            preprocessing["width"] = self.cfg.width
         return make_checkpoint(
             self.cfg.model,
             self.model_args,
             self.model.state_dict(),
-            preprocessing,
+            preprocessing_record(self.prepare, self.size, self.mean, self.std, self.cfg.width),
             epoch=state.epoch,
             best_val_auc=state.best_val_auc,
             config=self.cfg.to_dict(),
