@@ -192,7 +192,14 @@ def _cmd_train(a: argparse.Namespace) -> int:
     from mammo.train.loop import train
 
     overrides = {k: getattr(a, k) for k in a.given}
-    result = train(a.prep, a.out, config_file=a.config, overrides=overrides, resume=a.resume)
+    if a.pooling:
+        overrides["model_args"] = {"pooling": a.pooling}
+    if a.trunk_cache is not None:
+        from mammo.train.cached import train_cached
+
+        result = train_cached(a.prep, a.out, a.trunk_cache, config_file=a.config, overrides=overrides)
+    else:
+        result = train(a.prep, a.out, config_file=a.config, overrides=overrides, resume=a.resume)
     if result is not None:
         print(result.summary())
     return 0
@@ -525,6 +532,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--config", type=Path, help="YAML config (defaults < YAML < flags) (default: none)")
     s.add_argument("--resume", action="store_true", help="continue from RUN/last.pt")
     _train_options(s)
+    s.add_argument(
+        "--pooling",
+        choices=("avg", "max", "topk", "attention"),
+        help="efficientnet-lite pooling (default: avg)",
+    )
+    s.add_argument(
+        "--trunk-cache",
+        type=Path,
+        help="train only the layers after --freeze on trunk outputs cached once per image in this folder; "
+        "fixed epochs, no early stopping (default: train the whole network on the images)",
+    )
 
     s = add(
         "cv",

@@ -47,7 +47,16 @@ DIAGNOSTIC_COLUMNS = (
 )
 # Candidate inputs, used when present and not empty. Categorical ones are one-hot encoded.
 METADATA_NUMERIC = ("age",)
-METADATA_CATEGORICAL = ("site_id", "machine_id", "view", "side", "implant", "density", "breast_density")
+METADATA_CATEGORICAL = (
+    "site_id",
+    "machine_id",
+    "view",
+    "side",
+    "implant",
+    "density",
+    "breast_density",
+    "inverted",  # polarity detected by prepare (or given by the table): some machines store inverted images
+)
 GEOMETRY_NUMERIC = (
     "source_rows",
     "source_cols",

@@ -36,7 +36,7 @@ from mammo.stats.calibration import apply_temperature, fit_temperature
 from mammo.stats.metrics import auc, binary_cross_entropy
 from mammo.stats.threshold import choose_threshold
 from mammo.train.cache import TrunkCache
-from mammo.train.config import TrainConfig, resolve_config, save_config
+from mammo.train.config import TrainConfig, read_yaml, resolve_config, save_config
 from mammo.train.curves import write_curves
 from mammo.train.loop import METRIC_COLUMNS, TrainResult, preprocessing_record
 from mammo.train.optim import make_optimizer, make_scheduler
@@ -229,6 +229,7 @@ def train_cached(
     out: str | os.PathLike,
     cache: str | os.PathLike,
     overrides: Mapping[str, Any] | None = None,
+    config_file: str | os.PathLike | None = None,
     mirror: bool = False,
     engine: str = "onnx",
     say: Callable[[str], None] | None = None,
@@ -242,7 +243,8 @@ def train_cached(
     check_output_dir(out)
     if (out / "last.pt").exists():
         raise UserError(f"{out}: already holds a run (last.pt); choose another --out")
-    cfg = replace(resolve_config([], overrides), prep=str(prep.resolve()), patience=None)
+    layers = [read_yaml(config_file)] if config_file is not None else []
+    cfg = replace(resolve_config(layers, overrides), prep=str(prep.resolve()), patience=None)
     df = read_dataset_csv(prep)
     train_rows, val_rows = split_rows(df, "train", prep), split_rows(df, "val", prep)
     if cfg.device == "cuda":

@@ -1,0 +1,381 @@
+"""The resolution study of issue 19: one CPU-sized recipe at 256, 384 and 640 px on rsna-screening-640, paired.
+
+Recipe (`RECIPE`, cached trunk): efficientnet-lite0 with its ImageNet weights frozen up to and including the head
+conv (`freeze` 9), the trunk's output computed once per image (`mammo.train.cache`, onnxruntime), and only the
+head's batch norm, the pooling and the classifier trained on it, a fixed number of epochs; the result is an
+ordinary RUN. Every size reads the same 640 px PREP (scaled down on load), so sizes differ in nothing else.
+
+1. `cv`: 5-fold CV by woman over train+val (the folds of `mammo cv --folds 5 --seed 0`, an inner val of 15% of the
+   women of the other folds for calibration only) for each size and pooling; out-of-fold AUC with its 95% CI by
+   woman, image and breast level, beside age alone, metadata only (machine, site, view, implant, density,
+   detected polarity, ...), geometry only and fused (image + age + density), all out of fold; paired deltas
+   between sizes and poolings on the same women.
+2. `test`: the setting with the highest out-of-fold AUC trained once on train+val (inner val carved by woman for
+   calibration) and scored once on the test split, metadata/geometry fitted on train+val, fused fitted out of fold.
+
+Resumes per fold (WORK/cv-<size>-<pooling>/fold-k/pred.csv) and per cached image; progress to stdout; JSON to
+bench/results/resolution.json after every setting.
+Usage: python bench/real_resolution.py --prep PREP640 [--work DIR] [--sizes 640 256 384] [--poolings avg attention]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+HERE = Path(__file__).resolve().parent
+OUT_JSON = HERE / "results" / "resolution.json"
+DATASET = "rsna-screening-640"
+FOLDS, SEED, VAL_FRACTION = 5, 0, 0.15
+
+# Fixed before any result was seen: the trained part is small (batch norm, pooling, classifier: ~5k weights), so a
+# higher rate than fine-tuning and a short cosine schedule; no early stopping (the last epoch is the model).
+# Otherwise efficientnet-lite0's train defaults (AdamW, weight decay 1e-2, class-balanced sampling).
+RECIPE: dict[str, Any] = {
+    "model": "efficientnet-lite0",
+    "freeze": 9,
+    "epochs": 12,
+    "batch_size": 32,
+    "lr": 1e-3,
+    "warmup_epochs": 0.5,
+    "device": "cpu",
+}
+SIZES = (640, 256, 384)
+POOLINGS = ("avg", "attention", "topk")
+
+
+def log(msg: str) -> None:
+    """One progress line with the time."""
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def recipe_for(size: int, pooling: str, seed: int = SEED) -> dict[str, Any]:
+    """The train overrides of one setting."""
+    return {**RECIPE, "size": size, "model_args": {"pooling": pooling}, "seed": seed}
+
+
+def command(size: int, pooling: str) -> str:
+    """The setting as `mammo train` flags (the cached-trunk trainer takes the same keys)."""
+    return f"mammo train PREP --out RUN --trunk-cache CACHE --size {size} --pooling {pooling} " + " ".join(
+        f"--{k.replace('_', '-')} {v}" for k, v in RECIPE.items() if k not in ("device",)
+    )
+
+
+def save(results: dict[str, Any]) -> None:
+    """Write the JSON (strict: NaN -> null) atomically."""
+    from mammo.evaluate.run import _json_safe
+    from mammo.io.atomic import write_json
+
+    results["machine"] = {
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+    }
+    write_json(_json_safe(results), OUT_JSON)
+
+
+def pool_rows(prep: Path) -> pd.DataFrame:
+    """PREP's train+val rows with integer labels (the CV pool)."""
+    from mammo.evaluate.cv import POOL_SPLITS
+    from mammo.prep.dataset import read_dataset_csv
+
+    rows = read_dataset_csv(prep)
+    rows = rows[rows["split"].isin(POOL_SPLITS)].reset_index(drop=True)
+    rows["label"] = rows["label"].astype(int)
+    return rows
+
+
+def build_cache(prep: Path, rows: pd.DataFrame, size: int, cache: Path, results: dict[str, Any]) -> None:
+    """Trunk outputs of `rows` at `size` (what is missing), timed per image computed."""
+    from mammo.models.registry import create_model, get_model_info
+    from mammo.models.split import make_cut
+    from mammo.train.cache import TrunkCache
+
+    info = get_model_info(RECIPE["model"])
+    net = create_model(RECIPE["model"], pretrained=True).eval()
+    cut = make_cut(net, info.feature_layers, RECIPE["freeze"], RECIPE["model"])
+    store = TrunkCache(cache, net, cut, RECIPE["model"], size, info.mean, info.std)
+    t0 = time.time()
+    n = store.build([prep / p for p in rows["image"]], log=log)
+    if n:
+        timing = results.setdefault("cache_seconds_per_image", {})
+        timing[str(size)] = round((time.time() - t0) / n, 3)
+        log(f"cache {size}px: {n} images in {time.time() - t0:.0f} s")
+
+
+def cv_setting(prep: Path, work: Path, cache: Path, size: int, pooling: str) -> tuple[pd.DataFrame, dict]:
+    """5-fold CV of one setting on the cache: pooled out-of-fold rows with `score`, and per-fold records."""
+    from mammo.evaluate.cv import assign_folds, fold_dataset, write_fold_prep
+    from mammo.train.cached import score_cached, train_cached
+
+    rows = pool_rows(prep)
+    fold = assign_folds(rows, FOLDS, SEED)
+    out = work / f"cv-{size}-{pooling}"
+    scores = pd.Series(np.nan, index=rows["sample_id"])
+    record: dict[str, Any] = {"train_seconds": 0.0, "inner_val_auc_by_epoch": []}
+    for k in range(FOLDS):
+        fold_dir = out / f"fold-{k}"
+        pred = fold_dir / "pred.csv"
+        if not pred.is_file():
+            df = fold_dataset(rows, fold, k, prep, VAL_FRACTION, SEED)
+            write_fold_prep(prep, fold_dir / "prep", df)
+            shutil.rmtree(
+                fold_dir / "run", ignore_errors=True
+            )  # an interrupted fold trains again from the start
+            t0 = time.time()
+            res = train_cached(fold_dir / "prep", fold_dir / "run", cache, recipe_for(size, pooling), say=log)
+            held = df[df["split"] == "test"].reset_index(drop=True)
+            s = score_cached(fold_dir / "run", fold_dir / "prep", held, cache, say=log)
+            pd.DataFrame({"sample_id": held["sample_id"], "score": s}).to_csv(pred, index=False)
+            log(
+                f"{size}px {pooling} fold {k + 1}/{FOLDS}: inner val AUC {res.best_val_auc:.3f}, "
+                f"{time.time() - t0:.0f} s"
+            )
+        else:
+            log(f"{size}px {pooling} fold {k + 1}/{FOLDS}: done earlier, kept")
+        p = pd.read_csv(pred, dtype={"sample_id": str})
+        scores.loc[p["sample_id"]] = p["score"].to_numpy(float)
+        history = pd.read_csv(fold_dir / "run" / "metrics.csv")
+        record["train_seconds"] += float(history["seconds"].sum())
+        record["inner_val_auc_by_epoch"].append(history["val_auc"].round(4).tolist())
+    curves = np.array(record["inner_val_auc_by_epoch"], dtype=float)
+    record["inner_val_auc_mean_by_epoch"] = np.round(np.nanmean(curves, axis=0), 4).tolist()
+    oof = rows.assign(fold=fold).drop(columns=["image", "split"])
+    oof["score"] = scores.loc[oof["sample_id"]].to_numpy(float)
+    oof.to_csv(out / "oof.csv", index=False)
+    return oof, record
+
+
+def paired(oofs: dict[str, pd.DataFrame], a: str, b: str) -> dict[str, Any] | None:
+    """AUC(b) - AUC(a) on the same out-of-fold rows, image and breast level, paired by woman."""
+    from mammo.stats.baselines import breast_level
+    from mammo.stats.paired import paired_delta_auc
+
+    if a not in oofs or b not in oofs:
+        return None
+    x = oofs[a].assign(
+        score_b=oofs[b].set_index("sample_id").loc[oofs[a]["sample_id"], "score"].to_numpy(float)
+    )
+    labels, groups = x["label"].to_numpy(int), x["patient_id"].to_numpy()
+    out: dict[str, Any] = {
+        "a": a,
+        "b": b,
+        **paired_delta_auc(labels, x["score"].to_numpy(float), x["score_b"].to_numpy(float), groups),
+    }
+    breasts = breast_level(x, ["score", "score_b"])
+    if breasts is not None:
+        out["breast_level"] = paired_delta_auc(
+            breasts["label"].to_numpy(int),
+            breasts["score"].to_numpy(float),
+            breasts["score_b"].to_numpy(float),
+            breasts["patient_id"].to_numpy(),
+        )
+    return out
+
+
+def cv_phase(prep: Path, work: Path, sizes: list[int], poolings: list[str], results: dict[str, Any]) -> None:
+    """Every (size, pooling) setting out of fold, the baselines beside each, the paired deltas between them."""
+    from mammo.evaluate.cv import oof_metrics
+
+    cache = work / "cache"
+    rows = pool_rows(prep)
+    settings = results.setdefault("cv", {})
+    oofs: dict[str, pd.DataFrame] = {}
+    for size in sizes:
+        build_cache(prep, rows, size, cache, results)
+        save(results)
+        for pooling in poolings:
+            name = f"{size}-{pooling}"
+            oof, record = cv_setting(prep, work, cache, size, pooling)
+            oofs[name] = oof
+            metrics = oof_metrics(oof, FOLDS)
+            settings[name] = {
+                "size": size,
+                "pooling": pooling,
+                "command": command(size, pooling),
+                **record,
+                **metrics,
+            }
+            m = settings[name]
+            log(
+                f"{name}: out-of-fold AUC {m['auc']:.3f} ({m['auc_ci_low']:.3f}-{m['auc_ci_high']:.3f}); "
+                f"age {m['baselines'].get('age', {}).get('auc', float('nan')):.3f}, "
+                f"fused {m['baselines'].get('fused', {}).get('auc', float('nan')):.3f}"
+            )
+            results["paired_settings"] = settings_pairs(work, settings)
+            results["chosen"] = max(settings, key=lambda n: settings[n]["auc"])
+            save(results)
+
+
+def settings_pairs(work: Path, settings: dict[str, Any]) -> dict[str, Any]:
+    """Paired deltas between the measured settings: sizes at one pooling, poolings at one size."""
+    oofs = {
+        n: pd.read_csv(work / f"cv-{n}" / "oof.csv", dtype={"sample_id": str, "patient_id": str})
+        for n in settings
+    }
+    sizes = sorted({s["size"] for s in settings.values()})
+    poolings = list(dict.fromkeys(s["pooling"] for s in settings.values()))
+    out = {}
+    for pooling in poolings:
+        for i, small in enumerate(sizes):
+            for big in sizes[i + 1 :]:
+                p = paired(oofs, f"{small}-{pooling}", f"{big}-{pooling}")
+                if p:
+                    out[f"{big} px - {small} px ({pooling})"] = p
+    for size in sizes:
+        for pooling in poolings[1:]:
+            p = paired(oofs, f"{size}-{poolings[0]}", f"{size}-{pooling}")
+            if p:
+                out[f"{pooling} - {poolings[0]} ({size} px)"] = p
+    return out
+
+
+def test_phase(prep: Path, work: Path, results: dict[str, Any]) -> None:
+    """The chosen setting trained once on train+val, scored once on test, beside the baselines on the same rows."""
+    from mammo.evaluate.cv import POOL_SPLITS, fold_dataset, write_fold_prep
+    from mammo.prep.dataset import read_dataset_csv
+    from mammo.stats.baselines import breast_level, score_block, split_baselines
+    from mammo.stats.paired import paired_delta_auc
+    from mammo.train.cached import score_cached, train_cached
+
+    name = results["chosen"]
+    size, pooling = results["cv"][name]["size"], results["cv"][name]["pooling"]
+    cache, final = work / "cache", work / f"final-{name}"
+    df = read_dataset_csv(prep)
+    df["label"] = df["label"].astype(int)
+    test = df[df["split"] == "test"].reset_index(drop=True)
+    build_cache(prep, test, size, cache, results)
+    pred = final / "test_pred.csv"
+    if not pred.is_file():
+        held = (~df["split"].isin(POOL_SPLITS)).to_numpy().astype(int)
+        fdf = fold_dataset(
+            df, 1 - held, 0, prep, VAL_FRACTION, SEED
+        )  # fold 0 = the test split, never fitted on
+        write_fold_prep(prep, final / "prep", fdf)
+        shutil.rmtree(final / "run", ignore_errors=True)
+        t0 = time.time()
+        train_cached(final / "prep", final / "run", cache, recipe_for(size, pooling), say=log)
+        results["final_train_seconds"] = round(time.time() - t0)
+        s = score_cached(final / "run", prep, test, cache, say=log)
+        pd.DataFrame({"sample_id": test["sample_id"], "score": s}).to_csv(pred, index=False)
+    p = pd.read_csv(pred, dtype={"sample_id": str}).set_index("sample_id")
+    test["score"] = p.loc[test["sample_id"], "score"].to_numpy(float)
+    oof = pd.read_csv(work / f"cv-{name}" / "oof.csv", dtype={"sample_id": str, "patient_id": str})
+    pool = df[df["split"].isin(POOL_SPLITS)]
+    blocks, scores = split_baselines(pool, test, fuse_rows=oof, image_score="score")
+    labels, groups = test["label"].to_numpy(int), test["patient_id"].to_numpy()
+    pairs = {}
+    for a, b in (
+        ("metadata", "image"),
+        ("age", "image"),
+        ("geometry", "image"),
+        ("metadata", "fused"),
+        ("age", "fused"),
+        ("image", "fused"),
+    ):
+        sa = test["score"] if a == "image" else scores.get(a)
+        sb = test["score"] if b == "image" else scores.get(b)
+        if sa is not None and sb is not None:
+            pairs[f"{b} - {a}"] = paired_delta_auc(
+                labels, np.asarray(sa, float), np.asarray(sb, float), groups
+            )
+    breasts = breast_level(test.assign(**scores), ["score", *scores])
+    bl = None
+    if breasts is not None:
+        bl_labels, bl_groups = breasts["label"].to_numpy(int), breasts["patient_id"]
+        bl = {
+            **score_block(bl_labels, breasts["score"].to_numpy(float), bl_groups),
+            "baselines": {n: score_block(bl_labels, breasts[n].to_numpy(float), bl_groups) for n in scores},
+        }
+    results["test"] = {
+        "setting": name,
+        "model": f"the {name} setting trained once on train+val (inner val carved by woman for calibration)",
+        **score_block(labels, test["score"].to_numpy(float), groups),
+        "n_women": int(test["patient_id"].nunique()),
+        "baselines": blocks,
+        "paired": pairs,
+        "breast_level": bl,
+    }
+    log(f"test: {name} AUC {results['test']['auc']:.3f}")
+
+
+def targets(results: dict[str, Any]) -> dict[str, str]:
+    """Each target of issue 19 with the number reached and whether it held."""
+    out: dict[str, str] = {}
+    cv = (results.get("cv") or {}).get(results.get("chosen") or "")
+    if not cv:
+        return out
+    pairs = cv.get("paired") or {}
+    b = cv.get("baselines") or {}
+
+    def held(ok: bool) -> str:
+        return "held" if ok else "not held"
+
+    ia = pairs.get("image - age", {})
+    out["CV image-only AUC >= 0.70 and above age alone (paired CI excludes 0)"] = (
+        f"{cv['auc']:.3f} vs age {b.get('age', {}).get('auc', float('nan')):.3f}, delta {ia.get('delta', float('nan')):+.3f} "
+        f"({ia.get('ci_low', float('nan')):+.3f} to {ia.get('ci_high', float('nan')):+.3f}): "
+        + held(cv["auc"] >= 0.70 and ia.get("ci_low", -1) > 0)
+    )
+    fm = pairs.get("fused - metadata", {})
+    fused = b.get("fused", {}).get("auc", float("nan"))
+    out["CV fused >= 0.75 and above metadata-only (paired CI excludes 0)"] = (
+        f"{fused:.3f} vs metadata {b.get('metadata', {}).get('auc', float('nan')):.3f}, delta "
+        f"{fm.get('delta', float('nan')):+.3f} ({fm.get('ci_low', float('nan')):+.3f} to {fm.get('ci_high', float('nan')):+.3f}): "
+        + held(fused >= 0.75 and fm.get("ci_low", -1) > 0)
+    )
+    pooling = cv["pooling"]
+    sz = (results.get("paired_settings") or {}).get(f"640 px - 256 px ({pooling})")
+    out["640 px above 256 px, same recipe (paired CI excludes 0)"] = (
+        "not measured"
+        if not sz
+        else f"delta {sz['delta']:+.3f} ({sz['ci_low']:+.3f} to {sz['ci_high']:+.3f}): "
+        + held(sz["ci_low"] > 0)
+    )
+    return out
+
+
+def main() -> None:
+    """Run the phases in order, saving the JSON after each setting."""
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--prep", type=Path, default=Path("/work/data/rsna640-prep"))
+    ap.add_argument("--work", type=Path, default=Path("/work/data/resolution"))
+    ap.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
+    ap.add_argument("--poolings", nargs="+", default=list(POOLINGS))
+    ap.add_argument("--phases", nargs="+", choices=("cv", "test"), default=["cv", "test"])
+    a = ap.parse_args()
+    if not (a.prep / "dataset.csv").is_file():
+        sys.exit(f"{a.prep}: no dataset.csv; prepare rsna-screening-640 at 640 px first")
+    results = json.loads(OUT_JSON.read_text()) if OUT_JSON.is_file() else {}
+    results.update(
+        dataset=DATASET,
+        prep_size=640,
+        recipe={k: v for k, v in RECIPE.items() if k != "device"},
+        folds=FOLDS,
+        prepare_command="mammo prepare DATA --out PREP --task whole --size 640",
+    )
+    for phase in a.phases:
+        t0 = time.time()
+        log(f"phase {phase}")
+        if phase == "cv":
+            cv_phase(a.prep, a.work, a.sizes, a.poolings, results)
+        else:
+            test_phase(a.prep, a.work, results)
+        results.setdefault("phase_seconds", {})[phase] = round(time.time() - t0)
+        results["targets"] = targets(results)
+        save(results)
+        log(f"phase {phase} done in {time.time() - t0:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
