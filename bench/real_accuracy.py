@@ -13,6 +13,13 @@
 Each phase keeps its files under --work and skips what is done, so an interrupted run resumes (per fold);
 bench/results/accuracy.json is rewritten after every phase. Progress goes to stdout, one line per fold.
 Usage: python bench/real_accuracy.py [--work DIR] [--phases rsna-cv tta rsna-test mias]
+
+`final` retrains the final model from a labels table in the format of rsna-screening-640 (image paths relative to
+the table, its `split` column; only the train and val rows are used): ingest, prepare, and the cached-trunk recipe
+chosen by the resolution study (`bench/real_resolution.py`), an inner val carved by woman for calibration only.
+RUN is an ordinary run: `mammo predict RUN images...` scores new images. Intermediate folders go to --work
+(default RUN-work) and are reused when the command is run again.
+Usage: python bench/real_accuracy.py final --table TABLE --out RUN [--work DIR] [--size N] [--pooling P]
 """
 
 from __future__ import annotations
@@ -391,8 +398,94 @@ def targets(results: dict[str, Any]) -> dict[str, str]:
     return out
 
 
+def final_setting() -> tuple[int, str]:
+    """(size, pooling) chosen out of fold by the resolution study, or its default before one has run."""
+    from real_resolution import FINAL_DEFAULT
+    from real_resolution import OUT_JSON as RESOLUTION_JSON
+
+    if RESOLUTION_JSON.is_file():
+        d = json.loads(RESOLUTION_JSON.read_text())
+        chosen = (d.get("cv") or {}).get(d.get("chosen") or "")
+        if chosen:
+            return int(chosen["size"]), str(chosen["pooling"])
+    return FINAL_DEFAULT
+
+
+def final_table(table: Path, out: Path) -> Path:
+    """The train and val rows of `table` with absolute image paths, written to `out` (the table ingest reads)."""
+    df = pd.read_csv(table, dtype=str, keep_default_na=False)
+    if "split" not in df.columns or "image" not in df.columns:
+        sys.exit(
+            f"{table}: needs the columns image and split (train/val/test) of rsna-screening-640's labels.csv"
+        )
+    df = df[df["split"].str.strip().str.lower().isin(["train", "val"])].copy()
+    if df.empty:
+        sys.exit(f"{table}: no train or val rows")
+    df["image"] = [str((table.resolve().parent / p).resolve()) for p in df["image"]]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    df.to_csv(out, index=False)
+    return out
+
+
+def final(argv: list[str]) -> None:
+    """`final --table TABLE --out RUN`: ingest, prepare and train the chosen recipe on the table's train+val rows."""
+    from real_resolution import VAL_FRACTION, recipe_for
+
+    from mammo.data.table import ingest_table
+    from mammo.evaluate.cv import fold_dataset, write_fold_prep
+    from mammo.prep.dataset import read_dataset_csv
+    from mammo.prep.run import prepare
+    from mammo.train.cached import train_cached
+
+    ap = argparse.ArgumentParser(prog="real_accuracy.py final", description=final.__doc__)
+    ap.add_argument(
+        "--table", type=Path, required=True, help="labels.csv in the format of rsna-screening-640"
+    )
+    ap.add_argument("--out", type=Path, required=True, help="RUN folder to write")
+    ap.add_argument("--work", type=Path, help="intermediate DATA, PREP and trunk cache (default: RUN-work)")
+    ap.add_argument("--size", type=int, help="input side (default: the resolution study's choice)")
+    ap.add_argument("--pooling", help="pooling (default: the resolution study's choice)")
+    ap.add_argument(
+        "--engine", choices=("onnx", "torch"), default="onnx", help="trunk forward (default: onnx)"
+    )
+    ap.add_argument("--seed", type=int, default=0)
+    a = ap.parse_args(argv)
+    size, pooling = final_setting()
+    size, pooling = a.size or size, a.pooling or pooling
+    work = a.work or a.out.with_name(a.out.name + "-work")
+    t0 = time.time()
+    data, prep = work / "data", work / f"prep{size}"
+    if not (data / "manifest.csv").is_file():
+        log(f"final: ingest {a.table} (train and val rows)")
+        ingest_table(final_table(a.table, work / "table.csv"), data)
+    if not (prep / "dataset.csv").is_file():
+        log(f"final: prepare at {size} px")
+        prepare(data, prep, task="whole", size=size, workers=2)
+    rows = read_dataset_csv(prep)
+    rows = rows[rows["split"].isin(["train", "val"])].reset_index(drop=True)
+    df = fold_dataset(rows, np.zeros(len(rows), int), 1, prep, VAL_FRACTION, a.seed)  # no held-out fold
+    write_fold_prep(prep, work / "train-prep", df)
+    n = df["split"].value_counts()
+    log(
+        f"final: training the {size} px {pooling} recipe on {n.get('train', 0)} images (calibration {n.get('val', 0)})"
+    )
+    result = train_cached(
+        work / "train-prep",
+        a.out,
+        work / "cache",
+        recipe_for(size, pooling, a.seed),
+        engine=a.engine,
+        say=log,
+    )
+    log(result.summary())
+    log(f"final: done in {time.time() - t0:.0f} s; score new images with `mammo predict {a.out} IMAGES...`")
+
+
 def main() -> None:
     """Run the chosen phases in order, saving the JSON after each."""
+    if sys.argv[1:2] == ["final"]:
+        final(sys.argv[2:])
+        return
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--work", type=Path, default=HERE / "out" / "accuracy")
     ap.add_argument("--phases", nargs="+", choices=PHASES, default=list(PHASES))

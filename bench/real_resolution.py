@@ -51,6 +51,7 @@ RECIPE: dict[str, Any] = {
     "device": "cpu",
 }
 SIZES = (640, 256, 384)
+FINAL_DEFAULT = (640, "attention")  # what `real_accuracy.py final` trains before the study has chosen
 POOLINGS = ("avg", "attention", "topk")
 
 
