@@ -266,6 +266,93 @@ def accuracy_section(d: dict) -> list[str]:
     return lines
 
 
+def resolution_section(d: dict, dev: dict | None) -> list[str]:
+    """rsna-screening-640: one cached-trunk recipe at several sizes and poolings, its shortcuts, test once, targets."""
+    cv = d.get("cv") or {}
+    chosen = d.get("chosen")
+    if not cv or not chosen:
+        return []
+    best, test = cv[chosen], d.get("test") or {}
+    r = d.get("recipe") or {}
+    lines = [
+        f"**{d['dataset']}: does resolution help?** The same CPU recipe at each input size, 5-fold CV by woman over "
+        f"train+val ({best['n']} images of {best['n_women']} women, {best['n_pos']} with cancer; prepared once at "
+        f"{d.get('prep_size', 640)} px with one polarity and the breast crop, smaller sizes scaled from it). Recipe: "
+        f"{r.get('model')} with its ImageNet weights frozen through the head conv (`freeze` {r.get('freeze')}), the "
+        "frozen part computed once per image and cached; only the head's batch norm, the pooling and the classifier "
+        f"are trained, {r.get('epochs')} epochs, no early stopping (`bench/real_resolution.py` -> "
+        "`bench/results/resolution.json`).",
+        "",
+        "| size | pooling | CV out of fold: image level | breast level | trunk cache s/image | training (5 folds) |",
+        "|---|---|---|---|---|---|",
+    ]
+    cache = d.get("cache_seconds_per_image") or {}
+    for name, m in cv.items():
+        mark = "**" if name == chosen else ""
+        lines.append(
+            f"| {m['size']} px | {m['pooling']} | {mark}{_ci(m)}{mark} | {_ci(m.get('breast_level'))} | "
+            f"{cache.get(str(m['size']), '-')} | {m.get('train_seconds', 0) / 60:.1f} min |"
+        )
+    lines += [
+        "",
+        f"Chosen out of fold (highest CV AUC): **{best['size']} px, {best['pooling']} pooling**. Beside it, on the "
+        "same women:",
+        "",
+        "| score | CV out of fold: image level | CV: breast level | test (once, at the end) | test: breast level |",
+        "|---|---|---|---|---|",
+        f"| **image model** | **{_ci(best)}** | {_ci(best.get('breast_level'))} | **{_ci(test)}** | "
+        f"{_ci(test.get('breast_level'))} |",
+    ]
+    cb, tb = best.get("baselines") or {}, test.get("baselines") or {}
+    cbl = (best.get("breast_level") or {}).get("baselines") or {}
+    tbl = (test.get("breast_level") or {}).get("baselines") or {}
+    for key, label in BASELINE_ROWS:
+        if key in cb:
+            label = label.format(inputs=", ".join(cb[key].get("inputs") or []))
+            lines.append(
+                f"| {label} | {_ci(cb[key])} | {_ci(cbl.get(key))} | {_ci(tb.get(key))} | {_ci(tbl.get(key))} |"
+            )
+    lines += ["", "Paired differences (delta-AUC, 95% CI from one bootstrap over women):", ""]
+    lines += ["| comparison | CV out of fold | test | verdict (CV) |", "|---|---|---|---|"]
+    cp, tp = best.get("paired") or {}, test.get("paired") or {}
+    for key in (
+        "image - age",
+        "image - metadata",
+        "image - geometry",
+        "fused - metadata",
+        "fused - age",
+        "fused - image",
+    ):
+        if key in cp:
+            lines.append(f"| {key} | {_delta(cp[key])} | {_delta(tp.get(key))} | {_resolved(cp[key])} |")
+    for key, p in (d.get("paired_settings") or {}).items():
+        lines.append(
+            f"| {key} (breast level {_delta(p.get('breast_level'))}) | {_delta(p)} | - | {_resolved(p)} |"
+        )
+    if dev:
+        dcv = (dev.get("rsna_cv") or {}).get((dev.get("rsna_cv") or {}).get("final") or "")
+        if dcv:
+            lines += [
+                "",
+                f"Beside rsna-screening-dev (256 px, every layer fine-tuned, above): out of fold {_ci(dcv)}, age alone "
+                f"{_ci((dcv.get('baselines') or {}).get('age'))}; the two sets share every cancer image and the test "
+                "women's splits, not the negatives.",
+            ]
+    targets = d.get("targets") or {}
+    if targets:
+        lines += ["", "Targets of the resolution issue (what held):", ""]
+        lines += [f"- {k}: {v}." for k, v in targets.items()]
+    lines += [f"- not measured: {x}" for x in d.get("not_measured", [])]
+    lines += [
+        "",
+        "Commands: `python bench/real_resolution.py --prep PREP` (PREP: "
+        f"`{d.get('prepare_command', '')}` of `../shared/data/rsna-screening-640`); one setting alone: "
+        f"`{best.get('command', '')}`; the final model from a labels table: "
+        "`python bench/real_accuracy.py final --table labels.csv --out RUN`, then `mammo predict RUN IMAGES`.",
+    ]
+    return lines
+
+
 def prepare_section(d: dict) -> list[str]:
     """Whole-image preparation against the seed's loop, per image, one core."""
     lines = [
@@ -498,6 +585,7 @@ def render() -> str:
     parts: list[str] = []
     for name, fn in (
         ("accuracy.json", accuracy_section),
+        ("resolution.json", lambda d: resolution_section(d, _load("accuracy.json"))),
         ("rsna.json", rsna_section),
         ("prepare.json", prepare_section),
         ("ingest.json", ingest_section),

@@ -94,3 +94,16 @@ def test_onnx_trunk_matches_torch(tmp_path):
         assert cache.build(paths, mirror=True) == 8
         out[engine] = np.concatenate([cache.load(paths), cache.load(paths, mirror=True)]).astype(np.float32)
     np.testing.assert_allclose(out["onnx"], out["torch"], rtol=1e-2, atol=2e-2)
+
+
+def test_mammo_train_with_a_trunk_cache(tmp_path, capsys):
+    from mammo.cli import main
+
+    prep = make_prep(tmp_path / "prep", n_train=8, n_val=8, n_test=0, size=64)
+    flags = ["--freeze", "9", "--size", "64", "--epochs", "1", "--pooling", "topk", "--device", "cpu"]
+    rc = main(
+        ["train", str(prep), "--out", str(tmp_path / "run"), "--trunk-cache", str(tmp_path / "c"), *flags]
+    )
+    assert rc == 0 and "trained efficientnet-lite0: 1 epochs" in capsys.readouterr().out
+    _, ckpt = load_run(tmp_path / "run")
+    assert ckpt["model"]["args"]["pooling"] == "topk" and ckpt["config"]["freeze"] == 9
