@@ -398,8 +398,8 @@ def targets(results: dict[str, Any]) -> dict[str, str]:
     return out
 
 
-def final_setting() -> tuple[int, str]:
-    """(size, pooling) chosen out of fold by the resolution study, or its default before one has run."""
+def final_setting() -> tuple[int, str, bool]:
+    """(size, pooling, head norm trained) chosen out of fold by the resolution study, or its default."""
     from real_resolution import FINAL_DEFAULT
     from real_resolution import OUT_JSON as RESOLUTION_JSON
 
@@ -407,7 +407,7 @@ def final_setting() -> tuple[int, str]:
         d = json.loads(RESOLUTION_JSON.read_text())
         chosen = (d.get("cv") or {}).get(d.get("chosen") or "")
         if chosen:
-            return int(chosen["size"]), str(chosen["pooling"])
+            return int(chosen["size"]), str(chosen["pooling"]), chosen.get("head_norm") == "trained"
     return FINAL_DEFAULT
 
 
@@ -450,7 +450,7 @@ def final(argv: list[str]) -> None:
     )
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args(argv)
-    size, pooling = final_setting()
+    size, pooling, head_norm = final_setting()
     size, pooling = a.size or size, a.pooling or pooling
     work = a.work or a.out.with_name(a.out.name + "-work")
     t0 = time.time()
@@ -476,6 +476,7 @@ def final(argv: list[str]) -> None:
         recipe_for(size, pooling, a.seed),
         engine=a.engine,
         say=log,
+        head_norm=head_norm,
     )
     log(result.summary())
     log(f"final: done in {time.time() - t0:.0f} s; score new images with `mammo predict {a.out} IMAGES...`")

@@ -1,9 +1,11 @@
 """The resolution study of issue 19: one CPU-sized recipe at 256, 384 and 640 px on rsna-screening-640, paired.
 
 Recipe (`RECIPE`, cached trunk): efficientnet-lite0 with its ImageNet weights frozen up to and including the head
-conv (`freeze` 9), the trunk's output computed once per image (`mammo.train.cache`, onnxruntime), and only the
-head's batch norm, the pooling and the classifier trained on it, a fixed number of epochs; the result is an
-ordinary RUN. Every size reads the same 640 px PREP (scaled down on load), so sizes differ in nothing else.
+conv (`freeze` 9), the trunk's output computed once per image (`mammo.train.cache`, onnxruntime); the head's batch
+norm kept pretrained, so with a pooling without weights (avg, max, top-k) only the classifier trains, on pooled
+vectors, a fixed number of epochs; the result is an ordinary RUN. Extras, measured where they are cheap (256 px)
+and never chosen: attention pooling, and the head's batch norm trained too. Every size reads the same 640 px
+PREP (scaled down on load), so sizes differ in nothing else.
 
 1. `cv`: 5-fold CV by woman over train+val (the folds of `mammo cv --folds 5 --seed 0`, an inner val of 15% of the
    women of the other folds for calibration only) for each size and pooling; out-of-fold AUC with its 95% CI by
@@ -51,8 +53,30 @@ RECIPE: dict[str, Any] = {
     "device": "cpu",
 }
 SIZES = (640, 256, 384)
-FINAL_DEFAULT = (640, "attention")  # what `real_accuracy.py final` trains before the study has chosen
-POOLINGS = ("avg", "attention", "topk")
+# Extras (size, pooling, head norm trained), run after the test phase when time is left; never chosen.
+EXTRAS = ((256, "attention", False), (256, "avg", True), (256, "topk", True))
+FINAL_DEFAULT = (640, "topk", False)  # what `real_accuracy.py final` trains before the study has chosen
+POOLINGS = ("avg", "topk", "max")
+
+
+# How the cut was chosen (measured here at 20:46 on 2026-12-06, 2 torch threads, random 640 px inputs, a busy
+# machine at load ~10): training throughput of the part after the cut, forward + backward + AdamW, batch 32.
+CUT_MEASUREMENTS = {
+    "trunk forward to the end of stage 6, onnxruntime, batch 1": "0.47 s/image (torch eager: 1.2-3.2)",
+    "train stages 6-7 + head on a stage-5 cache": "0.8 images/s (a 5-fold CV of 12 epochs: ~40 h)",
+    "train stage 7 + head on a stage-6 cache": "2.9 images/s (~12 h)",
+    "train head conv + pooling + classifier on a stage-7 cache": "10.6 images/s (~3.3 h)",
+    "train head batch norm + pooling + classifier on the head-conv cache (chosen)": "minutes per 5-fold CV",
+}
+NOT_MEASURED = [
+    "cuts below the head conv (training the head conv or stage 7): 3-12 hours per 5-fold CV at 640 px here "
+    "(CUT_MEASUREMENTS), more than this session had",
+    "512 px: 384 px was run instead, as it costs 36% of the 640 px cache instead of 64%",
+    "the left-right mirror as augmentation (`train_cached(mirror=True)`): it doubles the trunk cache",
+    "an epoch count chosen on data: 12 was fixed beforehand; the inner-validation AUC per epoch is recorded per "
+    "setting (inner_val_auc_mean_by_epoch)",
+    "full fine-tuning at 512-640 px on a GPU (part 5 of the issue): no GPU was lent to this session",
+]
 
 
 def log(msg: str) -> None:
@@ -60,20 +84,26 @@ def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
+def setting_name(size: int, pooling: str, head_norm: bool = False) -> str:
+    """'640-avg', or '256-avg-bn' when the head's batch norm trains too."""
+    return f"{size}-{pooling}{'-bn' if head_norm else ''}"
+
+
 def recipe_for(size: int, pooling: str, seed: int = SEED) -> dict[str, Any]:
     """The train overrides of one setting."""
     return {**RECIPE, "size": size, "model_args": {"pooling": pooling}, "seed": seed}
 
 
-def command(size: int, pooling: str) -> str:
-    """The setting as `mammo train` flags (the cached-trunk trainer takes the same keys)."""
-    return f"mammo train PREP --out RUN --trunk-cache CACHE --size {size} --pooling {pooling} " + " ".join(
-        f"--{k.replace('_', '-')} {v}" for k, v in RECIPE.items() if k not in ("device",)
+def command(size: int, pooling: str, head_norm: bool = False) -> str:
+    """The setting as the library call that trains it (`mammo train --trunk-cache` trains the head norm too)."""
+    flags = ", ".join(
+        f"{k}={v!r}" for k, v in recipe_for(size, pooling).items() if k not in ("device", "seed")
     )
+    return f"mammo.train.cached.train_cached(PREP, RUN, CACHE, dict({flags}), head_norm={head_norm})"
 
 
 def save(results: dict[str, Any]) -> None:
-    """Write the JSON (strict: NaN -> null) atomically."""
+    """Write the JSON (strict: NaN -> null) atomically, to --json (default bench/results/resolution.json)."""
     from mammo.evaluate.run import _json_safe
     from mammo.io.atomic import write_json
 
@@ -82,7 +112,7 @@ def save(results: dict[str, Any]) -> None:
         "platform": platform.platform(),
         "python": platform.python_version(),
     }
-    write_json(_json_safe(results), OUT_JSON)
+    write_json(_json_safe({k: v for k, v in results.items() if k != "_path"}), results.get("_path", OUT_JSON))
 
 
 def pool_rows(prep: Path) -> pd.DataFrame:
@@ -114,14 +144,17 @@ def build_cache(prep: Path, rows: pd.DataFrame, size: int, cache: Path, results:
         log(f"cache {size}px: {n} images in {time.time() - t0:.0f} s")
 
 
-def cv_setting(prep: Path, work: Path, cache: Path, size: int, pooling: str) -> tuple[pd.DataFrame, dict]:
+def cv_setting(
+    prep: Path, work: Path, cache: Path, size: int, pooling: str, head_norm: bool = False
+) -> tuple[pd.DataFrame, dict]:
     """5-fold CV of one setting on the cache: pooled out-of-fold rows with `score`, and per-fold records."""
     from mammo.evaluate.cv import assign_folds, fold_dataset, write_fold_prep
     from mammo.train.cached import score_cached, train_cached
 
     rows = pool_rows(prep)
     fold = assign_folds(rows, FOLDS, SEED)
-    out = work / f"cv-{size}-{pooling}"
+    name = setting_name(size, pooling, head_norm)
+    out = work / f"cv-{name}"
     scores = pd.Series(np.nan, index=rows["sample_id"])
     record: dict[str, Any] = {"train_seconds": 0.0, "inner_val_auc_by_epoch": []}
     for k in range(FOLDS):
@@ -134,16 +167,22 @@ def cv_setting(prep: Path, work: Path, cache: Path, size: int, pooling: str) -> 
                 fold_dir / "run", ignore_errors=True
             )  # an interrupted fold trains again from the start
             t0 = time.time()
-            res = train_cached(fold_dir / "prep", fold_dir / "run", cache, recipe_for(size, pooling), say=log)
+            res = train_cached(
+                fold_dir / "prep",
+                fold_dir / "run",
+                cache,
+                recipe_for(size, pooling),
+                say=log,
+                head_norm=head_norm,
+            )
             held = df[df["split"] == "test"].reset_index(drop=True)
             s = score_cached(fold_dir / "run", fold_dir / "prep", held, cache, say=log)
             pd.DataFrame({"sample_id": held["sample_id"], "score": s}).to_csv(pred, index=False)
             log(
-                f"{size}px {pooling} fold {k + 1}/{FOLDS}: inner val AUC {res.best_val_auc:.3f}, "
-                f"{time.time() - t0:.0f} s"
+                f"{name} fold {k + 1}/{FOLDS}: inner val AUC {res.best_val_auc:.3f}, {time.time() - t0:.0f} s"
             )
         else:
-            log(f"{size}px {pooling} fold {k + 1}/{FOLDS}: done earlier, kept")
+            log(f"{name} fold {k + 1}/{FOLDS}: done earlier, kept")
         p = pd.read_csv(pred, dtype={"sample_id": str})
         scores.loc[p["sample_id"]] = p["score"].to_numpy(float)
         history = pd.read_csv(fold_dir / "run" / "metrics.csv")
@@ -184,48 +223,71 @@ def paired(oofs: dict[str, pd.DataFrame], a: str, b: str) -> dict[str, Any] | No
     return out
 
 
-def cv_phase(prep: Path, work: Path, sizes: list[int], poolings: list[str], results: dict[str, Any]) -> None:
-    """Every (size, pooling) setting out of fold, the baselines beside each, the paired deltas between them."""
+def run_setting(
+    prep: Path,
+    work: Path,
+    size: int,
+    pooling: str,
+    head_norm: bool,
+    results: dict[str, Any],
+    extra: bool = False,
+) -> None:
+    """One setting out of fold with its baselines; the paired deltas and the JSON updated after it."""
     from mammo.evaluate.cv import oof_metrics
 
-    cache = work / "cache"
-    rows = pool_rows(prep)
     settings = results.setdefault("cv", {})
-    oofs: dict[str, pd.DataFrame] = {}
+    name = setting_name(size, pooling, head_norm)
+    oof, record = cv_setting(prep, work, work / "cache", size, pooling, head_norm)
+    settings[name] = {
+        "size": size,
+        "pooling": pooling,
+        "head_norm": "trained" if head_norm else "pretrained",
+        "extra": extra,
+        "command": command(size, pooling, head_norm),
+        **record,
+        **oof_metrics(oof, FOLDS),
+    }
+    m = settings[name]
+    log(
+        f"{name}: out-of-fold AUC {m['auc']:.3f} ({m['auc_ci_low']:.3f}-{m['auc_ci_high']:.3f}); "
+        f"age {m['baselines'].get('age', {}).get('auc', float('nan')):.3f}, "
+        f"fused {m['baselines'].get('fused', {}).get('auc', float('nan')):.3f}"
+    )
+    results["paired_settings"] = settings_pairs(work, settings)
+    if not extra and "test" not in results:  # the choice is frozen once test has been scored
+        main = [n for n in settings if not settings[n].get("extra")]
+        results["chosen"] = max(main, key=lambda n: settings[n]["auc"])
+    results["targets"] = targets(results)
+    save(results)
+
+
+def cv_phase(prep: Path, work: Path, sizes: list[int], poolings: list[str], results: dict[str, Any]) -> None:
+    """Every (size, pooling) setting out of fold, the baselines beside each, the paired deltas between them."""
+    rows = pool_rows(prep)
     for size in sizes:
-        build_cache(prep, rows, size, cache, results)
+        build_cache(prep, rows, size, work / "cache", results)
         save(results)
         for pooling in poolings:
-            name = f"{size}-{pooling}"
-            oof, record = cv_setting(prep, work, cache, size, pooling)
-            oofs[name] = oof
-            metrics = oof_metrics(oof, FOLDS)
-            settings[name] = {
-                "size": size,
-                "pooling": pooling,
-                "command": command(size, pooling),
-                **record,
-                **metrics,
-            }
-            m = settings[name]
-            log(
-                f"{name}: out-of-fold AUC {m['auc']:.3f} ({m['auc_ci_low']:.3f}-{m['auc_ci_high']:.3f}); "
-                f"age {m['baselines'].get('age', {}).get('auc', float('nan')):.3f}, "
-                f"fused {m['baselines'].get('fused', {}).get('auc', float('nan')):.3f}"
-            )
-            results["paired_settings"] = settings_pairs(work, settings)
-            results["chosen"] = max(settings, key=lambda n: settings[n]["auc"])
-            save(results)
+            run_setting(prep, work, size, pooling, False, results)
+
+
+def extras_phase(prep: Path, work: Path, results: dict[str, Any]) -> None:
+    """The extra settings (attention pooling, trained head norm): reported, never chosen."""
+    rows = pool_rows(prep)
+    for size, pooling, head_norm in EXTRAS:
+        build_cache(prep, rows, size, work / "cache", results)
+        run_setting(prep, work, size, pooling, head_norm, results, extra=True)
 
 
 def settings_pairs(work: Path, settings: dict[str, Any]) -> dict[str, Any]:
-    """Paired deltas between the measured settings: sizes at one pooling, poolings at one size."""
+    """Paired deltas between the measured settings: sizes at one pooling, poolings and extras at one size."""
     oofs = {
         n: pd.read_csv(work / f"cv-{n}" / "oof.csv", dtype={"sample_id": str, "patient_id": str})
         for n in settings
     }
-    sizes = sorted({s["size"] for s in settings.values()})
-    poolings = list(dict.fromkeys(s["pooling"] for s in settings.values()))
+    main = {n: s for n, s in settings.items() if not s.get("extra")}
+    sizes = sorted({s["size"] for s in main.values()})
+    poolings = list(dict.fromkeys(s["pooling"] for s in main.values()))
     out = {}
     for pooling in poolings:
         for i, small in enumerate(sizes):
@@ -237,7 +299,15 @@ def settings_pairs(work: Path, settings: dict[str, Any]) -> dict[str, Any]:
         for pooling in poolings[1:]:
             p = paired(oofs, f"{size}-{poolings[0]}", f"{size}-{pooling}")
             if p:
-                out[f"{pooling} - {poolings[0]} ({size} px)"] = p
+                out[f"{pooling} - {poolings[0]} pooling ({size} px)"] = p
+    for name, s in settings.items():
+        if s.get("extra"):
+            base = (
+                f"{s['size']}-{s['pooling']}" if s["head_norm"] == "trained" else f"{s['size']}-{poolings[0]}"
+            )
+            p = paired(oofs, base, name)
+            if p:
+                out[f"{name} - {base}"] = p
     return out
 
 
@@ -251,6 +321,7 @@ def test_phase(prep: Path, work: Path, results: dict[str, Any]) -> None:
 
     name = results["chosen"]
     size, pooling = results["cv"][name]["size"], results["cv"][name]["pooling"]
+    head_norm = results["cv"][name].get("head_norm") == "trained"
     cache, final = work / "cache", work / f"final-{name}"
     df = read_dataset_csv(prep)
     df["label"] = df["label"].astype(int)
@@ -265,7 +336,9 @@ def test_phase(prep: Path, work: Path, results: dict[str, Any]) -> None:
         write_fold_prep(prep, final / "prep", fdf)
         shutil.rmtree(final / "run", ignore_errors=True)
         t0 = time.time()
-        train_cached(final / "prep", final / "run", cache, recipe_for(size, pooling), say=log)
+        train_cached(
+            final / "prep", final / "run", cache, recipe_for(size, pooling), say=log, head_norm=head_norm
+        )
         results["final_train_seconds"] = round(time.time() - t0)
         s = score_cached(final / "run", prep, test, cache, say=log)
         pd.DataFrame({"sample_id": test["sample_id"], "score": s}).to_csv(pred, index=False)
@@ -353,16 +426,22 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("/work/data/resolution"))
     ap.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
     ap.add_argument("--poolings", nargs="+", default=list(POOLINGS))
-    ap.add_argument("--phases", nargs="+", choices=("cv", "test"), default=["cv", "test"])
+    ap.add_argument(
+        "--json", type=Path, default=OUT_JSON, help="results file (read first: the run resumes it)"
+    )
+    ap.add_argument("--phases", nargs="+", choices=("cv", "test", "extras"), default=["cv", "test", "extras"])
     a = ap.parse_args()
     if not (a.prep / "dataset.csv").is_file():
         sys.exit(f"{a.prep}: no dataset.csv; prepare rsna-screening-640 at 640 px first")
-    results = json.loads(OUT_JSON.read_text()) if OUT_JSON.is_file() else {}
+    results = json.loads(a.json.read_text()) if a.json.is_file() else {}
+    results["_path"] = a.json
     results.update(
         dataset=DATASET,
         prep_size=640,
         recipe={k: v for k, v in RECIPE.items() if k != "device"},
         folds=FOLDS,
+        cut_measurements=CUT_MEASUREMENTS,
+        not_measured=NOT_MEASURED,
         prepare_command="mammo prepare DATA --out PREP --task whole --size 640",
     )
     for phase in a.phases:
@@ -370,6 +449,8 @@ def main() -> None:
         log(f"phase {phase}")
         if phase == "cv":
             cv_phase(a.prep, a.work, a.sizes, a.poolings, results)
+        elif phase == "extras":
+            extras_phase(a.prep, a.work, results)
         else:
             test_phase(a.prep, a.work, results)
         results.setdefault("phase_seconds", {})[phase] = round(time.time() - t0)

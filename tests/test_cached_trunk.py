@@ -18,6 +18,7 @@ from mammo.train.cache import TrunkCache
 from mammo.train.cached import score_cached, train_cached
 
 LAYERS = get_model_info("efficientnet-lite0").feature_layers
+FP16 = 1e-2  # the cache stores float16 (3 significant digits): logits from it agree with the images' to ~1e-3
 RECIPE = {
     "model": "efficientnet-lite0",
     "size": 64,
@@ -70,7 +71,7 @@ def test_cached_run_is_an_ordinary_run_and_its_cache_is_reused(tmp_path):
     test = rows[rows["split"] == "test"].reset_index(drop=True)
     whole = run_scores(tmp_path / "run", prep, test)
     cached = score_cached(tmp_path / "run", prep, test, cache, engine="torch")
-    np.testing.assert_allclose(cached, whole, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(cached, whole, rtol=FP16, atol=FP16)
 
     # another fold on the same images reads the cache instead of recomputing it
     files = _cache_files(cache)
@@ -107,3 +108,24 @@ def test_mammo_train_with_a_trunk_cache(tmp_path, capsys):
     assert rc == 0 and "trained efficientnet-lite0: 1 epochs" in capsys.readouterr().out
     _, ckpt = load_run(tmp_path / "run")
     assert ckpt["model"]["args"]["pooling"] == "topk" and ckpt["config"]["freeze"] == 9
+
+
+def test_pretrained_head_norm_trains_the_classifier_on_pooled_vectors(tmp_path):
+    prep = make_prep(tmp_path / "prep", n_train=16, n_val=8, n_test=4, size=64)
+    overrides = {**RECIPE, "freeze": 9, "model_args": {"pooling": "topk"}}
+    train_cached(prep, tmp_path / "run", tmp_path / "c", overrides=overrides, engine="torch", head_norm=False)
+    model, ckpt = load_run(tmp_path / "run")
+    assert ckpt["recipe"]["head_norm"] == "pretrained"
+    pretrained = create_model("efficientnet-lite0", pretrained=True).state_dict()
+    for k in ("_bn1.weight", "_bn1.running_mean", "_conv_head.weight"):
+        assert torch.equal(model.state_dict()[k], pretrained[k])
+    assert not torch.equal(model.state_dict()["_fc.weight"], pretrained["_fc.weight"])
+    rows = read_dataset_csv(prep)
+    test = rows[rows["split"] == "test"].reset_index(drop=True)
+    whole = run_scores(tmp_path / "run", prep, test)
+    np.testing.assert_allclose(
+        score_cached(tmp_path / "run", prep, test, tmp_path / "c", engine="torch"),
+        whole,
+        rtol=FP16,
+        atol=FP16,
+    )

@@ -55,10 +55,11 @@ def trunk_modules(net: nn.Module, cut: Cut) -> list[nn.Module]:
     ]
 
 
-def rest_modules(net: nn.Module, cut: Cut) -> list[nn.Module]:
-    """The modules whose parameters are trained on the cache."""
+def rest_modules(net: nn.Module, cut: Cut, head_norm: bool = True) -> list[nn.Module]:
+    """The modules whose parameters are trained on the cache (the head's batch norm only with `head_norm`)."""
     head = [] if cut.head_conv else [net._conv_head]
-    return [*net._blocks[cut.blocks :], *head, net._bn1, net._avg_pooling, net._fc]
+    norm = [net._bn1] if head_norm else []
+    return [*net._blocks[cut.blocks :], *head, *norm, net._avg_pooling, net._fc]
 
 
 def trunk_forward(net: nn.Module, x: torch.Tensor, cut: Cut) -> torch.Tensor:
@@ -94,21 +95,41 @@ class Trunk(nn.Module):
 
 
 class Rest(nn.Module):
-    """The trainable rest as a module: trunk outputs -> (B, 1) logits; train()/eval() touch only the rest."""
+    """The trainable rest as a module: trunk outputs -> (B, 1) logits; train()/eval() touch only the rest.
 
-    def __init__(self, net: nn.Module, cut: Cut) -> None:
+    `head_norm=False` keeps the head's batch norm at its pretrained statistics and weights too. With the head conv
+    in the trunk and a pooling without weights, everything before the classifier is then fixed: `pooled` gives
+    that fixed vector once per image, and `classify(pooled(h))` is `forward(h)`.
+    """
+
+    def __init__(self, net: nn.Module, cut: Cut, head_norm: bool = True) -> None:
         super().__init__()
-        self.net, self.cut = net, cut
-        for m in trunk_modules(net, cut):
+        self.net, self.cut, self.head_norm = net, cut, head_norm
+        for m in trunk_modules(net, cut) + ([] if head_norm else [net._bn1]):
             m.requires_grad_(False)
+
+    @property
+    def fixed_until_classifier(self) -> bool:
+        """True when nothing before the classifier trains (so pooled vectors can stand in for the trunk output)."""
+        pool_weights = any(True for _ in self.net._avg_pooling.parameters())
+        return self.cut.head_conv and not self.head_norm and not pool_weights
 
     def train(self, mode: bool = True) -> Rest:
         """Train mode for the rest only; the trunk stays in eval mode, as it was when the cache was made."""
         self.training = mode
         self.net.eval()
-        for m in rest_modules(self.net, self.cut):
+        for m in rest_modules(self.net, self.cut, self.head_norm):
             m.train(mode)
         return self
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         return rest_forward(self.net, h, self.cut)
+
+    def pooled(self, h: torch.Tensor) -> torch.Tensor:
+        """The pooled head features (B, C) of trunk outputs `h` taken at the head conv."""
+        net = self.net
+        return net._avg_pooling(net._swish(net._bn1(h))).flatten(1)
+
+    def classify(self, v: torch.Tensor) -> torch.Tensor:
+        """(B, 1) logits from pooled head features: dropout and the classifier."""
+        return self.net._fc(self.net._dropout(v))

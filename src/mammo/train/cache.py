@@ -29,6 +29,7 @@ from mammo.prep.dataset import normalise
 
 ENGINES = ("onnx", "torch")
 TORCH_BATCH = 4
+REDUCE_BATCH = 64
 
 
 def trunk_digest(net: nn.Module, cut: Cut, modules: Sequence[nn.Module]) -> str:
@@ -150,6 +151,25 @@ class TrunkCache:
                 log(f"trunk cache {self.dir.name}: {done}/{len(todo)}")
         bar.close()
         return len(todo)
+
+    def load_reduced(
+        self,
+        paths: Sequence[Path],
+        tag: str,
+        reduce: Callable[[np.ndarray], np.ndarray],
+        mirror: bool = False,
+    ) -> np.ndarray:
+        """`reduce` (a fixed function of a batch of trunk outputs, e.g. frozen head + pooling) of each image,
+        stored beside its trunk output under `tag` and read back next time: (N, ...) float32."""
+        files = [self.dir / f"{image_key(p)}{'-m' if mirror else ''}-{tag}.npy" for p in paths]
+        todo = [i for i, f in enumerate(files) if not f.is_file()]
+        for start in range(0, len(todo), REDUCE_BATCH):
+            chunk = todo[start : start + REDUCE_BATCH]
+            out = reduce(np.stack([np.load(self.file(paths[i], mirror)) for i in chunk]))
+            for i, v in zip(chunk, out, strict=True):
+                with atomic_path(files[i]) as tmp, open(tmp, "wb") as f:
+                    np.save(f, np.asarray(v, np.float32))
+        return np.stack([np.load(f) for f in files]) if files else np.zeros((0,), np.float32)
 
     def load(self, paths: Sequence[Path], mirror: bool = False) -> np.ndarray:
         """The stored trunk outputs of `paths` (or their mirrors) as one float16 (N, C, H, W) array."""

@@ -12,6 +12,7 @@ probability 1/2 per sample and epoch.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import os
@@ -46,15 +47,27 @@ log = logging.getLogger(__name__)
 EVAL_BATCH = 64
 
 
-def cached_logits(rest: Rest, feats: np.ndarray) -> np.ndarray:
-    """Float32 logits (N,) of the rest on cached trunk outputs, in eval mode without gradients."""
-    rest.eval()
+def _eval_batches(fn: Callable[[torch.Tensor], torch.Tensor], feats: np.ndarray) -> np.ndarray:
+    """`fn` over float32 batches of `feats` without gradients, concatenated as a float32 array."""
     out = []
     with torch.no_grad():
         for start in range(0, len(feats), EVAL_BATCH):
-            x = torch.from_numpy(feats[start : start + EVAL_BATCH].astype(np.float32))
-            out.append(rest(x).reshape(-1).float().numpy())
-    return np.concatenate(out) if out else np.zeros(0, np.float32)
+            out.append(
+                fn(torch.from_numpy(feats[start : start + EVAL_BATCH].astype(np.float32))).float().numpy()
+            )
+    return np.concatenate(out) if out else np.zeros((0,), np.float32)
+
+
+def cached_logits(rest: Rest, feats: np.ndarray) -> np.ndarray:
+    """Float32 logits (N,) of the rest on cached trunk outputs, in eval mode without gradients."""
+    rest.eval()
+    return _eval_batches(rest, feats).reshape(-1)
+
+
+def pooled_features(rest: Rest, feats: np.ndarray) -> np.ndarray:
+    """The fixed pooled head features (N, C) of cached trunk outputs (see `Rest.pooled`), in eval mode."""
+    rest.eval()
+    return _eval_batches(rest.pooled, feats)
 
 
 def _order(labels: np.ndarray, cfg: TrainConfig, epoch: int) -> np.ndarray:
@@ -84,6 +97,7 @@ class _CachedRun:
         mirror: bool,
         engine: str,
         say: Callable[[str], None],
+        head_norm: bool = True,
     ) -> None:
         from mammo.models.registry import create_model, get_model_info
 
@@ -101,19 +115,48 @@ class _CachedRun:
             cfg.model, pretrained=cfg.pretrained, weights=cfg.weights, **self.model_args
         )
         cut = make_cut(self.model, info.feature_layers, cfg.freeze, cfg.model)
-        self.rest = Rest(self.model, cut)
+        self.rest = Rest(self.model, cut, head_norm)
         self.cache = TrunkCache(
             cache_root, self.model, cut, cfg.model, self.size, self.mean, self.std, cfg.width, engine
         )
-        self.recipe = {"kind": "cached-trunk", "freeze": cfg.freeze, "mirror": mirror, "engine": engine}
+        self.recipe = {
+            "kind": "cached-trunk",
+            "freeze": cfg.freeze,
+            "head_norm": "trained" if head_norm else "pretrained",
+            "mirror": mirror,
+            "engine": engine,
+        }
+
+    def _pooled_tag(self) -> str:
+        """A digest of what makes the pooled vectors: the head's batch norm and the pooling."""
+        h = hashlib.sha1(repr(self.model._avg_pooling).encode())
+        h.update(str(getattr(self.model._avg_pooling, "fraction", "")).encode())
+        for t in self.model._bn1.state_dict().values():
+            h.update(t.detach().cpu().contiguous().numpy().tobytes())
+        return "pool-" + h.hexdigest()[:10]
 
     def _features(self, rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
-        """(trunk outputs, their mirrors or None, labels) of `rows`, computing what the cache lacks."""
+        """(trunk outputs, their mirrors or None, labels) of `rows`, computing what the cache lacks.
+
+        When nothing before the classifier trains, the pooled vectors (N, C, 1, 1) instead, kept in the cache too.
+        """
         paths = [self.prep / p for p in rows["image"]]
         self.cache.build(paths, self.mirror, log=self.say)
+        labels = rows["label"].astype(int).to_numpy()
+        if self.rest.fixed_until_classifier:
+            tag = self._pooled_tag()
+
+            def pool(maps: np.ndarray) -> np.ndarray:
+                return pooled_features(self.rest, maps)
+
+            vectors = self.cache.load_reduced(paths, tag, pool)[:, :, None, None]
+            mirrored = None
+            if self.mirror:
+                mirrored = self.cache.load_reduced(paths, tag, pool, mirror=True)[:, :, None, None]
+            return vectors, mirrored, labels
         feats = self.cache.load(paths)
         mirrored = self.cache.load(paths, mirror=True) if self.mirror else None
-        return feats, mirrored, rows["label"].astype(int).to_numpy()
+        return feats, mirrored, labels
 
     def _checkpoint(self, epoch: int, val_auc: float, **extra: Any) -> dict[str, Any]:
         """The contract checkpoint of the whole network (trunk + trained rest)."""
@@ -138,6 +181,14 @@ class _CachedRun:
         started = time.time()
         x_train, m_train, y_train = self._features(train_rows)
         x_val, _, y_val = self._features(val_rows)
+        # with nothing trained before the classifier, `_features` gave pooled vectors: train the classifier on them
+        forward: Callable[[torch.Tensor], torch.Tensor] = self.rest
+        if self.rest.fixed_until_classifier:
+            forward = self.rest.classify
+
+        def step(x: torch.Tensor) -> torch.Tensor:
+            return forward(x.flatten(1) if forward is not self.rest else x)
+
         batches = _batches(len(y_train), cfg.batch_size)
         optimizer = make_optimizer(self.rest, cfg)
         scheduler = make_scheduler(optimizer, cfg, len(batches))
@@ -166,7 +217,7 @@ class _CachedRun:
                 target = torch.as_tensor(y_train[idx], dtype=torch.float32)
                 if cfg.label_smoothing:
                     target = target * (1.0 - cfg.label_smoothing) + 0.5 * cfg.label_smoothing
-                loss = loss_fn(self.rest(torch.from_numpy(x.astype(np.float32))).reshape(-1), target)
+                loss = loss_fn(step(torch.from_numpy(x.astype(np.float32))).reshape(-1), target)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 nn.utils.clip_grad_norm_(self.rest.parameters(), cfg.grad_clip or math.inf)
@@ -177,7 +228,8 @@ class _CachedRun:
                 optimizer.step()
                 scheduler.step()
                 total, count = total + value * len(idx), count + len(idx)
-            val_logits = cached_logits(self.rest, x_val)
+            self.rest.eval()
+            val_logits = _eval_batches(step, x_val).reshape(-1)
             history.append(
                 {
                     "epoch": epoch + 1,
@@ -233,11 +285,14 @@ def train_cached(
     mirror: bool = False,
     engine: str = "onnx",
     say: Callable[[str], None] | None = None,
+    head_norm: bool = True,
 ) -> TrainResult:
     """Train the rest of PREP's model on cached trunk outputs (under `cache`) into RUN `out`, a fixed epoch count.
 
     `overrides` are train config keys (as `mammo train` flags); `freeze` sets the cut. Patience is ignored: the
-    run always trains cfg.epochs epochs and keeps the last.
+    run always trains cfg.epochs epochs and keeps the last. `head_norm=False` keeps the head's batch norm
+    pretrained too; with the head conv cached and a pooling without weights only the classifier then trains, on
+    pooled vectors computed once per image (the cheap end of the recipe).
     """
     prep, out = Path(prep), Path(out)
     check_output_dir(out)
@@ -249,7 +304,7 @@ def train_cached(
     train_rows, val_rows = split_rows(df, "train", prep), split_rows(df, "val", prep)
     if cfg.device == "cuda":
         raise UserError("a cached-trunk run trains on the CPU; use --device cpu or auto")
-    run = _CachedRun(cfg, prep, out, Path(cache), mirror, engine, say or log.info)
+    run = _CachedRun(cfg, prep, out, Path(cache), mirror, engine, say or log.info, head_norm)
     return run.fit(train_rows, val_rows)
 
 
