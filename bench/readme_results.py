@@ -279,19 +279,23 @@ def resolution_section(d: dict, dev: dict | None) -> list[str]:
         f"train+val ({best['n']} images of {best['n_women']} women, {best['n_pos']} with cancer; prepared once at "
         f"{d.get('prep_size', 640)} px with one polarity and the breast crop, smaller sizes scaled from it). Recipe: "
         f"{r.get('model')} with its ImageNet weights frozen through the head conv (`freeze` {r.get('freeze')}), the "
-        "frozen part computed once per image and cached; only the head's batch norm, the pooling and the classifier "
-        f"are trained, {r.get('epochs')} epochs, no early stopping (`bench/real_resolution.py` -> "
-        "`bench/results/resolution.json`).",
+        "frozen part computed once per image and cached (onnxruntime); the head's batch norm kept pretrained, so "
+        "with a pooling without weights only the linear classifier is trained, on pooled vectors, "
+        f"{r.get('epochs')} epochs, no early stopping (`bench/real_resolution.py` -> "
+        "`bench/results/resolution.json`). Extras (attention pooling, the head's batch norm trained too) ran where "
+        "they were cheap and were never candidates.",
         "",
-        "| size | pooling | CV out of fold: image level | breast level | trunk cache s/image | training (5 folds) |",
-        "|---|---|---|---|---|---|",
+        "| size | pooling | head norm | CV out of fold: image level | breast level | trunk cache s/image | "
+        "training (5 folds) |",
+        "|---|---|---|---|---|---|---|",
     ]
     cache = d.get("cache_seconds_per_image") or {}
     for name, m in cv.items():
         mark = "**" if name == chosen else ""
         lines.append(
-            f"| {m['size']} px | {m['pooling']} | {mark}{_ci(m)}{mark} | {_ci(m.get('breast_level'))} | "
-            f"{cache.get(str(m['size']), '-')} | {m.get('train_seconds', 0) / 60:.1f} min |"
+            f"| {m['size']} px | {m['pooling']}{' (extra)' if m.get('extra') else ''} | {m.get('head_norm', '-')} | "
+            f"{mark}{_ci(m)}{mark} | {_ci(m.get('breast_level'))} | "
+            f"{cache.get(str(m['size'])) or '-'} | {m.get('train_seconds', 0) / 60:.1f} min |"
         )
     lines += [
         "",
