@@ -282,10 +282,12 @@ def cv_phase(prep: Path, work: Path, sizes: list[int], poolings: list[str], resu
             run_setting(prep, work, size, pooling, False, results)
 
 
-def extras_phase(prep: Path, work: Path, results: dict[str, Any]) -> None:
-    """The extra settings (attention pooling, trained head norm): reported, never chosen."""
+def extras_phase(prep: Path, work: Path, results: dict[str, Any], names: list[str] | None = None) -> None:
+    """The extra settings (attention pooling, trained head norm), or those of them named: reported, never chosen."""
     rows = pool_rows(prep)
     for size, pooling, head_norm in EXTRAS:
+        if names is not None and setting_name(size, pooling, head_norm) not in names:
+            continue
         build_cache(prep, rows, size, work / "cache", results)
         run_setting(prep, work, size, pooling, head_norm, results, extra=True)
 
@@ -468,7 +470,7 @@ def main() -> None:
         elif phase == "cv":
             cv_phase(a.prep, a.work, a.sizes, a.poolings, results)
         elif phase == "extras":
-            extras_phase(a.prep, a.work, results)
+            extras_phase(a.prep, a.work, results, a.extras)
         else:
             test_phase(a.prep, a.work, results)
         results.setdefault("phase_seconds", {})[phase] = round(time.time() - t0)
