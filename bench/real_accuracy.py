@@ -429,7 +429,7 @@ def final_table(table: Path, out: Path) -> Path:
 
 def final(argv: list[str]) -> None:
     """`final --table TABLE --out RUN`: ingest, prepare and train the chosen recipe on the table's train+val rows."""
-    from real_resolution import VAL_FRACTION, recipe_for
+    from real_resolution import PREP_SIZE, VAL_FRACTION, recipe_for
 
     from mammo.data.table import ingest_table
     from mammo.evaluate.cv import fold_dataset, write_fold_prep
@@ -454,13 +454,15 @@ def final(argv: list[str]) -> None:
     size, pooling = a.size or size, a.pooling or pooling
     work = a.work or a.out.with_name(a.out.name + "-work")
     t0 = time.time()
-    data, prep = work / "data", work / f"prep{size}"
+    # prepared at the study's side and scaled to the input side on load, exactly as in the study (and in predict)
+    prep_size = a.prep_size or PREP_SIZE
+    data, prep = work / "data", work / f"prep{prep_size}"
     if not (data / "manifest.csv").is_file():
         log(f"final: ingest {a.table} (train and val rows)")
         ingest_table(final_table(a.table, work / "table.csv"), data)
     if not (prep / "dataset.csv").is_file():
-        log(f"final: prepare at {size} px")
-        prepare(data, prep, task="whole", size=size, workers=2)
+        log(f"final: prepare at {prep_size} px")
+        prepare(data, prep, task="whole", size=prep_size, workers=2)
     rows = read_dataset_csv(prep)
     rows = rows[rows["split"].isin(["train", "val"])].reset_index(drop=True)
     df = fold_dataset(rows, np.zeros(len(rows), int), 1, prep, VAL_FRACTION, a.seed)  # no held-out fold

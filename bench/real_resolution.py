@@ -39,6 +39,7 @@ HERE = Path(__file__).resolve().parent
 OUT_JSON = HERE / "results" / "resolution.json"
 DATASET = "rsna-screening-640"
 FOLDS, SEED, VAL_FRACTION = 5, 0, 0.15
+PREP_SIZE = 640  # every size is scaled on load from this prepared side
 
 # Fixed before any result was seen: the trained part is small (batch norm, pooling, classifier: ~5k weights), so a
 # higher rate than fine-tuning and a short cosine schedule; no early stopping (the last epoch is the model).
@@ -454,7 +455,7 @@ def main() -> None:
     results["prep"] = {k: made.get(k) for k in ("format", "task", "size", "manifest_sha256", "processing")}
     results.update(
         dataset=DATASET,
-        prep_size=640,
+        prep_size=PREP_SIZE,
         recipe={k: v for k, v in RECIPE.items() if k != "device"},
         folds=FOLDS,
         cut_measurements=CUT_MEASUREMENTS,

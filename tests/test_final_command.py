@@ -99,7 +99,7 @@ def test_final_trains_a_run_that_predict_scores(tmp_path):
     table = make_table(tmp_path / "set")
     run = tmp_path / "run"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
-    args = ["--size", "64", "--pooling", "topk", "--engine", "torch"]
+    args = ["--prep-size", "96", "--size", "64", "--pooling", "topk", "--engine", "torch"]
     cmd = [
         sys.executable,
         str(ROOT / "bench" / "real_accuracy.py"),
