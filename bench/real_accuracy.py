@@ -446,6 +446,9 @@ def final(argv: list[str]) -> None:
     ap.add_argument("--size", type=int, help="input side (default: the resolution study's choice)")
     ap.add_argument("--pooling", help="pooling (default: the resolution study's choice)")
     ap.add_argument(
+        "--prep-size", type=int, help="prepared side, scaled to --size on load (default: 640, as the study)"
+    )
+    ap.add_argument(
         "--engine", choices=("onnx", "torch"), default="onnx", help="trunk forward (default: onnx)"
     )
     ap.add_argument("--seed", type=int, default=0)
@@ -465,7 +468,8 @@ def final(argv: list[str]) -> None:
         prepare(data, prep, task="whole", size=prep_size, workers=2)
     rows = read_dataset_csv(prep)
     rows = rows[rows["split"].isin(["train", "val"])].reset_index(drop=True)
-    df = fold_dataset(rows, np.zeros(len(rows), int), 1, prep, VAL_FRACTION, a.seed)  # no held-out fold
+    # no held-out fold; the inner val drawn as in the study's final model (fold 0 held out there: the test split)
+    df = fold_dataset(rows, np.ones(len(rows), int), 0, prep, VAL_FRACTION, a.seed)
     write_fold_prep(prep, work / "train-prep", df)
     n = df["split"].value_counts()
     log(
