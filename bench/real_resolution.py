@@ -445,6 +445,9 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
     ap.add_argument("--poolings", nargs="+", default=list(POOLINGS))
     ap.add_argument(
+        "--extras", nargs="+", help="run only these extras (e.g. 384-avg-bn; default: all of EXTRAS)"
+    )
+    ap.add_argument(
         "--json", type=Path, default=OUT_JSON, help="results file (read first: the run resumes it)"
     )
     ap.add_argument(
