@@ -109,15 +109,14 @@ def command(size: int, pooling: str, head_norm: bool = False) -> str:
 
 def save(results: dict[str, Any]) -> None:
     """Write the JSON (strict: NaN -> null) atomically, to --json (default bench/results/resolution.json)."""
-    from mammo.evaluate.run import _json_safe
-    from mammo.io.atomic import write_json
+    from mammo.io.atomic import json_safe, write_json
 
     results["machine"] = {
         "cpus": os.cpu_count(),
         "platform": platform.platform(),
         "python": platform.python_version(),
     }
-    write_json(_json_safe({k: v for k, v in results.items() if k != "_path"}), results.get("_path", OUT_JSON))
+    write_json(json_safe({k: v for k, v in results.items() if k != "_path"}), results.get("_path", OUT_JSON))
 
 
 def pool_rows(prep: Path) -> pd.DataFrame:
