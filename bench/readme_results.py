@@ -274,7 +274,24 @@ def resolution_section(d: dict, dev: dict | None) -> list[str]:
         return []
     best, test = cv[chosen], d.get("test") or {}
     r = d.get("recipe") or {}
+    targets = d.get("targets") or {}
+    held = sum(v.endswith("held") and not v.endswith("not held") for v in targets.values())
+    pairs, cp = d.get("paired_settings") or {}, best.get("paired") or {}
+    big = pairs.get(f"640 px - 256 px ({best['pooling']})")
+    verdict = (
+        "**Does resolution make the image beat the shortcuts here? "
+        + ("Yes.** " if targets and held == len(targets) else "Not with this recipe.** ")
+        + "The best setting "
+        f"({best['size']} px, {best['pooling']} pooling) reaches {_ci(best)} out of fold, level with age alone "
+        f"({_ci((best.get('baselines') or {}).get('age'))}; image - age {_delta(cp.get('image - age'))})"
+        + (f"; 640 px against 256 px: {_delta(big)}" if big else "")
+        + f". {held} of the issue's {len(targets)} targets held (below). With every ImageNet weight frozen, the "
+        "only thing this CPU affords at 640 px, more pixels give the frozen filters finer texture, not a better "
+        "score: training deeper layers at high resolution needs a GPU or many hours here."
+    )
     lines = [
+        verdict,
+        "",
         f"**{d['dataset']}: does resolution help?** The same CPU recipe at each input size, 5-fold CV by woman over "
         f"train+val ({best['n']} images of {best['n_women']} women, {best['n_pos']} with cancer; prepared once at "
         f"{d.get('prep_size', 640)} px with one polarity and the breast crop, smaller sizes scaled from it). Recipe: "
@@ -342,7 +359,6 @@ def resolution_section(d: dict, dev: dict | None) -> list[str]:
                 f"{_ci((dcv.get('baselines') or {}).get('age'))}; the two sets share every cancer image and the test "
                 "women's splits, not the negatives.",
             ]
-    targets = d.get("targets") or {}
     if targets:
         lines += ["", "Targets of the resolution issue (what held):", ""]
         lines += [f"- {k}: {v}." for k, v in targets.items()]
