@@ -52,10 +52,10 @@ def _cache_files(cache):
 def test_cached_run_is_an_ordinary_run_and_its_cache_is_reused(tmp_path):
     prep = make_prep(tmp_path / "prep", n_train=16, n_val=8, n_test=4, size=64)
     cache = tmp_path / "cache"
-    result = train_cached(prep, tmp_path / "run", cache, overrides=RECIPE, engine="torch")
+    result = train_cached(prep, tmp_path / "run", cache, overrides=RECIPE, engine="torch", mirror=True)
     assert sorted(os.listdir(result.run_dir)) == RUN_FILES
     files = _cache_files(cache)
-    assert len(files) == 24  # train + val images, once each
+    assert len(files) == 16 * 2 + 8  # train images and their mirrors, val images, once each
 
     # the standard loader rebuilds the whole network; on the images it gives the logits of the cached path
     model, ckpt = load_run(tmp_path / "run")
@@ -80,7 +80,6 @@ def test_cached_run_is_an_ordinary_run_and_its_cache_is_reused(tmp_path):
     assert _cache_files(cache) == files
 
 
-@pytest.mark.slow
 def test_onnx_trunk_matches_torch(tmp_path):
     prep = make_prep(tmp_path / "prep", n_train=2, n_val=2, n_test=0, size=64)
     paths = [prep / p for p in read_dataset_csv(prep)["image"]]

@@ -10,7 +10,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pandas as pd
-import pytest
 
 from mammo.models.checkpoint import load_run
 from mammo.predict.files import predict
@@ -94,7 +93,6 @@ def make_table(root: Path, women: int = 16) -> Path:
     return root / "labels.csv"
 
 
-@pytest.mark.slow
 def test_final_trains_a_run_that_predict_scores(tmp_path):
     table = make_table(tmp_path / "set")
     run = tmp_path / "run"

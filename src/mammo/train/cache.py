@@ -11,7 +11,6 @@ in PyTorch; both give the same numbers up to float rounding.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import warnings
 from collections.abc import Callable, Sequence
@@ -73,7 +72,6 @@ class TrunkCache:
         side = f"{size}" if width is None else f"{size}x{width}"
         digest = trunk_digest(net, cut, trunk_modules(net, cut))
         self.dir = Path(root) / f"{model_name}-{digest}-{side}"
-        self.computed = 0  # images whose trunk output this object computed (0 when all came from disk)
 
     def file(self, path: Path, mirror: bool = False) -> Path:
         """Where the trunk output of `path` (or of its horizontal mirror) lives."""
@@ -144,7 +142,6 @@ class TrunkCache:
             for (p, m), out in zip(chunk, h, strict=True):
                 with atomic_path(self.file(p, m)) as tmp, open(tmp, "wb") as f:
                     np.save(f, out.astype(np.float16))
-            self.computed += len(chunk)
             bar.update(len(chunk))
             done = start + len(chunk)
             if log and (done // step) != ((done - len(chunk)) // step) and done < len(todo):
@@ -174,8 +171,3 @@ class TrunkCache:
     def load(self, paths: Sequence[Path], mirror: bool = False) -> np.ndarray:
         """The stored trunk outputs of `paths` (or their mirrors) as one float16 (N, C, H, W) array."""
         return np.stack([np.load(self.file(p, mirror)) for p in paths])
-
-    def describe(self) -> dict:
-        """What the cache holds, for a run's record."""
-        meta = self.dir / "cache.json"
-        return {"dir": str(self.dir), **(json.loads(meta.read_text()) if meta.is_file() else {})}

@@ -135,13 +135,15 @@ class _CachedRun:
             h.update(t.detach().cpu().contiguous().numpy().tobytes())
         return "pool-" + h.hexdigest()[:10]
 
-    def _features(self, rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    def _features(
+        self, rows: pd.DataFrame, mirror: bool = False
+    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
         """(trunk outputs, their mirrors or None, labels) of `rows`, computing what the cache lacks.
 
         When nothing before the classifier trains, the pooled vectors (N, C, 1, 1) instead, kept in the cache too.
         """
         paths = [self.prep / p for p in rows["image"]]
-        self.cache.build(paths, self.mirror, log=self.say)
+        self.cache.build(paths, mirror, log=self.say)
         labels = rows["label"].astype(int).to_numpy()
         if self.rest.fixed_until_classifier:
             tag = self._pooled_tag()
@@ -151,11 +153,11 @@ class _CachedRun:
 
             vectors = self.cache.load_reduced(paths, tag, pool)[:, :, None, None]
             mirrored = None
-            if self.mirror:
+            if mirror:
                 mirrored = self.cache.load_reduced(paths, tag, pool, mirror=True)[:, :, None, None]
             return vectors, mirrored, labels
         feats = self.cache.load(paths)
-        mirrored = self.cache.load(paths, mirror=True) if self.mirror else None
+        mirrored = self.cache.load(paths, mirror=True) if mirror else None
         return feats, mirrored, labels
 
     def _checkpoint(self, epoch: int, val_auc: float, **extra: Any) -> dict[str, Any]:
@@ -179,7 +181,7 @@ class _CachedRun:
         """Train for cfg.epochs on the cache, calibrate on validation, write RUN; return the result."""
         cfg, out = self.cfg, self.out
         started = time.time()
-        x_train, m_train, y_train = self._features(train_rows)
+        x_train, m_train, y_train = self._features(train_rows, self.mirror)  # mirrors: training only
         x_val, _, y_val = self._features(val_rows)
         # with nothing trained before the classifier, `_features` gave pooled vectors: train the classifier on them
         forward: Callable[[torch.Tensor], torch.Tensor] = self.rest
