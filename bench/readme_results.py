@@ -596,7 +596,15 @@ def summary() -> str:
                 "",
                 "**On real data, does the image beat the shortcuts?** " + verdict[0].replace(question, ""),
             ]
-    lines += ["", "Every table (accuracy, speed, the demo per seed): [docs/results.md](docs/results.md)."]
+    resolution = _load("resolution.json")
+    if resolution:
+        verdict = resolution_section(resolution, accuracy)
+        if verdict:
+            lines += ["", "**rsna-screening-640 (640 px):** " + verdict[0]]
+    lines += [
+        "",
+        "Every table (accuracy, resolution, speed, the demo per seed): [docs/results.md](docs/results.md).",
+    ]
     return "\n".join(lines) + "\n"
 
 
