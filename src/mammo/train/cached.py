@@ -31,6 +31,7 @@ from mammo.errors import UserError
 from mammo.io.atomic import check_output_dir, write_csv
 from mammo.models.checkpoint import load_run, make_checkpoint, save_checkpoint
 from mammo.models.split import Rest, make_cut
+from mammo.predict.run import InputSpec
 from mammo.prep.dataset import read_dataset_csv, read_prepare_json, split_rows
 from mammo.seeding import derive_seed, seed_everything
 from mammo.stats.calibration import apply_temperature, fit_temperature
@@ -328,19 +329,9 @@ def score_cached(
     model, ckpt = load_run(run, which="best")
     name, cfg = ckpt["model"]["name"], ckpt.get("config") or {}
     info = get_model_info(name)
-    pre = ckpt["preprocessing"]
+    spec = InputSpec.from_checkpoint(ckpt)
     cut = make_cut(model, info.feature_layers, int(cfg.get("freeze") or 0), name)
-    store = TrunkCache(
-        cache,
-        model,
-        cut,
-        name,
-        int(pre["size"]),
-        float(pre["mean"]),
-        float(pre["std"]),
-        pre.get("width"),
-        engine,
-    )
+    store = TrunkCache(cache, model, cut, name, spec.size, spec.mean, spec.std, spec.width, engine)
     paths = [Path(prep) / p for p in rows["image"]]
     store.build(paths, log=say)
     logits = cached_logits(Rest(model, cut), store.load(paths))
