@@ -119,6 +119,7 @@ def test_ctrl_c_while_workers_start_gives_one_line(mias, after):
     # 130, or death by SIGINT (-2) when the interrupt lands during interpreter shutdown: a shell shows 130 for both;
     # 0 only if the run finished before the signal came
     assert code in (130, -signal.SIGINT, 0), err[-2000:]
-    if code != 0:
+    # 130: caught while working, so the one line is there; -2: the signal came during shutdown, after the last line
+    if code == 130:
         assert "mammo prepare: interrupted" in err
     assert not (out / ".prepare.lock").exists()
