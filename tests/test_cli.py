@@ -248,3 +248,20 @@ def test_train_and_cv_pass_only_the_given_flags(monkeypatch) -> None:
     assert calls["cv"]["seed"] == 4 and calls["cv"]["device"] == "cpu"
     assert main(["cv", "p", "--out", "c"]) == 0  # cv's seed and device as before: 0 and auto when not given
     assert calls["cv"]["overrides"] == {} and calls["cv"]["seed"] == 0 and calls["cv"]["device"] == "auto"
+
+
+def test_every_command_is_placed_and_lives_beside_its_options() -> None:
+    from mammo.cli.main import COMMANDS, ORDER
+
+    assert sorted(ORDER) == sorted(COMMANDS), "a command module's COMMANDS and main.ORDER disagree"
+    assert list(_subparsers(build_parser())) == list(ORDER)
+    for command in COMMANDS.values():
+        assert command.run.__module__ == command.options.__module__ != "mammo.cli.main", command.name
+
+
+def test_cli_main_is_not_the_longest_module() -> None:
+    src = Path(__file__).resolve().parents[1] / "src" / "mammo"
+    lines = {p: len(p.read_text().splitlines()) for p in src.rglob("*.py")}
+    longest = max(lines, key=lines.__getitem__)
+    assert all(lines[p] < 300 for p in (src / "cli").glob("*.py")), "a CLI module grew past 300 lines"
+    assert longest.parent.name != "cli"
