@@ -309,3 +309,23 @@ def test_other_data_does_not_replace_the_runs_own_evaluation(tmp_path, monkeypat
     assert result.out_dir.parent.name.startswith("prep-") and (result.out_dir / "metrics.json").is_file()
     assert (run / "eval" / "test" / "metrics.json").read_bytes() == own  # the run's own test metrics kept
     assert evaluate(run, data=prep, split="test", device="cpu").out_dir == run / "eval" / "test"
+
+
+def test_evaluate_adds_breast_level_from_the_views_logits(tmp_path, monkeypatch):
+    """With sides, metrics.json has a breast level: each breast the mean of its views' logits, never the other's."""
+    rows = whole_rows()
+    sides = ["LEFT", "RIGHT", "LEFT", "RIGHT", "LEFT", "LEFT", "RIGHT", "RIGHT"]
+    views = ["CC", "CC", "CC", "MLO", "CC", "MLO", "CC", "MLO"]
+    for r, side, view in zip(rows, sides, views, strict=False):
+        r["side"], r["view"] = side, view
+    for r in rows[8:]:
+        r["side"], r["view"] = "LEFT", "CC"
+    prep = make_prep(tmp_path, rows)
+    run = make_run(tmp_path, monkeypatch, temperature=2.0)
+    result = evaluate(run, data=prep, split="test", device="cpu")
+    bl = result.metrics["breast_level"]
+    # P1 L, P1 R, P2 L, P2 R, P3 L (two views: label max 1, logit mean 8*(0.55-0.5)), P4 R (two views)
+    assert (bl["n"], bl["n_pos"], bl["n_women"], bl["n_two_views"]) == (6, 3, 4, 2)
+    assert bl["auc"] == 1.0
+    assert "breast level" in result.summary()
+    assert json.loads((run / "eval" / "test" / "metrics.json").read_text())["breast_level"]["n"] == 6

@@ -216,12 +216,38 @@ def test_aggregate_breast_from_headers_and_table(tmp_path, run):
     assert len(images) == 6 and len(breasts) == 3
     b = breasts.set_index(["patient_id", "side"])
     left = images[(images["patient_id"] == "P1") & (images["side"] == "LEFT")]
+    logit = left["logit"].mean()  # the breast's logit: its views' logits averaged, calibrated as an image's
+    assert b.loc[("P1", "LEFT"), "logit"] == pytest.approx(logit)
+    first = left.iloc[0]
+    temperature = first["logit"] / np.log(
+        first["probability_malignant"] / (1 - first["probability_malignant"])
+    )
     assert b.loc[("P1", "LEFT"), "probability_malignant"] == pytest.approx(
-        left["probability_malignant"].mean()
+        1 / (1 + np.exp(-logit / temperature))
     )
     assert b.loc[("P1", "LEFT"), "n_images"] == 2 and b.loc[("P1", "LEFT"), "view"] == "CC+MLO"
     assert b.loc[("P1", "RIGHT"), "n_images"] == 1 and b.loc[("P2", "LEFT"), "view"] == "CC+MLO"
     assert set(images.loc[images["path"].str.endswith("l_cc.dcm"), "view"]) == {"CC"}
+
+
+def test_aggregate_breast_reads_cbis_patient_ids(tmp_path, run):
+    """CBIS-DDSM PatientIDs hold side and view (Mass-Test_P_00173_LEFT_CC): the breast is the woman + side."""
+    dicom(tmp_path / "cc.dcm", mammogram("LEFT", 1), "Mass-Test_P_00173_LEFT_CC", "L", "CC")
+    dicom(tmp_path / "mlo.dcm", mammogram("LEFT", 2), "Mass-Test_P_00173_LEFT_MLO", "L", "MLO")
+    dicom(tmp_path / "r.dcm", mammogram("RIGHT", 3), "Calc-Test_P_00173_RIGHT_CC", "R", "CC")
+    rows = predict(
+        run,
+        [tmp_path / n for n in ("cc.dcm", "mlo.dcm", "r.dcm")],
+        aggregate="breast",
+        workers=0,
+        device="cpu",
+    ).rows
+    images, breasts = rows[rows["level"] == "image"], rows[rows["level"] == "breast"]
+    b = breasts.set_index(["patient_id", "side"])
+    assert list(b.index) == [("P_00173", "LEFT"), ("P_00173", "RIGHT")]
+    assert b.loc[("P_00173", "LEFT"), "view"] == "CC+MLO" and b.loc[("P_00173", "LEFT"), "n_images"] == 2
+    assert b.loc[("P_00173", "LEFT"), "logit"] == pytest.approx(images["logit"].iloc[:2].mean())
+    assert b.loc[("P_00173", "RIGHT"), "logit"] == pytest.approx(images["logit"].iloc[2])
 
 
 def test_roi_run_refuses_a_whole_image_without_a_box_in_one_line(tmp_path, capsys):

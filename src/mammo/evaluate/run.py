@@ -80,6 +80,12 @@ class EvalResult:
                 f"  image level (max over findings): AUC {f('auc', il)} [{f('auc_ci_low', il)}-"
                 f"{f('auc_ci_high', il)}] on {il['n']} images"
             )
+        if "breast_level" in m:
+            bl = m["breast_level"]
+            lines.append(
+                f"  breast level (mean of its views' logits): AUC {f('auc', bl)} [{f('auc_ci_low', bl)}-"
+                f"{f('auc_ci_high', bl)}] on {bl['n']} breasts"
+            )
         if m.get("baselines"):
             lines.append(
                 "  shortcuts on the same rows (no image unless fused): "
@@ -146,6 +152,23 @@ def image_level(pred: pd.DataFrame, temperature: float, threshold: float) -> dic
     block = score_metrics(labels, img["logit"].to_numpy(float), groups, temperature, threshold)
     if "assessment_score" in img.columns:
         block.update(birads_metrics(labels, img["assessment_score"].to_numpy(float), groups))
+    return block
+
+
+def breast_level(pred: pd.DataFrame, temperature: float, threshold: float) -> dict[str, Any] | None:
+    """Metrics per breast (woman + side): its logit the mean over views of each view's mean logit, label the max.
+
+    `mammo.stats.breasts.breast_scores`: no input from the other breast or from a count of images. None when the
+    rows carry no side.
+    """
+    from mammo.stats.breasts import breast_scores
+
+    breasts = breast_scores(pred, ["logit"])
+    if breasts is None or breasts.empty:
+        return None
+    labels, groups = breasts["label"].to_numpy(int), breasts["patient_id"].to_numpy()
+    block = score_metrics(labels, breasts["logit"].to_numpy(float), groups, temperature, threshold)
+    block["n_two_views"] = int((breasts["views"].str.count(r"\+") >= 1).sum())
     return block
 
 
@@ -301,6 +324,12 @@ def evaluate(
             metrics.update(birads_metrics(labels, pred["assessment_score"].to_numpy(float), groups))
     if task == "roi":
         metrics["image_level"] = image_level(pred, temperature, threshold)
+    elif "side" in rows.columns:
+        breasts = breast_level(
+            pred.assign(side=rows["side"], view=rows.get("view", "")), temperature, threshold
+        )
+        if breasts is not None:
+            metrics["breast_level"] = breasts
     baselines = shortcut_baselines(run, prep, rows, logits, split, batch_size)
     if baselines:
         metrics["baselines"] = baselines

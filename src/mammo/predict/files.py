@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -403,25 +403,42 @@ def batches(loaded: Iterator[Loaded], batch_size: int) -> Iterator[list[tuple[in
         yield group
 
 
-def aggregate_breasts(rows: pd.DataFrame, threshold: float, class_names: Sequence[str]) -> pd.DataFrame:
-    """One level=breast row per (patient, side) with a scored image: the mean calibrated probability of its views."""
-    scored = rows[(rows["level"] == "image") & rows["probability_malignant"].notna()]
-    scored = scored[(scored["patient_id"] != "") & (scored["side"] != "")]
+def aggregate_breasts(
+    rows: pd.DataFrame,
+    threshold: float,
+    class_names: Sequence[str],
+    calibrate: Callable[[np.ndarray], np.ndarray],
+) -> pd.DataFrame:
+    """One level=breast row per breast (woman + side) with a scored image: its views' logits averaged.
+
+    The breast's logit is the mean over its views of the mean logit of each view's images
+    (`mammo.stats.breasts.breast_scores`: never the other breast, never a count), calibrated by `calibrate` (the
+    scorer's `probabilities`) as an image's logit is.
+    The woman and side come from patient_id and side, or from a CBIS-DDSM PatientID that names both.
+    """
+    from mammo.stats.breasts import breast_scores, with_breast_keys
+
+    scored = rows[(rows["level"] == "image") & rows["logit"].notna()]
+    breasts = breast_scores(scored, ["logit"], label=None)
+    if breasts is None:
+        return pd.DataFrame(columns=COLUMNS)
+    keyed = with_breast_keys(scored)
     out = []
-    for (patient, side), group in scored.groupby(["patient_id", "side"], sort=True):
-        p = float(group["probability_malignant"].mean())
+    for b in breasts.itertuples(index=False):
+        group = scored[(keyed["woman"] == b.patient_id) & (keyed["breast_side"] == b.side)]
+        p = float(calibrate(np.array([b.logit]))[0])
         out.append(
             {
                 "path": ";".join(group["path"]),
                 "level": "breast",
-                "patient_id": patient,
-                "side": side,
-                "view": "+".join(sorted(set(group["view"]) - {""})),
-                "n_images": len(group),
+                "patient_id": b.patient_id,
+                "side": b.side,
+                "view": b.views,
+                "n_images": int(b.n_images),
                 "probability_malignant": p,
                 "prediction": class_names[int(p >= threshold)],
                 "threshold": threshold,
-                "logit": float("nan"),
+                "logit": float(b.logit),
                 "model": group["model"].iloc[0],
                 "run": group["run"].iloc[0],
                 "tta": group["tta"].iloc[0],
@@ -562,7 +579,8 @@ def predict(
     log_stages(stages, workers)
     rows = pd.DataFrame(records, columns=COLUMNS)
     if aggregate == "breast":
-        rows = pd.concat([rows, aggregate_breasts(rows, pred.threshold, names)], ignore_index=True)
+        breasts = aggregate_breasts(rows, pred.threshold, names, pred.probabilities)
+        rows = pd.concat([rows, breasts], ignore_index=True)
     done = time.perf_counter()
     out_path = Path(out) if out is not None else None
     if out_path is not None:

@@ -281,13 +281,12 @@ def split_baselines(
 
 
 def breast_level(rows: pd.DataFrame, score_columns: Sequence[str]) -> pd.DataFrame | None:
-    """One row per breast (woman + side): label = max, each score = mean over its views; None without sides.
+    """One row per breast (woman + side): label = max, each score = the mean over its views of their mean
+    (`mammo.stats.breasts.breast_scores`); None without sides.
 
-    The mean, not the max or a sum, so a breast with more views (cancer breasts have more) gains no score from
-    its view count.
+    Means, not a max or a sum, so a breast with more images (cancer breasts have more) gains no score from its
+    image count, and no score reads the other breast.
     """
-    if "side" not in rows.columns or rows["side"].replace("", np.nan).isna().all():
-        return None
-    keep = rows[rows["side"].replace("", np.nan).notna()]
-    agg = {"label": "max", **dict.fromkeys(score_columns, "mean")}
-    return keep.groupby(["patient_id", "side"], as_index=False).agg(agg)
+    from mammo.stats.breasts import breast_scores
+
+    return breast_scores(rows, score_columns)
