@@ -116,7 +116,7 @@ def make_prep(
 
 
 # What `mammo train` writes into RUN/ (tests compare a run folder's listing with it).
-RUN_FILES = ["best.pt", "config.yaml", "curves.png", "last.pt", "metrics.csv"]
+RUN_FILES = ["best.pt", "config.yaml", "curves.png", "last.pt", "metrics.csv", "model.onnx"]
 
 
 def write_seed_run(

@@ -15,6 +15,9 @@ from conftest import RUN_FILES, TinyNet, make_prep
 import mammo.train.loop as loop
 from mammo.errors import UserError
 from mammo.models.checkpoint import load_checkpoint
+from mammo.predict.backend import load_scorer
+from mammo.predict.files import predict
+from mammo.predict.onnx import OnnxModel, file_sha256
 from mammo.train import optim
 
 FLAGS = {"model": "tiny", "epochs": 3, "batch_size": 8, "workers": 0, "device": "cpu", "seed": 5}
@@ -44,6 +47,21 @@ def test_run_folder_contents(tmp_path, tiny_registry):
         loop.train(prep, run, overrides=FLAGS)
     with pytest.raises(UserError, match="nothing to resume"):
         loop.train(prep, tmp_path / "empty", overrides=FLAGS, resume=True)
+
+
+def test_a_fresh_run_has_the_model_onnx_that_predict_scores_with(tmp_path, tiny_registry):
+    prep = make_prep(tmp_path / "prep")
+    run = tmp_path / "run"
+    loop.train(prep, run, overrides={**FLAGS, "epochs": 1})
+    scorer = load_scorer(run)
+    assert isinstance(scorer, OnnxModel) and scorer.source == str(run / "model.onnx")
+    assert scorer.metadata["mammo.checkpoint_sha256"] == file_sha256(run / "best.pt")
+    assert scorer.temperature == load_checkpoint(run / "best.pt")["temperature"]
+    onnx = predict(run, [prep / "images"], crops=True, workers=0)
+    torch_ = predict(run, [prep / "images"], crops=True, workers=0, backend="torch")
+    got, want = (r.rows["probability_malignant"].to_numpy(dtype=float) for r in (onnx, torch_))
+    assert len(got) == 56 and got.std() > 0
+    np.testing.assert_allclose(got, want, atol=1e-5)
 
 
 def test_same_seed_same_metrics(tmp_path, tiny_registry):

@@ -2,8 +2,8 @@
 
 `auto` is ONNX Runtime whenever it is installed (a default dependency) and no CUDA device is asked for:
 on CPU it runs the same weights 2-4x faster than PyTorch eager, to 1e-5 in probability. For a RUN folder it
-uses RUN/model.onnx when that was exported from the current RUN/best.pt (`mammo export RUN`), else exports
-the checkpoint in memory first (a second or two; nothing is written into the RUN). A bare .onnx file always
+uses RUN/model.onnx when that was exported from the current RUN/best.pt (`mammo train` writes it, `mammo export
+RUN` rewrites it), else exports the checkpoint in memory first (a few seconds; nothing is written into the RUN). A bare .onnx file always
 runs on ONNX Runtime. explain keeps PyTorch: it needs gradients.
 """
 

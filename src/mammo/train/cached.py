@@ -40,7 +40,7 @@ from mammo.stats.threshold import choose_threshold
 from mammo.train.cache import TrunkCache
 from mammo.train.config import TrainConfig, read_yaml, resolve_config, save_config
 from mammo.train.curves import write_curves
-from mammo.train.loop import METRIC_COLUMNS, TrainResult, preprocessing_record
+from mammo.train.loop import METRIC_COLUMNS, TrainResult, preprocessing_record, write_model_onnx
 from mammo.train.optim import make_optimizer, make_scheduler
 from mammo.train.sampling import class_weights
 
@@ -265,6 +265,7 @@ class _CachedRun:
                 train_state=state,
             ),
         )
+        write_model_onnx(out)
         write_curves(pd.DataFrame(history, columns=METRIC_COLUMNS), out / "curves.png")
         return TrainResult(
             out,

@@ -3,7 +3,8 @@
 Single process or DDP under torchrun. Every epoch reseeds Python/NumPy/torch and the sampler from
 (seed, epoch), so the same seed gives the same metrics on CPU and `--resume` from RUN/last.pt replays an
 uninterrupted run. After training, the best weights get a calibration temperature and a decision threshold
-fitted on validation.
+fitted on validation, and rank 0 exports them to RUN/model.onnx (what predict scores with, so a fresh RUN needs
+no in-memory export before its first result).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from mammo.errors import UserError
 from mammo.io.atomic import check_output_dir, write_csv
 from mammo.models.checkpoint import load_checkpoint, make_checkpoint, save_checkpoint
 from mammo.predict.infer import forward_logits, logits_from_loader
+from mammo.predict.onnx import export_run
 from mammo.prep.dataset import read_dataset_csv, read_prepare_json, split_rows
 from mammo.seeding import reseed_generator, seed_everything
 from mammo.stats.calibration import apply_temperature, fit_temperature
@@ -72,8 +74,23 @@ class TrainResult:
             f"trained {self.model}: {self.epochs_run} epochs{stop} in {self.seconds:.0f} s; "
             f"best val AUC {self.best_val_auc:.3f} at epoch {self.best_epoch}; "
             f"threshold {self.threshold:.3f}, temperature {self.temperature:.2f}\n"
-            f"run: {self.run_dir} (best.pt, last.pt, metrics.csv, curves.png, config.yaml)"
+            f"run: {self.run_dir} (best.pt, last.pt, model.onnx, metrics.csv, curves.png, config.yaml)"
         )
+
+
+def write_model_onnx(run_dir: Path) -> None:
+    """Export the calibrated RUN/best.pt to RUN/model.onnx, which predict uses while its sha256 matches best.pt.
+
+    A model the exporter cannot take still leaves a usable RUN (predict then exports in memory or runs PyTorch),
+    so a failed export is a warning, not a failed training run.
+    """
+    started = time.perf_counter()
+    try:
+        export_run(run_dir)
+    except Exception as exc:  # torch.onnx, onnx.checker and onnxruntime each raise their own types
+        log.warning("%s/model.onnx not written (%s); predict will export best.pt in memory", run_dir, exc)
+        return
+    log.info("exported %s/model.onnx in %.1f s", run_dir, time.perf_counter() - started)
 
 
 @dataclass
@@ -386,6 +403,7 @@ class _Run:
         result = None
         if env.is_main:
             threshold, temperature = self._calibrate()
+            write_model_onnx(out)
             write_curves(pd.DataFrame(history, columns=METRIC_COLUMNS), out / "curves.png")
             result = TrainResult(
                 out,
