@@ -12,34 +12,25 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
-import platform
-import resource
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from machine import Machine, load_average, timed
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "results" / "demo.json"
 
 
-def _cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
 def run_seed(seed: int, work: Path) -> dict:
     """One demo run: its test metrics, explanation checks and times."""
     out = work / f"seed{seed}"
-    load_before = os.getloadavg()
-    cpu0, t0 = _cpu_seconds(), time.perf_counter()
-    subprocess.run(
-        [sys.executable, "-m", "mammo", "demo", "--out", str(out), "--seed", str(seed)], check=True
-    )
-    wall, cpu = time.perf_counter() - t0, _cpu_seconds() - cpu0
-    load_after = os.getloadavg()
+    load_before = load_average()
+    with timed() as t:
+        subprocess.run(
+            [sys.executable, "-m", "mammo", "demo", "--out", str(out), "--seed", str(seed)], check=True
+        )
     m = json.loads((out / "run" / "eval" / "test" / "metrics.json").read_text())
     val = json.loads((out / "run" / "eval" / "val" / "metrics.json").read_text())
     checks = json.loads((out / "run" / "explain" / "checks_test.json").read_text())
@@ -67,10 +58,10 @@ def run_seed(seed: int, work: Path) -> dict:
             )
             for f in films
         },
-        "wall_seconds": round(wall, 1),
-        "cpu_seconds": round(cpu, 1),
-        "load_avg_before": [round(x, 2) for x in load_before],
-        "load_avg_after": [round(x, 2) for x in load_after],
+        "wall_seconds": round(t["wall"], 1),
+        "cpu_seconds": round(t["cpu"], 1),
+        "load_average_at_start": load_before,
+        "load_average_at_end": load_average(),
     }
 
 
@@ -79,17 +70,14 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="demo seeds (default: 0 1 2)")
     args = p.parse_args()
+    machine = Machine.start()
     runs = []
     with tempfile.TemporaryDirectory(prefix="mammo-demo-bench-") as tmp:
         for seed in args.seeds:
             runs.append(run_seed(seed, Path(tmp)))
             print(json.dumps(runs[-1]), flush=True)
     result = {
-        "machine": {
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "load_at_start": os.getloadavg()[0],
-        },
+        "machine": machine.finish(),
         "command": "mammo demo --out DIR --seed S",
         "seeds": args.seeds,
         "runs": runs,

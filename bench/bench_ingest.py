@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import resource
 import tempfile
 import time
 from pathlib import Path
+
+from machine import Machine
 
 from mammo.data.cbis import ingest_cbis
 from mammo.data.synth import make_download
@@ -28,6 +28,7 @@ def main() -> dict:
     ap.add_argument("--women", type=int, default=600)
     ap.add_argument("--out", type=Path, default=RESULTS / "ingest.json")
     a = ap.parse_args()
+    machine = Machine.start()
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
         made = make_download(Path(tmp) / "dl", women=a.women, layout="descriptive", size="small", seed=0)
         for meta in Path(tmp, "dl").rglob("metadata.csv"):
@@ -44,7 +45,7 @@ def main() -> dict:
         "files_per_s": round(made.n_files / seconds, 1),
         "projected_seconds_for_10000_files": round(10000 * seconds / made.n_files, 1),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+        "machine": machine.finish(),
     }
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(out, indent=2) + "\n")

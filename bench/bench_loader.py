@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -20,6 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pandas as pd
+from machine import Machine
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -79,6 +78,7 @@ def main() -> dict:
     ap.add_argument("--sizes", type=int, nargs="+", default=[224, 512])
     ap.add_argument("--out", type=Path, default=RESULTS / "loader.json")
     a = ap.parse_args()
+    machine = Machine.start()
     import torch
 
     torch.set_num_threads(1)
@@ -87,11 +87,6 @@ def main() -> dict:
         "command": "python bench/bench_loader.py",
         "batch_size": 16,
         "augment": "mammo",
-        "machine": {
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "load_avg_1m": round(os.getloadavg()[0], 2),
-        },
         "sizes": {},
     }
     for size in a.sizes:
@@ -105,6 +100,7 @@ def main() -> dict:
             "loader_over_model_1_worker": round(rates["1"] / model_rate, 1) if model_rate else None,
         }
         print(f"{size}px: loader {rates} samples/s; efficientnet-lite0 trains at {model_rate} images/s")
+    out["machine"] = machine.finish()
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(out, indent=2) + "\n")
     return out

@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -36,8 +35,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import onnxruntime
 import torch
+from machine import Machine
 
 import mammo
 from mammo.io.dicom import read_pixels
@@ -153,7 +152,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "predict.json")
     args = ap.parse_args()
     files = real_files()
-    load_before = os.getloadavg()
+    machine = Machine.start()
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -236,16 +235,7 @@ def main() -> None:
         "folder": {"n": args.n, "configs": folder},
         "start_to_first_result_s": start,
         "bench_seconds": time.perf_counter() - started,
-        "machine": {
-            "cpus": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(),
-            "loadavg_before": [round(v, 2) for v in load_before],
-            "loadavg_after": [round(v, 2) for v in os.getloadavg()],
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "onnxruntime": onnxruntime.__version__,
-            "mammo": mammo.__version__,
-        },
+        "machine": machine.finish(),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=2) + "\n")

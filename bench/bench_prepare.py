@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -33,9 +32,9 @@ import cv2
 import numpy as np
 import pandas as pd
 import pydicom
+from machine import Machine
 from threadpoolctl import threadpool_limits
 
-import mammo
 from mammo.data.manifest import write_manifest
 from mammo.io.dicom import read_pixels, write_dicom16
 from mammo.io.images import write_png16
@@ -223,35 +222,6 @@ def cpu_scaling_reference(n: int = 10_000_000) -> float:
     return round(serial / parallel, 2)
 
 
-def machine() -> dict:
-    """Where the numbers come from."""
-    model = ""
-    if Path("/proc/cpuinfo").is_file():
-        model = next(
-            (
-                line.split(":", 1)[1].strip()
-                for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")
-            ),
-            "",
-        )
-    import skimage
-
-    return {
-        "cpu_model": model,
-        "cpu_count": os.cpu_count(),
-        "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-        "load_average_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "opencv": cv2.__version__,
-        "pydicom": pydicom.__version__,
-        "scikit_image": skimage.__version__,
-        "mammo": mammo.__version__,
-    }
-
-
 def main(argv: list[str] | None = None) -> dict:
     """Run the benchmark and write its JSON; returns the results."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -260,11 +230,10 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--repeat", type=int, default=3, help="best of this many timed passes")
     p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results" / "prepare.json")
     a = p.parse_args(argv)
-    started = time.perf_counter()
+    machine = Machine.start()
     info = {
         "benchmark": "prepare --task whole vs the seed loop",
         "command": " ".join([Path(sys.argv[0]).name, *(argv or sys.argv[1:])]),
-        "machine": machine(),
         "size": a.size,
         "repeat": a.repeat,
         "sets": {},
@@ -293,9 +262,10 @@ def main(argv: list[str] | None = None) -> dict:
             "speedup_2_over_in_process": round(one / two, 2),
             "parallel_efficiency": round(one / two / 2, 2),
             "compute_bound_speedup_2_over_1": cpu_scaling_reference(),
-            "load_average_after": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
         }
-    info["bench_seconds"] = round(time.perf_counter() - started, 1)
+    import skimage
+
+    info["machine"] = {**machine.finish(), "scikit_image": skimage.__version__}
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(info, indent=2) + "\n")
     print(json.dumps(info["scaling"]), f"-> {a.out}")

