@@ -16,8 +16,10 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -27,6 +29,7 @@ from mammo.data.manifest import BOX_COLUMNS
 from mammo.data.table import SIDES, read_table
 from mammo.errors import DataError, UserError, without_path
 from mammo.io.atomic import write_csv, write_text
+from mammo.io.cluster import check_cluster, connect
 from mammo.io.dicom import DICOM_SUFFIXES, read_header, read_pixels
 from mammo.io.images import IMAGE_SUFFIXES, is_dicom_path, open_header, read_image, to_uint16
 from mammo.io.pool import ordered_map
@@ -34,6 +37,7 @@ from mammo.predict.backend import Scorer, load_scorer
 from mammo.predict.run import InputSpec, Run
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 COLUMNS = [
     "path",
@@ -476,10 +480,14 @@ def default_batch_size(scorer: Scorer) -> int:
     return CUDA_BATCH_SIZE if on_gpu else CPU_BATCH_SIZE
 
 
-def log_stages(stages: dict[str, float], workers: int) -> None:
-    """One -v line: seconds per image of each stage, and how long the model waited for the workers."""
+def _where(workers: int) -> str:
+    """Where files are decoded, for the -v stages line."""
+    return f"in {workers} worker process{'es' if workers > 1 else ''}" if workers else "in this process"
+
+
+def log_stages(stages: dict[str, float], where: str) -> None:
+    """One -v line: seconds per image of each stage (decoded `where`), and how long the model waited for them."""
     n = max(int(stages["images"]), 1)
-    where = f"in {workers} worker process{'es' if workers > 1 else ''}" if workers else "in this process"
     read, decode, preprocess, forward = (stages[k] / n for k in STAGES)
     log.debug(
         "stages, s/image: read %.3f, decode %.3f, preprocess %.3f (%s); forward %.3f; model waited %.3f",
@@ -506,6 +514,7 @@ def predict(
     device: str = "auto",
     run: Scorer | None = None,
     backend: str = "auto",
+    cluster: str | None = None,
 ) -> PredictResult:
     """Score images with RUN's model: one row per input (path, calibrated probability, prediction...).
 
@@ -515,14 +524,21 @@ def predict(
     inputs without one are lesion crops already (UserError otherwise, see `sources_for`). `run` reuses a
     loaded model (a `Run` or an `OnnxModel`). `batch_size` None is the measured best (`default_batch_size`).
     With workers > 0 and more than one input, files are decoded in forkserver processes, so a script must call
-    this under `if __name__ == "__main__":`.
+    this under `if __name__ == "__main__":`. `cluster` (a Dask scheduler address, or local:N) reads and scores
+    the files on the cluster's workers instead, on ONNX Runtime (`mammo.predict.cluster`; `workers` and
+    `batch_size` are then unused); the workers must see the input files at the same paths.
     """
     check_args(out, aggregate, batch_size, workers)
+    check_cluster(cluster)
     if run is None:
         check_run_dir(run_dir, onnx=True)
     sources = gather_sources(inputs, table)
     started = time.perf_counter()
     pred = run or load_scorer(run_dir, backend, device)
+    if cluster:
+        from mammo.predict.cluster import check_scorer  # it builds on this module's readers
+
+        check_scorer(pred)
     engine = "torch" if isinstance(pred, Run) else "onnx"
     loaded_at = time.perf_counter()
     sources = sources_for(sources, pred.task, run_dir, box, crops)
@@ -539,21 +555,27 @@ def predict(
     stages = dict.fromkeys((*STAGES, "wait", "images"), 0.0)
     records: list[dict] = []
     first: float | None = None
-    jobs = ((s, pred.spec) for s in sources)
-    loaded = ordered_map(load_input, jobs, min(workers, len(sources)), preload=["mammo.predict.files"])
-    with tqdm(total=len(sources), unit="img", desc="predict", disable=len(sources) < 2) as bar:
-        for group, waited in _timed(batches(loaded, batch_size)):
-            stages["wait"] += waited
-            ok = [item.x for _, item in group if item.x is not None]
-            t = time.perf_counter()
-            logits = iter(pred.logits(np.stack(ok), tta=tta) if ok else [])
-            stages["forward"] += time.perf_counter() - t
-            for i, item in group:
+    with (
+        connect(cluster) if cluster else nullcontext() as client,
+        tqdm(total=len(sources), unit="img", desc="predict", disable=len(sources) < 2) as bar,
+    ):
+        if client is None:
+            jobs = ((s, pred.spec) for s in sources)
+            loaded = ordered_map(
+                load_input, jobs, min(workers, len(sources)), preload=["mammo.predict.files"]
+            )
+            scored = _score_here(pred, batches(loaded, batch_size), tta, stages)
+        else:
+            from mammo.predict.cluster import cluster_scores  # it builds on this module's readers
+
+            scored = _cluster_groups(cluster_scores(client, pred, sources, tta), stages)
+        for group in scored:
+            for item, logit in group:
                 for name, seconds in zip(STAGES, item.seconds, strict=False):
                     stages[name] += seconds
                 stages["images"] += 1
                 row = {
-                    "path": sources[i].path,
+                    "path": sources[len(records)].path,
                     "level": "image",
                     "patient_id": item.patient_id,
                     "side": item.side,
@@ -565,8 +587,7 @@ def predict(
                     **common,
                     "error": item.error,
                 }
-                if item.x is not None:
-                    logit = float(next(logits))
+                if logit is not None:
                     p = float(pred.probabilities(np.array([logit]))[0])
                     row |= {
                         "logit": logit,
@@ -576,7 +597,7 @@ def predict(
                 records.append(row)
             bar.update(len(group))
             first = first if first is not None else time.perf_counter()
-    log_stages(stages, workers)
+    log_stages(stages, f"on the cluster {cluster}" if cluster else _where(workers))
     rows = pd.DataFrame(records, columns=COLUMNS)
     if aggregate == "breast":
         breasts = aggregate_breasts(rows, pred.threshold, names, pred.probabilities)
@@ -599,8 +620,8 @@ def predict(
     )
 
 
-def _timed(items: Iterator[list[tuple[int, Loaded]]]) -> Iterator[tuple[list[tuple[int, Loaded]], float]]:
-    """Each item with the seconds spent waiting for it (here: the model waiting for the decoding workers)."""
+def _timed(items: Iterator[T]) -> Iterator[tuple[T, float]]:
+    """Each item with the seconds spent waiting for it (the model waiting for the decoding workers)."""
     while True:
         t = time.perf_counter()
         try:
@@ -608,3 +629,26 @@ def _timed(items: Iterator[list[tuple[int, Loaded]]]) -> Iterator[tuple[list[tup
         except StopIteration:
             return
         yield item, time.perf_counter() - t
+
+
+def _score_here(
+    pred: Scorer, groups: Iterator[list[tuple[int, Loaded]]], tta: bool, stages: dict[str, float]
+) -> Iterator[list[tuple[Loaded, float | None]]]:
+    """Each group of loaded files scored in this process, one forward pass a group: (Loaded, logit or None)."""
+    for group, waited in _timed(groups):
+        stages["wait"] += waited
+        ok = [item.x for _, item in group if item.x is not None]
+        t = time.perf_counter()
+        logits = iter(pred.logits(np.stack(ok), tta=tta) if ok else [])
+        stages["forward"] += time.perf_counter() - t
+        yield [(item, float(next(logits)) if item.x is not None else None) for _, item in group]
+
+
+def _cluster_groups(
+    scored: Iterator[tuple[Loaded, float | None, float]], stages: dict[str, float]
+) -> Iterator[list[tuple[Loaded, float | None]]]:
+    """The cluster's answers one file a group, their forward seconds and the time waited for them counted."""
+    for (item, logit, forward), waited in _timed(scored):
+        stages["wait"] += waited
+        stages["forward"] += forward
+        yield [(item, logit)]

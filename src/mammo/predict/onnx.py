@@ -22,7 +22,7 @@ import io
 import json
 import os
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -192,6 +192,7 @@ class OnnxModel:
     temperature: float  # calibration temperature fitted on validation
     threshold: float  # decision threshold on the calibrated probability, chosen on validation
     class_names: list[str]  # [negative, positive]
+    data: bytes = field(default=b"", repr=False)  # the serialised model, so it can travel to cluster workers
 
     @classmethod
     def load(cls, path: str | os.PathLike, threads: int | None = None) -> OnnxModel:
@@ -225,7 +226,7 @@ class OnnxModel:
             names = [str(n) for n in json.loads(metadata["mammo.class_names"])]
         except (KeyError, ValueError, TypeError) as exc:
             raise DataError(f"{source}: damaged mammo metadata ({_first_line(exc)}); {HINT}") from None
-        return cls(session, metadata, source, spec, temperature, threshold, names)
+        return cls(session, metadata, source, spec, temperature, threshold, names, data)
 
     @property
     def task(self) -> str:

@@ -19,17 +19,22 @@ from concurrent.futures import as_completed
 from contextlib import contextmanager, suppress
 from multiprocessing.context import BaseContext
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from mammo.errors import UserError, without_path
+from mammo.io.cluster import cluster_map
 from mammo.io.dicom import read_raw_pixels
 from mammo.io.images import is_dicom_path, read_image, to_uint16, write_png16
 from mammo.io.pool import forkserver_context, process_pool, single_thread_cv2
 from mammo.prep.breast import locate_breast, prepare_whole
 from mammo.prep.plan import ImageTask, Item
 from mammo.prep.roi import mask_box, prepare_roi, table_box
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 PROCESS_COLUMNS = [
     "source_rows",
@@ -197,8 +202,23 @@ def _single_thread_cv2() -> Iterator[None]:
         cv2.setNumThreads(before)
 
 
-def run_tasks(tasks: list[ImageTask], workers: int) -> Iterator[list[dict]]:
-    """Process tasks in this process (workers=0) or in a pool of `workers` processes; outcomes as they finish."""
+def _process_on_worker(task: ImageTask) -> list[dict]:
+    """process_image on a Dask worker, with one OpenCV thread per worker thread, as in the local pool."""
+    single_thread_cv2()
+    return process_image(task)
+
+
+def lost_image(task: ImageTask, reason: str) -> list[dict]:
+    """The outcomes of an image whose worker died on it every time (a decoder crash): each sample rejected."""
+    return [{"sample_id": it.sample_id, "rejected": [task.image_path, reason]} for it in task.items]
+
+
+def run_tasks(tasks: list[ImageTask], workers: int, client: Client | None = None) -> Iterator[list[dict]]:
+    """Process tasks on a Dask cluster (`client`, in input order), in this process (workers=0) or in a pool of
+    `workers` processes (as they finish); each task's outcomes."""
+    if client is not None:
+        yield from cluster_map(client, _process_on_worker, tasks, lost_image)
+        return
     if workers == 0:
         with _single_thread_cv2():
             yield from map(process_image, tasks)

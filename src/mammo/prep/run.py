@@ -12,7 +12,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from contextlib import nullcontext
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 from tqdm import tqdm
@@ -22,11 +24,15 @@ from mammo.data.manifest import SPLITS, read_manifest, write_rejected
 from mammo.data.provenance import read_provenance
 from mammo.errors import DataError, UserError
 from mammo.io.atomic import check_output_dir, write_csv, write_json
+from mammo.io.cluster import check_cluster, connect
 from mammo.prep.plan import ImageTask, Item, build_tasks, data_path, select_rows
 from mammo.prep.pool import run_tasks
 from mammo.prep.resume import PROGRESS, hold_lock, open_output
 from mammo.prep.splits import RANDOM_TEST_FRACTION, check_disjoint, plan_splits
 from mammo.prep.summary import PrepareResult, processing_note, split_counts, tiny_sources
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 PREP_FORMAT = (
     "mammo-prep/2"  # bump when processing changes, so old PREP folders are not silently mixed with new files
@@ -56,6 +62,7 @@ def prepare(
     workers: int = 2,
     overwrite: bool = False,
     context: float = 0.5,
+    cluster: str | None = None,
 ) -> PrepareResult:
     """Make PREP/ from DATA/: whole-breast or lesion crops as 16-bit PNGs, splits by woman, resumable.
 
@@ -76,6 +83,9 @@ def prepare(
         workers: processes (0: in this process).
         overwrite: replace an existing PREP made with other parameters (refused without it; same ones resume).
         context: roi: padding around the lesion box, as a fraction of its side.
+        cluster: a Dask scheduler address, or local:N for a LocalCluster of N processes, that runs the images
+            instead of the local pool (`mammo.io.cluster`; `workers` is then unused). Its workers must see
+            DATA's files and `out` at the same paths.
 
     Example:
         >>> from mammo.prep import prepare
@@ -128,7 +138,8 @@ def prepare(
         "seed": seed,
         "manifest_sha256": _file_sha256(data_dir / "manifest.csv"),
     }
-    with hold_lock(out):
+    check_cluster(cluster)
+    with connect(cluster) if cluster else nullcontext() as client, hold_lock(out):
         done = open_output(out, compared, overwrite)
         tasks, rejected = build_tasks(df, task, size, context, out / "images")
 
@@ -143,7 +154,7 @@ def prepare(
             ImageTask(t.image_path, t.task, t.size, t.context, t.images_dir, tuple(items))
             for t, items in pending
         ]
-        n_made = _process(todo, workers, out / PROGRESS, done)
+        n_made = _process(todo, workers, client, out / PROGRESS, done)
 
         rows, warnings = [], []
         for t in tasks:
@@ -170,6 +181,7 @@ def prepare(
             "data_dir": str(data_dir.resolve()),
             "out": str(out.resolve()),
             "workers": workers,
+            "cluster": cluster,
             "processing": processing_note(task),
             "provenance": read_provenance(data_dir),
             "counts": {**counts, "rejected": len(rejected_df)},
@@ -186,11 +198,13 @@ def prepare(
         )
 
 
-def _process(todo: list[ImageTask], workers: int, progress: Path, done: dict[str, dict]) -> int:
+def _process(
+    todo: list[ImageTask], workers: int, client: Client | None, progress: Path, done: dict[str, dict]
+) -> int:
     """Run pending tasks with a progress bar, logging each outcome as it arrives; returns images written."""
     made = 0
     with open(progress, "a") as log, tqdm(total=len(todo), unit="img", desc="prepare") as bar:
-        for outcomes in run_tasks(todo, min(workers, len(todo))):
+        for outcomes in run_tasks(todo, min(workers, len(todo)), client):
             for o in outcomes:
                 done[o["sample_id"]] = o
                 made += "made" in o

