@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import signal
 import subprocess
@@ -36,7 +35,6 @@ from pathlib import Path
 import distributed
 import numpy as np
 
-import mammo
 from mammo.io.cluster import chunk_size
 from mammo.predict.files import predict
 from mammo.predict.onnx import export_run
@@ -45,6 +43,7 @@ from mammo.prep.run import prepare
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_predict import make_run, real_files
 from bench_prepare import manifest_for
+from machine import Machine
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 SIZE = 512
@@ -127,7 +126,7 @@ def main(argv: list[str] | None = None) -> dict:
         "--out", type=Path, default=Path(__file__).resolve().parent / "results" / "cluster.json"
     )
     args = parser.parse_args(argv)
-    load_start = list(os.getloadavg())
+    machine = Machine.start()
     n, workers = args.images, args.workers
     work = Path(tempfile.mkdtemp(prefix="mammo-bench-cluster-"))
     procs: list[subprocess.Popen] = []
@@ -197,18 +196,11 @@ def main(argv: list[str] | None = None) -> dict:
         "cluster_start_s": cluster_start,
         "results": results,
         "target_overhead": 0.10,
-        "machine": {
-            "cpu_count": os.cpu_count(),
-            "cpus_usable": len(os.sched_getaffinity(0)),
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "distributed": distributed.__version__,
-            "mammo": mammo.__version__,
-            "load_average_at_start": load_start,
-            "load_average_at_end": list(os.getloadavg()),
-        },
-        "provisional": load_start[0] > 0.5 * (os.cpu_count() or 1),
+        "distributed": distributed.__version__,
+        "machine": machine.finish(),
     }
+    load = report["machine"]["load_average_at_start"][0]
+    report["provisional"] = load > 0.5 * report["machine"]["cpus_usable"]
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     return report
 

@@ -631,6 +631,84 @@ def tests_line(d: dict | None) -> str:
     )
 
 
+ARCHIVES = {"CBIS-DDSM": 10_239, "RSNA screening": 54_706}  # DICOMs in each collection (docs/scale.md)
+SIZING_WORKERS = (64, 256, 1024)
+SIZING_START, SIZING_END = "<!-- sizing:start -->", "<!-- sizing:end -->"
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
+
+
+def cluster_section(d: dict) -> list[str]:
+    """The cluster's cost against the local pool: s/image for each executor, and the overhead."""
+    lines = [
+        f"**prepare and predict on a Dask cluster** vs the local process pool, {d['workers']} workers each on "
+        f"{cores(d)} cores, {d['images']} real CBIS-DDSM DICOMs, tasks of {d['items_per_task']} images, best "
+        f"of {d['repeat']} (`bench/bench_cluster.py` -> `bench/results/cluster.json`; {_load_note(d['machine'])}"
+        f"{', provisional' if d.get('provisional') else ''}):",
+        "",
+        "| executor | prepare s/image | overhead | predict s/image | overhead |",
+        "|---|---|---|---|---|",
+    ]
+    for name in d["results"]["prepare"]:
+        prep, pred = d["results"]["prepare"][name], d["results"]["predict"][name]
+        lines.append(
+            f"| {name} | {prep['s_per_image']:.3f} | {prep['overhead']:+.0%} | {pred['s_per_image']:.3f} | "
+            f"{pred['overhead']:+.0%} |"
+        )
+    lines += [
+        "",
+        f"Starting a LocalCluster of {d['workers']} processes took {d['cluster_start_s']:.1f} s (not in the rows; "
+        f"the target is an overhead of at most {d['target_overhead']:.0%}).",
+    ]
+    return lines
+
+
+def _costs(prep: dict, pred: dict) -> tuple[float, float]:
+    """CPU-seconds per real CBIS-DDSM DICOM: prepare (whole, 512 px) and predict (read to forward, ONNX)."""
+    prepare_cost = prep["sets"]["real_cbis_ddsm"]["cpu_s_per_image"]["ours_prepare_in_process"]
+    stages = next(iter(pred["folder"]["configs"].values()))["stages_s_per_image"]
+    predict_cost = sum(stages[k] for k in ("read", "decode", "preprocess", "forward"))
+    return prepare_cost, predict_cost
+
+
+def sizing_table(prep: dict, pred: dict, cluster: dict) -> list[str]:
+    """Core-hours and wall time per archive on a cluster, from the measured per-image costs and overhead."""
+    prepare_cost, predict_cost = _costs(prep, pred)
+    overhead = {k: max(0.0, cluster["results"][k]["scheduler"]["overhead"]) for k in ("prepare", "predict")}
+    head = " | ".join(f"wall, {w} workers" for w in SIZING_WORKERS)
+    lines = [
+        f"Per image, one core: prepare (whole, 512 px) {prepare_cost:.3f} s, predict (read, decode, preprocess, "
+        f"efficientnet-lite0 at 512 px on ONNX Runtime) {predict_cost:.3f} s; the scheduler's overhead measured "
+        f"beside the local pool: prepare {overhead['prepare']:.0%}, predict {overhead['predict']:.0%}"
+        f"{' (provisional: measured on a loaded machine)' if cluster.get('provisional') else ''}.",
+        "",
+        f"| archive | images | work | core-hours | {head} |",
+        "|---|---|---|---|" + "---|" * len(SIZING_WORKERS),
+    ]
+    for archive, n in ARCHIVES.items():
+        for work, cost in (("prepare", prepare_cost), ("predict", predict_cost)):
+            total = n * cost * (1 + overhead[work])
+            walls = " | ".join(_duration(total / w) for w in SIZING_WORKERS)
+            lines.append(f"| {archive} | {n:,} | {work} | {total / 3600:.1f} | {walls} |")
+    return lines
+
+
+def cluster_line(d: dict | None) -> str:
+    """The README's line on `--cluster`: the scheduler's overhead over the local pool."""
+    if not d:
+        return "`--cluster`: overhead not measured yet (`python bench/bench_cluster.py`)."
+    r = d["results"]
+    return (
+        f"`--cluster` (Dask) against the local pool on {cores(d)} cores, scheduler + "
+        f"{d['workers']} workers: prepare {r['prepare']['scheduler']['overhead']:+.0%}, predict "
+        f"{r['predict']['scheduler']['overhead']:+.0%} per image (`bench/bench_cluster.py`; "
+        f"{_load_note(d['machine'])}{', provisional' if d.get('provisional') else ''}); "
+        "sizing for whole archives in [docs/scale.md](docs/scale.md)."
+    )
+
+
 def summary() -> str:
     """The README's short block: the two commands' durations, the demo's numbers, the headline verdict."""
     lines: list[str] = []
@@ -647,7 +725,7 @@ def summary() -> str:
         )
     else:
         lines.append("`make demo`: duration not measured yet (`python bench/bench_demo.py --seeds 0`).")
-    lines += ["", tests_line(_load("tests.json"))]
+    lines += ["", tests_line(_load("tests.json")), "", cluster_line(_load("cluster.json"))]
     accuracy = _load("accuracy.json")
     if accuracy:
         verdict = accuracy_section(accuracy)
@@ -681,6 +759,7 @@ def render() -> str:
         ("predict.json", predict_section),
         ("explain.json", explain_section),
         ("dicom_node.json", node_section),
+        ("cluster.json", cluster_section),
         ("demo.json", demo_section),
     ):
         d = _load(name)
@@ -711,6 +790,13 @@ def main() -> None:
         f"{head}{START}\n<!-- generated by bench/readme_results.py from bench/results/*.json -->\n"
         f"{summary()}{END}{tail}"
     )
+    costs = [_load(name) for name in ("prepare.json", "predict.json", "cluster.json")]
+    if all(costs):
+        scale = ROOT / "docs" / "scale.md"
+        head, rest = scale.read_text().split(SIZING_START, 1)
+        _, tail = rest.split(SIZING_END, 1)
+        table = "\n".join(sizing_table(*costs))
+        scale.write_text(f"{head}{SIZING_START}\n{table}\n{SIZING_END}{tail}")
 
 
 if __name__ == "__main__":

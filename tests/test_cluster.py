@@ -22,9 +22,10 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
-from catalogue import files
+from catalogue import files, run
 from conftest import write_seed_run
 
+from mammo.cli import main
 from mammo.data.manifest import MANIFEST_COLUMNS, write_manifest
 from mammo.errors import UserError
 from mammo.io import cluster
@@ -326,3 +327,25 @@ def test_predict_on_a_cluster_gives_the_local_probabilities(tmp_path, scheduler,
         with distributed.Client(scheduler.address) as client:
             loaded = client.run(lambda: len(sys.modules["mammo.predict.cluster"].MODELS))
         assert set(loaded.values()) <= {0, 1} and 1 in loaded.values()
+
+
+def test_cli_prepare_and_predict_take_a_cluster(tmp_path, scheduler, data, model, images, capsys):
+    data_dir, want = data
+    argv = ["prepare", data_dir, "--out", tmp_path / "PREP", "--size", "64", "--cluster", scheduler.address]
+    assert main([str(a) for a in argv]) == 0
+    got = outputs(tmp_path / "PREP")
+    assert [k for k in want if got.get(k) != want[k]] == []
+    argv = ["predict", model, images, "--out", tmp_path / "p.csv", "--cluster", scheduler.address]
+    assert main([str(a) for a in argv]) == 0
+    assert pd.read_csv(tmp_path / "p.csv")["probability_malignant"].notna().sum() == 12
+
+
+def test_cli_without_the_extra_says_which_to_install(tmp_path, data, model, images, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "distributed", None)  # as if the extra were not installed
+    for argv in (
+        ["prepare", data[0], "--out", tmp_path / "PREP", "--cluster", "local:2"],
+        ["predict", model, images, "--cluster", "tcp://127.0.0.1:8786"],
+    ):
+        outcome = run(argv, capsys)
+        assert outcome.code != 0 and outcome.errors == [f"mammo {argv[0]}: error: {cluster.EXTRA}"]
+    assert not (tmp_path / "PREP").exists()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mammo.cli.options import Command
+from mammo.cli.options import Command, cluster_option
 from mammo.errors import UserError
 
 
@@ -134,6 +134,7 @@ def _prepare_options(s: argparse.ArgumentParser) -> None:
     )
     s.add_argument("--seed", type=int, default=0, help="seed of the validation/random split")
     s.add_argument("--workers", type=int, default=2, help="worker processes (0: in this process)")
+    cluster_option(s, "process the images")
     s.add_argument("--overwrite", action="store_true", help="replace an existing PREP instead of resuming it")
 
 
@@ -153,6 +154,7 @@ def _prepare(a: argparse.Namespace) -> int:
         workers=a.workers,
         overwrite=a.overwrite,
         context=a.context,
+        cluster=a.cluster,
     )
     print(result.summary())
     return 0
@@ -210,6 +212,7 @@ mammo validate data/cbis          # exit 1 on errors, 0 with warnings only
 mammo prepare data/cbis --out prep/whole512 --task whole --size 512 --workers 2
 mammo prepare data/cbis --out prep/roi224 --task roi --size 224 --context 0.5 --abnormality mass --view CC
 mammo prepare data/mine --out prep/mine --split random --val-fraction 0.2 --seed 0
+mammo prepare data/cbis --out prep/whole512 --cluster local:2                       # on a Dask cluster (or tcp://HOST:8786)
 """,
     ),
     Command(

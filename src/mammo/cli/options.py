@@ -88,6 +88,17 @@ def device_option(s: argparse.ArgumentParser) -> None:
     )
 
 
+def cluster_option(s: argparse.ArgumentParser, work: str) -> None:
+    """--cluster, the same for prepare and predict: a Dask scheduler (or local:N) does `work` instead of --workers."""
+    s.add_argument(
+        "--cluster",
+        metavar="ADDRESS",
+        help=f"{work} on a Dask cluster instead of --workers processes: a scheduler address "
+        "(tcp://HOST:8786) or local:N for N local worker processes; the workers must see the files at the same "
+        "paths; needs mammo[cluster], see docs/scale.md (default: none)",
+    )
+
+
 def input_flags(s: argparse.ArgumentParser) -> None:
     """How `predict` and `explain` are told about their inputs beyond the paths: a table, a lesion box, crops."""
     s.add_argument(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mammo.cli.options import Command, device_option, input_flags
+from mammo.cli.options import Command, cluster_option, device_option, input_flags
 from mammo.errors import UserError
 
 
@@ -130,6 +130,7 @@ def _predict_options(s: argparse.ArgumentParser) -> None:
         help="auto: ONNX Runtime (RUN/model.onnx, or the checkpoint exported in memory) unless --device is "
         "cuda; torch: the RUN's checkpoint on PyTorch",
     )
+    cluster_option(s, "read, decode and score the files (ONNX Runtime)")
 
 
 def _predict(a: argparse.Namespace) -> int:
@@ -139,6 +140,10 @@ def _predict(a: argparse.Namespace) -> int:
         raise UserError("give input files or folders, or --table T.csv")
     box = parse_box(a.box) if a.box else None
     check_args(a.out, a.aggregate, a.batch_size, a.workers)
+    if a.cluster and a.dicom_out is not None:
+        raise UserError(
+            "--dicom-out scores on PyTorch in this process (its heatmaps need gradients); drop --cluster for it"
+        )
     check_paths(a.run, a.inputs, a.table, onnx=True)  # before torch loads: a mistyped path is refused at once
     from mammo.predict.files import predict
 
@@ -153,6 +158,7 @@ def _predict(a: argparse.Namespace) -> int:
         "workers": a.workers,
         "device": a.device,
         "backend": a.backend,
+        "cluster": a.cluster,
     }
     if a.dicom_out is not None:
         from mammo.pacs.export import predict_to_dicom
@@ -204,6 +210,7 @@ mammo predict runs/roi224 full.dcm --box 1200,800,1500,1100           # roi run:
 mammo predict runs/roi224 crops/ --crops                              # roi run: lesion crops already cut
 mammo predict runs/lite0 scans/ --out p.csv --dicom-out results-dicom/ # + SR, heatmap SC and SEG per DICOM
 mammo predict runs/lite0/model.onnx scans/ --out p.csv                 # an exported model, no RUN folder needed
+mammo predict runs/lite0 --table big.csv --out p.csv --cluster tcp://10.0.0.5:8786  # on a Dask cluster
 """,
     ),
     Command(

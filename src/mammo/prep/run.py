@@ -1,7 +1,7 @@
 """`mammo prepare`: DATA/manifest.csv -> PREP/ (16-bit PNGs, dataset.csv, prepare.json, rejected.csv).
 
 One task per full image (it is read once, for all its samples), run over `workers` processes
-(`mammo.prep.pool`). Each finished sample is appended to PREP/.progress.jsonl (its first line holds the
+(`mammo.prep.pool`), or on a Dask cluster (`cluster`, `mammo.io.cluster`). Each finished sample is appended to PREP/.progress.jsonl (its first line holds the
 parameters), so a killed run rerun with the same parameters redoes only what is missing; processing is
 deterministic, so redone files are byte-identical (`mammo.prep.resume`). A lock file keeps a second run out
 of the same folder. dataset.csv, rejected.csv and prepare.json are written last, atomically.
