@@ -648,19 +648,21 @@ def cluster_section(d: dict) -> list[str]:
         f"of {d['repeat']} (`bench/bench_cluster.py` -> `bench/results/cluster.json`; {_load_note(d['machine'])}"
         f"{', provisional' if d.get('provisional') else ''}):",
         "",
-        "| executor | prepare s/image | overhead | predict s/image | overhead |",
-        "|---|---|---|---|---|",
+        "| executor | prepare s/image | overhead | fixed s | predict s/image | overhead | fixed s |",
+        "|---|---|---|---|---|---|---|",
     ]
     for name in d["results"]["prepare"]:
         prep, pred = d["results"]["prepare"][name], d["results"]["predict"][name]
         lines.append(
-            f"| {name} | {prep['s_per_image']:.3f} | {prep['overhead']:+.0%} | {pred['s_per_image']:.3f} | "
-            f"{pred['overhead']:+.0%} |"
+            f"| {name} | {prep['s_per_image']:.3f} | {prep['overhead']:+.0%} | {prep['fixed_s']:.1f} | "
+            f"{pred['s_per_image']:.3f} | {pred['overhead']:+.0%} | {pred['fixed_s']:.1f} |"
         )
     lines += [
         "",
-        f"Starting a LocalCluster of {d['workers']} processes took {d['cluster_start_s']:.1f} s (not in the rows; "
-        f"the target is an overhead of at most {d['target_overhead']:.0%}).",
+        f"s/image is the marginal cost, from runs on {d['images']} and {2 * d['images']} files; `fixed s` is "
+        f"what a run costs before its first image (processes, connection, model). Starting a LocalCluster of "
+        f"{d['workers']} processes took {d['cluster_start_s']:.1f} s (not in the rows). Target: an overhead of at "
+        f"most {d['target_overhead']:.0%}.",
     ]
     return lines
 

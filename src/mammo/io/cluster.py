@@ -126,25 +126,26 @@ def cluster_map(
     items: Sequence[T],
     lost: Callable[[T, str], R],
     shared: tuple = (),
-    per_task: int | None = None,
 ) -> Iterator[R]:
     """fn(item, *shared) for each item on the cluster, in input order, a few items per task.
 
     `shared` are arguments every task gets (pass big ones as futures from `client.scatter`). An item that
-    kills its worker every time it is tried gets `lost(item, LOST)` instead of a result.
+    kills its worker every time it is tried gets `lost(item, LOST)` instead of a result. The number of tasks
+    in flight follows the workers present, so a cluster that grows while the run goes (adapt) is used.
     """
     distributed = _import_distributed()
-    slots = sum(client.nthreads().values())
-    size = per_task or chunk_size(len(items), slots)
+    size = chunk_size(len(items), _threads(client))
     chunks = (items[i : i + size] for i in range(0, len(items), size))
 
     def submit(chunk: Sequence[T]) -> tuple[Sequence[T], Future]:
         return chunk, client.submit(run_chunk, fn, chunk, *shared, retries=RETRIES, pure=False)
 
-    window: deque[tuple[Sequence[T], Future]] = deque(
-        map(submit, islice(chunks, TASKS_PER_THREAD * max(slots, 1)))
-    )
-    while window:
+    window: deque[tuple[Sequence[T], Future]] = deque()
+    while True:
+        room = max(0, TASKS_PER_THREAD * _threads(client) - len(window))  # fewer after a worker is lost
+        window.extend(map(submit, islice(chunks, room)))
+        if not window:
+            return
         chunk, future = window.popleft()
         try:
             results = future.result()
@@ -155,8 +156,12 @@ def cluster_map(
                 f"a Dask worker cannot import {exc.name or 'a module'}: install mammo[cluster] {__version__} "
                 "in the workers' environment"
             ) from None
-        window.extend(map(submit, islice(chunks, 1)))
         yield from results
+
+
+def _threads(client: Client) -> int:
+    """Worker threads in the cluster now (at least 1, so that work is queued while workers start)."""
+    return max(1, sum(client.nthreads().values()))
 
 
 def _alone(
