@@ -394,17 +394,24 @@ def targets(results: dict[str, Any]) -> dict[str, str]:
     return out
 
 
-def final_setting() -> tuple[int, str, bool]:
-    """(size, pooling, head norm trained) chosen out of fold by the resolution study, or its default."""
-    from real_resolution import FINAL_DEFAULT
+def final_setting() -> tuple[int, str, bool, dict[str, Any]]:
+    """(size, pooling, head norm trained, lever overrides) chosen out of fold by the resolution study, or its
+    default."""
+    from real_resolution import FINAL_DEFAULT, RECIPE, stage7_overrides
     from real_resolution import OUT_JSON as RESOLUTION_JSON
 
     if RESOLUTION_JSON.is_file():
         d = json.loads(RESOLUTION_JSON.read_text())
         chosen = (d.get("cv") or {}).get(d.get("chosen") or "")
         if chosen:
-            return int(chosen["size"]), str(chosen["pooling"]), chosen.get("head_norm") == "trained"
-    return FINAL_DEFAULT
+            deeper = int(chosen.get("freeze", RECIPE["freeze"])) != RECIPE["freeze"]
+            return (
+                int(chosen["size"]),
+                str(chosen["pooling"]),
+                chosen.get("head_norm") == "trained",
+                stage7_overrides() if deeper else {},
+            )
+    return (*FINAL_DEFAULT, {})
 
 
 def final_table(table: Path, out: Path) -> Path:
@@ -449,7 +456,7 @@ def final(argv: list[str]) -> None:
     )
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args(argv)
-    size, pooling, head_norm = final_setting()
+    size, pooling, head_norm, overrides = final_setting()
     size, pooling = a.size or size, a.pooling or pooling
     work = a.work or a.out.with_name(a.out.name + "-work")
     t0 = time.time()
@@ -475,7 +482,7 @@ def final(argv: list[str]) -> None:
         work / "train-prep",
         a.out,
         work / "cache",
-        recipe_for(size, pooling, a.seed),
+        recipe_for(size, pooling, a.seed, overrides),
         engine=a.engine,
         say=log,
         head_norm=head_norm,

@@ -12,12 +12,20 @@ PREP (scaled down on load), so sizes differ in nothing else.
    woman, image and breast level, beside age alone, metadata only (machine, site, view, implant, density,
    detected polarity, ...), geometry only and fused (image + age + density), all out of fold; paired deltas
    between sizes and poolings on the same women.
-2. `test`: the setting with the highest out-of-fold AUC trained once on train+val (inner val carved by woman for
-   calibration) and scored once on the test split, metadata/geometry fitted on train+val, fused fitted out of fold.
+2. `stage7` (issue 28, a lever): stage 7 and the head conv trained at 384 px on a cache of stage 6's output
+   (`freeze` 7), on the first `STAGE7["folds"]` folds of the same 5 (a long job: resumable per fold).
+3. `levers`: the rows of issue 28 put together: tile pooling (`tiles`, run by `cv` like any pooling; see
+   `mammo.models.pooling.TilePool` for how it differs from running the trunk on crops), the stage-7 row on the
+   folds it finished, and the out-of-fold ensemble (mean of calibrated logits) of the `ENSEMBLE_SIZE` best
+   settings; each paired against age (its `paired`) and against `BASE_SETTING` on the same women.
+4. `test`: the setting with the highest out-of-fold AUC among the single settings run on all 5 folds (what one
+   RUN can be) trained once on train+val (inner val carved by woman for calibration) and scored once on the
+   test split, metadata/geometry fitted on train+val, fused fitted out of fold; rerun only if the choice changed.
 
 Resumes per fold (WORK/cv-<size>-<pooling>/fold-k/pred.csv) and per cached image; progress to stdout; JSON to
 bench/results/resolution.json after every setting.
-Usage: python bench/real_resolution.py --prep PREP640 [--work DIR] [--sizes 640 256 384] [--poolings avg attention]
+Usage: python bench/real_resolution.py --prep PREP640 [--work DIR] [--sizes 384 640] [--poolings avg tiles]
+       [--phases cv stage7 levers test extras] [--json OUT]
 """
 
 from __future__ import annotations
@@ -53,7 +61,14 @@ RECIPE: dict[str, Any] = {
     "warmup_epochs": 0.5,
     "device": "cpu",
 }
-SIZES = (640, 256, 384)
+SIZES = (384, 640, 256)  # 384 first: the setting to beat (BASE_SETTING); then 640, which tiles need
+BASE_SETTING = "384-avg"  # the chosen setting before issue 28's levers: every lever is paired against it
+# Issue 28's lever: the last stage (stage 7) and the head conv trained at 384 px on a stage-6 cache, 3 of the 5
+# folds. Fixed before any result: the model's fine-tuning rate (3e-4; these are pretrained weights adapted, not
+# a fresh classifier), the head norm trained with the head conv; 3 epochs because that is what fitted the time
+# left (measured 5.0 images/s for forward + backward + AdamW, batch 32, at load 11: ~6 min per fold-epoch).
+STAGE7: dict[str, Any] = {"size": 384, "pooling": "avg", "freeze": 7, "epochs": 3, "lr": 3e-4, "folds": 3}
+ENSEMBLE_SIZE = 3  # the ensemble row: mean calibrated logit of the best this many full-CV single settings
 # Extras (size, pooling, head norm trained), run after the test phase when time is left; never chosen. The last
 # two train the head norm at the chosen 384 px and at 640 px.
 EXTRAS = (
@@ -64,7 +79,7 @@ EXTRAS = (
     (640, "avg", True),
 )
 FINAL_DEFAULT = (640, "topk", False)  # what `real_accuracy.py final` trains before the study has chosen
-POOLINGS = ("avg", "topk", "max")
+POOLINGS = ("avg", "topk", "max", "tiles")
 
 
 # How the cut was chosen (measured here at 20:46 on 2026-12-06, 2 torch threads, random 640 px inputs, a busy
@@ -94,20 +109,31 @@ def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-def setting_name(size: int, pooling: str, head_norm: bool = False) -> str:
-    """'640-avg', or '256-avg-bn' when the head's batch norm trains too."""
+def setting_name(size: int, pooling: str, head_norm: bool = False, freeze: int = 9) -> str:
+    """'640-avg', '256-avg-bn' when the head's batch norm trains too, '384-avg-stage7' when stage 7 on trains."""
+    if freeze != RECIPE["freeze"]:
+        return f"{size}-{pooling}-stage{freeze}"
     return f"{size}-{pooling}{'-bn' if head_norm else ''}"
 
 
-def recipe_for(size: int, pooling: str, seed: int = SEED) -> dict[str, Any]:
-    """The train overrides of one setting."""
-    return {**RECIPE, "size": size, "model_args": {"pooling": pooling}, "seed": seed}
+def recipe_for(
+    size: int, pooling: str, seed: int = SEED, overrides: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The train overrides of one setting (`overrides`: freeze, epochs, lr of a lever)."""
+    return {**RECIPE, "size": size, "model_args": {"pooling": pooling}, "seed": seed, **(overrides or {})}
 
 
-def command(size: int, pooling: str, head_norm: bool = False) -> str:
+def stage7_overrides() -> dict[str, Any]:
+    """The train overrides of the stage-7 lever."""
+    return {k: STAGE7[k] for k in ("freeze", "epochs", "lr")}
+
+
+def command(size: int, pooling: str, head_norm: bool = False, overrides: dict[str, Any] | None = None) -> str:
     """The setting as the library call that trains it (`mammo train --trunk-cache` trains the head norm too)."""
     flags = ", ".join(
-        f"{k}={v!r}" for k, v in recipe_for(size, pooling).items() if k not in ("device", "seed")
+        f"{k}={v!r}"
+        for k, v in recipe_for(size, pooling, overrides=overrides).items()
+        if k not in ("device", "seed")
     )
     return f"mammo.train.cached.train_cached(PREP, RUN, CACHE, dict({flags}), head_norm={head_norm})"
 
@@ -131,24 +157,27 @@ def pool_rows(prep: Path) -> pd.DataFrame:
     return rows
 
 
-def build_cache(prep: Path, rows: pd.DataFrame, size: int, cache: Path, results: dict[str, Any]) -> None:
-    """Trunk outputs of `rows` at `size` (what is missing), timed per image computed."""
+def build_cache(
+    prep: Path, rows: pd.DataFrame, size: int, cache: Path, results: dict[str, Any], freeze: int = 9
+) -> None:
+    """Trunk outputs of `rows` at `size` (what is missing; trunk through feature layer `freeze`), timed."""
     from mammo.models.registry import create_model, get_model_info
     from mammo.models.split import make_cut
     from mammo.train.cache import TrunkCache
 
     info = get_model_info(RECIPE["model"])
     net = create_model(RECIPE["model"], pretrained=True).eval()
-    cut = make_cut(net, info.feature_layers, RECIPE["freeze"], RECIPE["model"])
+    cut = make_cut(net, info.feature_layers, freeze, RECIPE["model"])
     store = TrunkCache(cache, net, cut, RECIPE["model"], size, info.mean, info.std)
     t0 = time.time()
     n = store.build([prep / p for p in rows["image"]], log=log)
     timing = results.setdefault("cache_seconds_per_image", {})
+    key = str(size) if freeze == RECIPE["freeze"] else f"{size}-stage{freeze}"
     if n:
-        timing[str(size)] = round((time.time() - t0) / n, 3)
-        log(f"cache {size}px: {n} images in {time.time() - t0:.0f} s")
-    elif str(size) not in timing:  # built by an earlier invocation: the files' own timestamps say how fast
-        timing[str(size)] = cache_pace(store.dir)
+        timing[key] = round((time.time() - t0) / n, 3)
+        log(f"cache {key}: {n} images in {time.time() - t0:.0f} s")
+    elif key not in timing:  # built by an earlier invocation: the files' own timestamps say how fast
+        timing[key] = cache_pace(store.dir)
 
 
 def cache_pace(folder: Path) -> float | None:
@@ -161,21 +190,33 @@ def cache_pace(folder: Path) -> float | None:
 
 
 def cv_setting(
-    prep: Path, work: Path, cache: Path, size: int, pooling: str, head_norm: bool = False
+    prep: Path,
+    work: Path,
+    cache: Path,
+    size: int,
+    pooling: str,
+    head_norm: bool = False,
+    overrides: dict[str, Any] | None = None,
+    folds: int = FOLDS,
+    train: bool = True,
 ) -> tuple[pd.DataFrame, dict]:
-    """5-fold CV of one setting on the cache: pooled out-of-fold rows with `score`, and per-fold records."""
+    """CV of one setting on the cache over the first `folds` of the 5 folds by woman: out-of-fold rows (of the
+    folds with predictions) with `score`, and per-fold records. `train=False` only collects finished folds."""
     from mammo.evaluate.cv import assign_folds, fold_dataset, write_fold_prep
     from mammo.train.cached import score_cached, train_cached
 
     rows = pool_rows(prep)
     fold = assign_folds(rows, FOLDS, SEED)
-    name = setting_name(size, pooling, head_norm)
+    freeze = int((overrides or {}).get("freeze", RECIPE["freeze"]))
+    name = setting_name(size, pooling, head_norm, freeze)
     out = work / f"cv-{name}"
     scores = pd.Series(np.nan, index=rows["sample_id"])
-    record: dict[str, Any] = {"train_seconds": 0.0, "inner_val_auc_by_epoch": []}
-    for k in range(FOLDS):
+    record: dict[str, Any] = {"train_seconds": 0.0, "inner_val_auc_by_epoch": [], "folds_run": []}
+    for k in range(folds):
         fold_dir = out / f"fold-{k}"
         pred = fold_dir / "pred.csv"
+        if not pred.is_file() and not train:
+            continue
         if not pred.is_file():
             df = fold_dataset(rows, fold, k, prep, VAL_FRACTION, SEED)
             write_fold_prep(prep, fold_dir / "prep", df)
@@ -187,7 +228,7 @@ def cv_setting(
                 fold_dir / "prep",
                 fold_dir / "run",
                 cache,
-                recipe_for(size, pooling),
+                recipe_for(size, pooling, overrides=overrides),
                 say=log,
                 head_norm=head_norm,
             )
@@ -204,10 +245,16 @@ def cv_setting(
         history = pd.read_csv(fold_dir / "run" / "metrics.csv")
         record["train_seconds"] += float(history["seconds"].sum())
         record["inner_val_auc_by_epoch"].append(history["val_auc"].round(4).tolist())
+        record["folds_run"].append(k)
+        n_train = int((pd.read_csv(fold_dir / "prep" / "dataset.csv")["split"] == "train").sum())
+        record["train_images_per_second"] = round(n_train * len(history) / record["train_seconds"], 2)
     curves = np.array(record["inner_val_auc_by_epoch"], dtype=float)
-    record["inner_val_auc_mean_by_epoch"] = np.round(np.nanmean(curves, axis=0), 4).tolist()
+    if len(curves):
+        record["inner_val_auc_mean_by_epoch"] = np.round(np.nanmean(curves, axis=0), 4).tolist()
     oof = rows.assign(fold=fold).drop(columns=["image", "split"])
     oof["score"] = scores.loc[oof["sample_id"]].to_numpy(float)
+    oof = oof[oof["fold"].isin(record["folds_run"])].reset_index(drop=True)
+    out.mkdir(parents=True, exist_ok=True)
     oof.to_csv(out / "oof.csv", index=False)
     return oof, record
 
@@ -219,9 +266,8 @@ def paired(oofs: dict[str, pd.DataFrame], a: str, b: str) -> dict[str, Any] | No
 
     if a not in oofs or b not in oofs:
         return None
-    x = oofs[a].assign(
-        score_b=oofs[b].set_index("sample_id").loc[oofs[a]["sample_id"], "score"].to_numpy(float)
-    )
+    # on the rows both scored (a setting run on fewer folds is paired on its folds' women only)
+    x = oofs[a].merge(oofs[b][["sample_id", "score"]].rename(columns={"score": "score_b"}), on="sample_id")
     labels, groups = x["label"].to_numpy(int), x["patient_id"].to_numpy()
     out: dict[str, Any] = {
         "a": a,
@@ -247,34 +293,128 @@ def run_setting(
     head_norm: bool,
     results: dict[str, Any],
     extra: bool = False,
+    overrides: dict[str, Any] | None = None,
+    folds: int = FOLDS,
+    train: bool = True,
 ) -> None:
     """One setting out of fold with its baselines; the paired deltas and the JSON updated after it."""
     from mammo.evaluate.cv import oof_metrics
 
     settings = results.setdefault("cv", {})
-    name = setting_name(size, pooling, head_norm)
-    oof, record = cv_setting(prep, work, work / "cache", size, pooling, head_norm)
+    freeze = int((overrides or {}).get("freeze", RECIPE["freeze"]))
+    name = setting_name(size, pooling, head_norm, freeze)
+    oof, record = cv_setting(prep, work, work / "cache", size, pooling, head_norm, overrides, folds, train)
+    if not record["folds_run"]:
+        log(f"{name}: no fold finished yet")
+        return
+    partial = len(record["folds_run"]) < FOLDS
     settings[name] = {
         "size": size,
         "pooling": pooling,
         "head_norm": "trained" if head_norm else "pretrained",
+        "freeze": freeze,
         "extra": extra,
-        "command": command(size, pooling, head_norm),
+        "lever": freeze != RECIPE["freeze"],
+        "partial": partial,
+        "command": command(size, pooling, head_norm, overrides),
         **record,
         **oof_metrics(oof, FOLDS),
     }
+    if partial:
+        settings[name]["resume"] = (
+            "python bench/real_resolution.py --prep PREP --work WORK --phases stage7 levers test "
+            "(it trains the folds that have no pred.csv yet)"
+        )
     m = settings[name]
     log(
         f"{name}: out-of-fold AUC {m['auc']:.3f} ({m['auc_ci_low']:.3f}-{m['auc_ci_high']:.3f}); "
         f"age {m['baselines'].get('age', {}).get('auc', float('nan')):.3f}, "
         f"fused {m['baselines'].get('fused', {}).get('auc', float('nan')):.3f}"
     )
-    results["paired_settings"] = settings_pairs(work, settings)
-    if not extra and "test" not in results:  # the choice is frozen once test has been scored
-        main = [n for n in settings if not settings[n].get("extra")]
-        results["chosen"] = max(main, key=lambda n: settings[n]["auc"])
+    results["paired_settings"] = settings_pairs(work, settings, results.get("paired_settings"))
+    results["chosen"] = choose(work, settings)
     results["targets"] = targets(results)
     save(results)
+
+
+def singles(work: Path, settings: dict[str, Any]) -> list[str]:
+    """The single settings run on all folds, not extras, with their out-of-fold rows under `work` (rows kept in
+    the JSON from an earlier session without them can be neither chosen nor ensembled)."""
+    return [
+        n
+        for n, s in settings.items()
+        if not s.get("extra")
+        and not s.get("partial")
+        and s.get("kind") != "ensemble"
+        and (work / f"cv-{n}" / "oof.csv").is_file()
+    ]
+
+
+def choose(work: Path, settings: dict[str, Any]) -> str:
+    """The single setting with the highest out-of-fold AUC (what one RUN trained by `final` can be; the
+    ensemble is reported, not chosen)."""
+    return max(singles(work, settings), key=lambda n: settings[n]["auc"])
+
+
+def stage7_phase(prep: Path, work: Path, results: dict[str, Any], train: bool = True) -> None:
+    """The stage-7 lever: its stage-6 cache at 384 px, then its folds (those not done yet when `train`)."""
+    size, pooling = STAGE7["size"], STAGE7["pooling"]
+    if train:
+        build_cache(prep, pool_rows(prep), size, work / "cache", results, STAGE7["freeze"])
+        save(results)
+    run_setting(
+        prep,
+        work,
+        size,
+        pooling,
+        True,
+        results,
+        overrides=stage7_overrides(),
+        folds=STAGE7["folds"],
+        train=train,
+    )
+
+
+def ensemble_phase(work: Path, results: dict[str, Any]) -> None:
+    """The out-of-fold ensemble: mean calibrated logit of the ENSEMBLE_SIZE best full-CV single settings."""
+    from mammo.evaluate.cv import oof_metrics
+
+    settings = results["cv"]
+    members = sorted(singles(work, settings), key=lambda n: -settings[n]["auc"])[:ENSEMBLE_SIZE]
+    oofs = [read_oof(work, n) for n in members]
+    oof = oofs[0].drop(columns=["score"])
+    oof["score"] = ensemble_scores(oof["sample_id"], oofs)
+    out = work / "cv-ensemble"
+    out.mkdir(parents=True, exist_ok=True)
+    oof.to_csv(out / "oof.csv", index=False)
+    settings["ensemble"] = {
+        "kind": "ensemble",
+        "members": members,
+        "size": "-",
+        "pooling": f"mean logit of {', '.join(members)}",
+        "head_norm": "-",
+        "extra": False,
+        "lever": True,
+        "partial": False,
+        "train_seconds": sum(settings[n].get("train_seconds", 0) for n in members),
+        **oof_metrics(oof, FOLDS),
+    }
+    m = settings["ensemble"]
+    log(
+        f"ensemble of {members}: out-of-fold AUC {m['auc']:.3f} ({m['auc_ci_low']:.3f}-{m['auc_ci_high']:.3f})"
+    )
+    results["paired_settings"] = settings_pairs(work, settings, results.get("paired_settings"))
+    save(results)
+
+
+def ensemble_scores(ids: pd.Series, oofs: list[pd.DataFrame]) -> np.ndarray:
+    """Per row of `ids`, the mean of the members' scores (calibrated logits), each looked up by sample id."""
+    return np.mean([o.set_index("sample_id").loc[ids, "score"].to_numpy(float) for o in oofs], axis=0)
+
+
+def read_oof(work: Path, name: str) -> pd.DataFrame:
+    """A setting's out-of-fold rows as written by `cv_setting`."""
+    return pd.read_csv(work / f"cv-{name}" / "oof.csv", dtype={"sample_id": str, "patient_id": str})
 
 
 def cv_phase(prep: Path, work: Path, sizes: list[int], poolings: list[str], results: dict[str, Any]) -> None:
@@ -297,16 +437,17 @@ def extras_phase(prep: Path, work: Path, results: dict[str, Any], names: list[st
         run_setting(prep, work, size, pooling, head_norm, results, extra=True)
 
 
-def settings_pairs(work: Path, settings: dict[str, Any]) -> dict[str, Any]:
-    """Paired deltas between the measured settings: sizes at one pooling, poolings and extras at one size."""
-    oofs = {
-        n: pd.read_csv(work / f"cv-{n}" / "oof.csv", dtype={"sample_id": str, "patient_id": str})
-        for n in settings
-    }
-    main = {n: s for n, s in settings.items() if not s.get("extra")}
+def settings_pairs(
+    work: Path, settings: dict[str, Any], earlier: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Paired deltas between the measured settings: sizes at one pooling, poolings and extras at one size, every
+    lever against BASE_SETTING (the ensemble against its best member too). Pairs of settings whose out-of-fold
+    rows are not on disk (an earlier session's) are kept from `earlier`."""
+    oofs = {n: read_oof(work, n) for n in settings if (work / f"cv-{n}" / "oof.csv").is_file()}
+    main = {n: s for n, s in settings.items() if not s.get("extra") and not s.get("lever")}
     sizes = sorted({s["size"] for s in main.values()})
     poolings = list(dict.fromkeys(s["pooling"] for s in main.values()))
-    out = {}
+    out = dict(earlier or {})
     for pooling in poolings:
         for i, small in enumerate(sizes):
             for big in sizes[i + 1 :]:
@@ -326,6 +467,15 @@ def settings_pairs(work: Path, settings: dict[str, Any]) -> dict[str, Any]:
             p = paired(oofs, base, name)
             if p:
                 out[f"{name} - {base}"] = p
+    for name, s in settings.items():
+        if name != BASE_SETTING and not s.get("extra") and (s.get("lever") or s["pooling"] == "tiles"):
+            p = paired(oofs, BASE_SETTING, name)
+            if p:
+                out[f"{name} - {BASE_SETTING}"] = p
+        if s.get("kind") == "ensemble":
+            p = paired(oofs, s["members"][0], name)
+            if p:
+                out[f"{name} - {s['members'][0]} (its best member)"] = p
     return out
 
 
@@ -340,6 +490,11 @@ def test_phase(prep: Path, work: Path, results: dict[str, Any]) -> None:
     name = results["chosen"]
     size, pooling = results["cv"][name]["size"], results["cv"][name]["pooling"]
     head_norm = results["cv"][name].get("head_norm") == "trained"
+    overrides = (
+        stage7_overrides()
+        if results["cv"][name].get("freeze", RECIPE["freeze"]) == STAGE7["freeze"]
+        else None
+    )
     cache, final = work / "cache", work / f"final-{name}"
     df = read_dataset_csv(prep)
     df["label"] = df["label"].astype(int)
@@ -355,7 +510,12 @@ def test_phase(prep: Path, work: Path, results: dict[str, Any]) -> None:
         shutil.rmtree(final / "run", ignore_errors=True)
         t0 = time.time()
         train_cached(
-            final / "prep", final / "run", cache, recipe_for(size, pooling), say=log, head_norm=head_norm
+            final / "prep",
+            final / "run",
+            cache,
+            recipe_for(size, pooling, overrides=overrides),
+            say=log,
+            head_norm=head_norm,
         )
         results["final_train_seconds"] = round(time.time() - t0)
         s = score_cached(final / "run", prep, test, cache, say=log)
@@ -442,6 +602,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--prep", type=Path, default=Path("/work/data/rsna640-prep"))
     ap.add_argument("--work", type=Path, default=Path("/work/data/resolution"))
+    ap.add_argument("--dataset", default=DATASET, help="the name the JSON and README give the prepared set")
     ap.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
     ap.add_argument("--poolings", nargs="+", default=list(POOLINGS))
     ap.add_argument(
@@ -451,7 +612,10 @@ def main() -> None:
         "--json", type=Path, default=OUT_JSON, help="results file (read first: the run resumes it)"
     )
     ap.add_argument(
-        "--phases", nargs="+", choices=("cv", "test", "extras", "timings"), default=["cv", "test", "extras"]
+        "--phases",
+        nargs="+",
+        choices=("cv", "stage7", "levers", "test", "extras", "timings"),
+        default=["cv", "stage7", "levers", "test", "extras"],
     )
     a = ap.parse_args()
     if not (a.prep / "dataset.csv").is_file():
@@ -461,13 +625,13 @@ def main() -> None:
     made = json.loads((a.prep / "prepare.json").read_text()) if (a.prep / "prepare.json").is_file() else {}
     results["prep"] = {k: made.get(k) for k in ("format", "task", "size", "manifest_sha256", "processing")}
     results.update(
-        dataset=DATASET,
-        prep_size=PREP_SIZE,
+        dataset=a.dataset,
+        prep_size=made.get("size") or PREP_SIZE,
         recipe={k: v for k, v in RECIPE.items() if k != "device"},
         folds=FOLDS,
         cut_measurements=CUT_MEASUREMENTS,
         not_measured=NOT_MEASURED,
-        prepare_command="mammo prepare DATA --out PREP --task whole --size 640",
+        prepare_command=f"mammo prepare DATA --out PREP --task whole --size {made.get('size') or PREP_SIZE}",
     )
     for phase in a.phases:
         t0 = time.time()
@@ -479,6 +643,11 @@ def main() -> None:
             cv_phase(a.prep, a.work, a.sizes, a.poolings, results)
         elif phase == "extras":
             extras_phase(a.prep, a.work, results, a.extras)
+        elif phase == "stage7":
+            stage7_phase(a.prep, a.work, results)
+        elif phase == "levers":  # collects the stage-7 folds finished so far (another process may train them)
+            stage7_phase(a.prep, a.work, results, train=False)
+            ensemble_phase(a.work, results)
         else:
             test_phase(a.prep, a.work, results)
         results.setdefault("phase_seconds", {})[phase] = round(time.time() - t0)

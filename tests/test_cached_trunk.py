@@ -31,7 +31,7 @@ RECIPE = {
 }
 
 
-@pytest.mark.parametrize("pooling", ["avg", "max", "topk", "attention"])
+@pytest.mark.parametrize("pooling", ["avg", "max", "topk", "tiles", "attention"])
 def test_trunk_then_rest_is_the_whole_network(pooling):
     torch.manual_seed(0)
     net = create_model("efficientnet-lite0", pretrained=False, pooling=pooling).eval()

@@ -20,9 +20,10 @@ nothing is downloaded) and the architecture from `efficientnet_lite_pytorch`.
   by block depth; both are per sample, so a batch of 2 (or 1) works in training.
 - Head: one logit (`_fc`: 1280 -> 1), freshly initialised.
 - Pooling of the last feature map (`pooling`, a model argument kept in checkpoints): "avg" (the package's global
-  average, the default), "max", "topk" (per channel, the mean of its top 1/16 positions) or "attention" (a
-  1 x 1 conv scores every position, softmax over positions weights the sum; it starts as the average). A small
-  lesion covers a few of the 400 positions of a 640 px input, and the average dilutes it.
+  average, the default), "max", "topk" (per channel, the mean of its top 1/16 positions), "tiles" (per channel,
+  the largest mean over 3 x 3 overlapping half-size windows) or "attention" (a 1 x 1 conv scores every position,
+  softmax over positions weights the sum; it starts as the average). A small lesion covers a few of the 400
+  positions of a 640 px input, and the average dilutes it.
 """
 
 from __future__ import annotations
