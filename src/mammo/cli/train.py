@@ -27,7 +27,13 @@ def _train_options(s: argparse.ArgumentParser) -> None:
     train_options(s)
     s.add_argument(
         "--pooling",
-        choices=("avg", "max", "topk", "attention"),
+        choices=(
+            "avg",
+            "max",
+            "topk",
+            "tiles",
+            "attention",
+        ),  # mammo.models.pooling.POOLINGS (no torch import here)
         help="efficientnet-lite pooling (default: avg)",
     )
     s.add_argument(
