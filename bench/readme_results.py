@@ -327,10 +327,11 @@ def resolution_section(d: dict, dev: dict | None) -> list[str]:
     cache = d.get("cache_seconds_per_image") or {}
     for name, m in cv.items():
         mark = "**" if name == chosen else ""
+        cache_key = f"{m['size']}-stage{m['freeze']}" if _deeper(m) else str(m["size"])
         lines.append(
-            f"| {m['size']} px | {m['pooling']}{' (extra)' if m.get('extra') else ''} | {m.get('head_norm', '-')} | "
+            f"| {_size(m)} | {_setting_label(m)} | {m.get('head_norm', '-')} | "
             f"{mark}{_ci(m)}{mark} | {_ci(m.get('breast_level'))} | "
-            f"{cache.get(str(m['size'])) or '-'} | {m.get('train_seconds', 0) / 60:.1f} min |"
+            f"{cache.get(cache_key) or '-'} | {m.get('train_seconds', 0) / 60:.1f} min |"
         )
     lines += [
         "",
@@ -368,6 +369,7 @@ def resolution_section(d: dict, dev: dict | None) -> list[str]:
         lines.append(
             f"| {key} (breast level {_delta(p.get('breast_level'))}) | {_delta(p)} | - | {_resolved(p)} |"
         )
+    lines += levers_table(d)
     if dev:
         dcv = (dev.get("rsna_cv") or {}).get((dev.get("rsna_cv") or {}).get("final") or "")
         if dcv:
@@ -388,6 +390,98 @@ def resolution_section(d: dict, dev: dict | None) -> list[str]:
         f"`{best.get('command', '')}`; the final model from a labels table: "
         "`python bench/real_accuracy.py final --table labels.csv --out RUN`, then `mammo predict RUN IMAGES`.",
     ]
+    return lines
+
+
+def _deeper(m: dict) -> bool:
+    """Whether a setting trains layers below the head conv (a lever of issue 28)."""
+    return m.get("freeze") not in (None, 9)
+
+
+def _size(m: dict) -> str:
+    """'384 px', or '-' for the ensemble."""
+    return f"{m['size']} px" if isinstance(m.get("size"), int) else "-"
+
+
+def _setting_label(m: dict) -> str:
+    """A setting's pooling, with what else it trains, whether it is an extra and on how many folds it ran."""
+    label = m["pooling"]
+    if _deeper(m):
+        label += " (stage 7 + head conv trained)"
+    if m.get("extra"):
+        label += " (extra)"
+    if m.get("partial"):
+        label += f" ({len(m.get('folds_run') or [])} of {m.get('folds', 5)} folds)"
+    return label
+
+
+def levers_table(d: dict) -> list[str]:
+    """Issue 28's levers (tiles, stage 7, ensemble), each against age and against 384 px avg on the same women."""
+    cv, pairs = d.get("cv") or {}, d.get("paired_settings") or {}
+    base = "384-avg"
+    rows = [
+        (n, m)
+        for n, m in cv.items()
+        if not m.get("extra") and (m.get("pooling") == "tiles" or _deeper(m) or m.get("kind") == "ensemble")
+    ]
+    if not rows:
+        return []
+    lines = [
+        "",
+        "The CPU levers of issue 28, out of fold (a row on fewer folds is paired on its folds' women only):",
+        "",
+        f"| lever | CV: image level | breast level | image - age | lever - {base} (same women) | verdict vs {base} |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, m in rows:
+        p = pairs.get(f"{name} - {base}")
+        lines.append(
+            f"| {name}: {_size(m)}, {_setting_label(m)} | {_ci(m)} | {_ci(m.get('breast_level'))} | "
+            f"{_delta((m.get('paired') or {}).get('image - age'))} | {_delta(p)} | {_resolved(p)} |"
+        )
+    for name, m in rows:
+        if m.get("resume"):
+            lines += ["", f"`{name}` is partial; to finish it: `{m['resume']}`."]
+    return lines
+
+
+def dev_resolution_section(d: dict) -> list[str]:
+    """rsna-screening-dev rerun with the current breast crop: the cached-trunk rows, the choice, test once."""
+    cv = d.get("cv") or {}
+    chosen = d.get("chosen")
+    if not cv or not chosen:
+        return []
+    best, test = cv[chosen], d.get("test") or {}
+    age = (best.get("baselines") or {}).get("age")
+    lines = [
+        f"**{d['dataset']}, rerun with the current breast crop** (the same cached-trunk study, prepared at "
+        f"{d.get('prep_size')} px; `bench/real_resolution.py --dataset {d['dataset']}` -> "
+        "`bench/results/resolution_dev.json`). 5-fold CV by woman over train+val "
+        f"({best['n']} images of {best['n_women']} women, {best['n_pos']} with cancer):",
+        "",
+        "| setting | CV: image level | breast level | age alone | image - age |",
+        "|---|---|---|---|---|",
+    ]
+    for name, m in cv.items():
+        mark = "**" if name == chosen else ""
+        lines.append(
+            f"| {name} | {mark}{_ci(m)}{mark} | {_ci(m.get('breast_level'))} | "
+            f"{_ci((m.get('baselines') or {}).get('age'))} | {_delta((m.get('paired') or {}).get('image - age'))} |"
+        )
+    if test:
+        tage = (test.get("baselines") or {}).get("age")
+        lines += [
+            "",
+            f"Chosen out of fold: {chosen}. Test, once ({test.get('n')} images of {test.get('n_women')} women): "
+            f"{_ci(test)}, age alone {_ci(tage)}, image - age {_delta((test.get('paired') or {}).get('image - age'))}. "
+            + (
+                "The image does not beat age here."
+                if (best.get("paired") or {}).get("image - age", {}).get("ci_low", -1) <= 0
+                else "The image beats age out of fold (paired interval above 0)."
+            ),
+        ]
+    elif age:
+        lines += ["", f"Chosen out of fold: {chosen}; test not scored yet."]
     return lines
 
 
@@ -762,6 +856,7 @@ def render() -> str:
     for name, fn in (
         ("accuracy.json", accuracy_section),
         ("resolution.json", lambda d: resolution_section(d, _load("accuracy.json"))),
+        ("resolution_dev.json", dev_resolution_section),
         ("rsna.json", rsna_section),
         ("prepare.json", prepare_section),
         ("ingest.json", ingest_section),

@@ -320,10 +320,9 @@ def run_setting(
         **record,
         **oof_metrics(oof, FOLDS),
     }
-    if partial:
+    if partial:  # it trains the folds that have no pred.csv yet
         settings[name]["resume"] = (
-            "python bench/real_resolution.py --prep PREP --work WORK --phases stage7 levers test "
-            "(it trains the folds that have no pred.csv yet)"
+            "python bench/real_resolution.py --prep PREP --work WORK --phases stage7 levers test"
         )
     m = settings[name]
     log(
