@@ -129,3 +129,31 @@ def test_final_trains_what_the_study_chose(tmp_path, monkeypatch):
     row = {"size": 640, "pooling": "tiles", "head_norm": "pretrained", "freeze": 9}
     path.write_text(json.dumps({"chosen": "640-tiles", "cv": {"640-tiles": row}}))
     assert real_accuracy.final_setting() == (640, "tiles", False, {})
+
+
+def test_tiled_network_exports_to_onnx_with_the_same_logits():
+    import io
+    import warnings
+
+    import onnxruntime as ort
+
+    torch.manual_seed(0)
+    net = create_model("efficientnet-lite0", pretrained=False, pooling="tiles").eval()
+    buffer = io.BytesIO()
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter(
+            "ignore"
+        )  # tracer warnings: the tile windows are constants at the exported size
+        torch.onnx.export(
+            net,
+            (torch.zeros(1, 1, 96, 64),),
+            buffer,
+            dynamo=False,
+            input_names=["x"],
+            output_names=["y"],
+            dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}},
+        )
+    session = ort.InferenceSession(buffer.getvalue(), providers=["CPUExecutionProvider"])
+    x = torch.randn(3, 1, 96, 64)
+    with torch.no_grad():
+        np.testing.assert_allclose(session.run(None, {"x": x.numpy()})[0], net(x).numpy(), atol=1e-4)

@@ -58,7 +58,7 @@ class TilePool(nn.Module):
         return f"grid={self.grid}"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[2], x.shape[3]
+        h, w = int(x.shape[2]), int(x.shape[3])  # Python ints (constants in an ONNX export at a fixed size)
         kh, kw = math.ceil(h / 2), math.ceil(w / 2)
         means = [
             x[:, :, i : i + kh, j : j + kw].mean(dim=(2, 3))
