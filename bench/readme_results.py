@@ -305,7 +305,7 @@ def resolution_section(d: dict, dev: dict | None) -> list[str]:
         + (f"; 640 px against 256 px: {_delta(big)}" if big else "")
         + f". {held} of the issue's {len(targets)} targets held (below). With every ImageNet weight frozen, the "
         "only thing this CPU affords at 640 px, more pixels give the frozen filters finer texture, not a better "
-        "score: training deeper layers at high resolution needs a GPU or many hours here."
+        "score: training deeper layers at high resolution needs a GPU or many hours here." + levers_verdict(d)
     )
     lines = [
         verdict,
@@ -412,7 +412,27 @@ def _setting_label(m: dict) -> str:
         label += " (extra)"
     if m.get("partial"):
         label += f" ({len(m.get('folds_run') or [])} of {m.get('folds', 5)} folds)"
+    if m.get("earlier_run"):
+        label += " (an earlier run, not repeated)"
     return label
+
+
+def levers_verdict(d: dict) -> str:
+    """One sentence: the best of issue 28's CPU levers out of fold, against 384 px avg and age on the same women."""
+    cv, pairs = d.get("cv") or {}, d.get("paired_settings") or {}
+    rows = {n: m for n, m in cv.items() if f"{n} - 384-avg" in pairs}
+    if not rows:
+        return ""
+    name = max(rows, key=lambda n: rows[n]["auc"])
+    m, p = rows[name], pairs[f"{name} - 384-avg"]
+    return (
+        f" The CPU levers of issue 28 (tile pooling, stage 7 trained, an out-of-fold ensemble) do not change "
+        f"this: the best, {name}, reaches {_ci(m)} (against 384 px avg on the same women {_delta(p)}, "
+        f"{_resolved(p)}; against age {_delta((m.get('paired') or {}).get('image - age'))})."
+        if p.get("ci_low", 0) <= 0
+        else f" Of the CPU levers of issue 28, {name} beats 384 px avg out of fold ({_delta(p)}): {_ci(m)}, "
+        f"against age {_delta((m.get('paired') or {}).get('image - age'))}."
+    )
 
 
 def levers_table(d: dict) -> list[str]:

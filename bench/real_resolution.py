@@ -621,6 +621,8 @@ def main() -> None:
         sys.exit(f"{a.prep}: no dataset.csv; prepare rsna-screening-640 at 640 px first")
     results = json.loads(a.json.read_text()) if a.json.is_file() else {}
     results["_path"] = a.json
+    for name, row in (results.get("cv") or {}).items():  # kept from a run whose folds are not under --work
+        row["earlier_run"] = not (a.work / f"cv-{name}" / "oof.csv").is_file()
     made = json.loads((a.prep / "prepare.json").read_text()) if (a.prep / "prepare.json").is_file() else {}
     results["prep"] = {k: made.get(k) for k in ("format", "task", "size", "manifest_sha256", "processing")}
     results.update(
