@@ -863,6 +863,15 @@ def summary() -> str:
         verdict = resolution_section(resolution, accuracy)
         if verdict:
             lines += ["", "**rsna-screening-640 (640 px):** " + verdict[0]]
+    dev = _load("resolution_dev.json")
+    if dev and dev.get("chosen") in (dev.get("cv") or {}):
+        m = dev["cv"][dev["chosen"]]
+        lines += [
+            "",
+            f"**rsna-screening-dev rerun with the current breast crop:** the best cached-trunk setting "
+            f"({dev['chosen']}) {_ci(m)} out of fold, age alone {_ci((m.get('baselines') or {}).get('age'))}, "
+            f"image - age {_delta((m.get('paired') or {}).get('image - age'))}.",
+        ]
     lines += [
         "",
         "Every table (accuracy, resolution, speed, the demo per seed): [docs/results.md](docs/results.md).",

@@ -92,13 +92,20 @@ CUT_MEASUREMENTS = {
     "train head batch norm + pooling + classifier on the head-conv cache (chosen)": "minutes per 5-fold CV",
 }
 NOT_MEASURED = [
-    "cuts below the head conv (training the head conv or stage 7): 3-12 hours per 5-fold CV at 640 px here "
-    "(CUT_MEASUREMENTS), more than this session had",
+    "tiles at 640 px: the 640 px trunk cache of 2,478 images (0.77 s/image in the earlier run at load ~10, about "
+    "twice that at the load ~22 of issue 28's session, 2 cores shared by 7 sessions) did not fit before its "
+    "deadline; tiles ran at 384 px (3 x 3 windows of 6 x 6 cells: 192 px tiles overlapping by 96 px) and on "
+    "rsna-screening-dev at 256 px. To run them: python bench/real_resolution.py --prep PREP --work WORK "
+    "--sizes 640 --poolings avg tiles --phases cv levers test",
+    "real tiles (the trunk re-run on crops): a crop of the 640 px PREP has no more pixels per lesion than the "
+    "whole image, so they would differ from pooled regions only in context and padding, at 9x the trunk's cost",
+    "stage 7 + head conv trained at 640 px, or on all 5 folds at 384 px: 3 of 5 folds at 384 px, 3 epochs, fitted "
+    "the time (about 20 minutes per fold at load ~22)",
     "512 px: 384 px was run instead, as it costs 36% of the 640 px cache instead of 64%",
     "the left-right mirror as augmentation (`train_cached(mirror=True)`): it doubles the trunk cache",
-    "an epoch count chosen on data: 12 was fixed beforehand; the inner-validation AUC per epoch is recorded per "
-    "setting (inner_val_auc_mean_by_epoch)",
-    "full fine-tuning at 512-640 px on a GPU (part 5 of the issue): no GPU was lent to this session",
+    "an epoch count chosen on data: 12 (3 for stage 7) was fixed beforehand; the inner-validation AUC per epoch is "
+    "recorded per setting (inner_val_auc_mean_by_epoch)",
+    "full fine-tuning at 512-640 px: not on this CPU (issue 28's GPU recipe is a command of its own)",
     "attention pooling at 384 and 640 px: it trains on the cached maps, not on pooled vectors (minutes per fold "
     "at 640 px here), left out for time; it is measured at 256 px as an extra",
 ]
