@@ -20,7 +20,7 @@ LEVELS: list[set[str]] = [
     {"io"},
     {"stats"},
     {"data", "prep"},
-    {"models", "datasets", "seeding"},
+    {"models", "datasets", "seeding", "track"},
     {"predict"},
     {"train", "evaluate"},
     {"explain"},

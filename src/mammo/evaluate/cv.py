@@ -27,6 +27,7 @@ from mammo.io.atomic import json_safe, write_csv, write_json
 from mammo.prep.splits import carve, woman_labels
 from mammo.stats.baselines import breast_level, cross_fit_baselines, score_block
 from mammo.stats.paired import paired_delta_auc
+from mammo.track.hooks import CvHooks, current
 
 POOL_SPLITS = ("train", "val")
 FOLD_COLUMNS = ["sample_id", "patient_id", "label", "fold"]
@@ -164,9 +165,7 @@ def run_cv(
         >>> from mammo.evaluate import run_cv
         >>> print(run_cv("prep/rsna256", "cv/rsna", folds=5, overrides={"epochs": 6}).summary())
     """
-    from mammo.evaluate.run import evaluate
     from mammo.prep.dataset import read_dataset_csv
-    from mammo.train.loop import train
 
     prep, out = Path(prep), Path(out)
     rows = read_dataset_csv(prep)
@@ -180,6 +179,40 @@ def run_cv(
     out.mkdir(parents=True, exist_ok=True)
     _check_folds(out, rows.assign(fold=fold)[FOLD_COLUMNS])
     flags = {**(overrides or {}), "device": device, "seed": seed}
+    params = {**flags, "folds": folds, "val_fraction": val_fraction, "config_file": config_file}
+    with current().cv(out, params, prep) as hooks:
+        trained = _train_folds(
+            prep, out, rows, fold, flags, config_file, val_fraction, seed, device, log, hooks
+        )
+        oof = pool_predictions(out, rows, fold)
+        metrics = json_safe(oof_metrics(oof, folds))
+        metrics["train_seconds"] = round(
+            sum(pd.read_csv(out / f"fold-{k}" / "run" / "metrics.csv")["seconds"].sum() for k in range(folds))
+        )
+        write_csv(oof, out / "oof.csv")
+        write_json(metrics, out / "metrics.json")
+        hooks.finished(metrics)
+    return CVResult(out, metrics, trained)
+
+
+def _train_folds(
+    prep: Path,
+    out: Path,
+    rows: pd.DataFrame,
+    fold: np.ndarray,
+    flags: dict[str, Any],
+    config_file: str | os.PathLike | None,
+    val_fraction: float,
+    seed: int,
+    device: str,
+    log: Callable[[str], None],
+    hooks: CvHooks,
+) -> list[int]:
+    """Train and score every fold not done earlier (OUT/fold-k/run); the folds trained now."""
+    from mammo.evaluate.run import evaluate
+    from mammo.train.loop import train
+
+    folds = int(fold.max()) + 1
     trained = []
     for k in range(folds):
         fold_dir = out / f"fold-{k}"
@@ -204,16 +237,10 @@ def run_cv(
             resume=(run / "last.pt").is_file(),
         )
         res = evaluate(run, data=fold_dir / "prep", split="test", device=device)
+        hooks.evaluated(run, res.metrics)
         trained.append(k)
         log(f"fold {k + 1}/{folds}: held-out AUC {res.metrics['auc']:.3f} in {time.time() - t0:.0f} s")
-    oof = pool_predictions(out, rows, fold)
-    metrics = json_safe(oof_metrics(oof, folds))
-    metrics["train_seconds"] = round(
-        sum(pd.read_csv(out / f"fold-{k}" / "run" / "metrics.csv")["seconds"].sum() for k in range(folds))
-    )
-    write_csv(oof, out / "oof.csv")
-    write_json(metrics, out / "metrics.json")
-    return CVResult(out, metrics, trained)
+    return trained
 
 
 def fold_scores(

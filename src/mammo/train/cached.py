@@ -37,6 +37,7 @@ from mammo.seeding import derive_seed, seed_everything
 from mammo.stats.calibration import apply_temperature, fit_temperature
 from mammo.stats.metrics import auc, binary_cross_entropy
 from mammo.stats.threshold import choose_threshold
+from mammo.track.hooks import TrainHooks, current
 from mammo.train.cache import TrunkCache
 from mammo.train.config import TrainConfig, read_yaml, resolve_config, save_config
 from mammo.train.curves import write_curves
@@ -178,8 +179,8 @@ class _CachedRun:
             **extra,
         )
 
-    def fit(self, train_rows: pd.DataFrame, val_rows: pd.DataFrame) -> TrainResult:
-        """Train for cfg.epochs on the cache, calibrate on validation, write RUN; return the result."""
+    def fit(self, train_rows: pd.DataFrame, val_rows: pd.DataFrame, hooks: TrainHooks) -> TrainResult:
+        """Train for cfg.epochs on the cache, calibrate on validation, write RUN (and tell `hooks`); the result."""
         cfg, out = self.cfg, self.out
         started = time.time()
         x_train, m_train, y_train = self._features(train_rows, self.mirror)  # mirrors: training only
@@ -244,6 +245,7 @@ class _CachedRun:
                 }
             )
             write_csv(pd.DataFrame(history, columns=METRIC_COLUMNS), out / "metrics.csv")
+            hooks.epoch(history[-1])
             log.info(
                 f"epoch {epoch + 1}/{cfg.epochs}: train loss {history[-1]['train_loss']:.4f}, "
                 f"val AUC {history[-1]['val_auc']:.4f}"
@@ -267,7 +269,7 @@ class _CachedRun:
         )
         write_model_onnx(out)
         write_curves(pd.DataFrame(history, columns=METRIC_COLUMNS), out / "curves.png")
-        return TrainResult(
+        result = TrainResult(
             out,
             cfg.model,
             cfg.epochs,
@@ -278,6 +280,8 @@ class _CachedRun:
             threshold,
             temperature,
         )
+        hooks.finished(vars(result), val_logits)
+        return result
 
 
 def train_cached(
@@ -309,7 +313,8 @@ def train_cached(
     if cfg.device == "cuda":
         raise UserError("a cached-trunk run trains on the CPU; use --device cpu or auto")
     run = _CachedRun(cfg, prep, out, Path(cache), mirror, engine, say or log.info, head_norm)
-    return run.fit(train_rows, val_rows)
+    with current().training(out, cfg.to_dict(), prep, train_rows, val_rows) as hooks:
+        return run.fit(train_rows, val_rows, hooks)
 
 
 def score_cached(

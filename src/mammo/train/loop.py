@@ -41,6 +41,7 @@ from mammo.seeding import reseed_generator, seed_everything
 from mammo.stats.calibration import apply_temperature, fit_temperature
 from mammo.stats.metrics import auc, binary_cross_entropy
 from mammo.stats.threshold import choose_threshold
+from mammo.track.hooks import TrainHooks, current
 from mammo.train import ddp
 from mammo.train.augment import Augmenter
 from mammo.train.config import TrainConfig, read_yaml, resolve_config, save_config
@@ -180,7 +181,8 @@ def train(
     train_rows, val_rows = split_rows(df, "train", prep), split_rows(df, "val", prep)
     env, device = ddp.setup(cfg.device)
     try:
-        return _Run(cfg, prep, out, train_rows, val_rows, env, device).fit(resume)
+        with current().training(out, cfg.to_dict(), prep, train_rows, val_rows, env.is_main) as hooks:
+            return _Run(cfg, prep, out, train_rows, val_rows, env, device, hooks).fit(resume)
     finally:
         ddp.cleanup(env)
 
@@ -197,12 +199,14 @@ class _Run:
         val_rows: pd.DataFrame,
         env: ddp.DistEnv,
         device: torch.device,
+        hooks: TrainHooks,
     ) -> None:
         from mammo.models.registry import create_model, get_model_info
 
         if env.distributed and cfg.balance == "sampler":
             cfg = replace(cfg, balance="loss")  # a weighted sampler cannot shard; pos_weight balances instead
         self.cfg, self.prep, self.out, self.env, self.device = cfg, prep, out, env, device
+        self.hooks = hooks
         info = get_model_info(cfg.model)
         self.size = int(cfg.size or info.input_size)
         self.mean, self.std = float(info.mean), float(info.std)
@@ -353,6 +357,8 @@ class _Run:
         if env.is_main:
             out.mkdir(parents=True, exist_ok=True)
             save_config(cfg, out / "config.yaml")
+        for row in history:  # a resumed run's earlier epochs, so the tracker holds every epoch
+            self.hooks.epoch(row)
         stopped_early = cfg.patience is not None and state.bad_epochs >= cfg.patience
         for epoch in range(state.epoch, cfg.epochs):
             if stopped_early:
@@ -393,6 +399,7 @@ class _Run:
                         train_state=vars(state).copy(),
                     ),
                 )
+                self.hooks.epoch(history[-1])
                 log.info(
                     f"epoch {epoch + 1}/{cfg.epochs}: train loss {train_loss:.4f}, val loss "
                     f"{history[-1]['val_loss']:.4f}, val AUC {val_auc:.4f}, {history[-1]['seconds']:.0f} s"
@@ -402,7 +409,7 @@ class _Run:
         stopped_early = stopped_early and state.epoch < cfg.epochs
         result = None
         if env.is_main:
-            threshold, temperature = self._calibrate()
+            threshold, temperature, val_logits = self._calibrate()
             write_model_onnx(out)
             write_curves(pd.DataFrame(history, columns=METRIC_COLUMNS), out / "curves.png")
             result = TrainResult(
@@ -416,11 +423,15 @@ class _Run:
                 threshold,
                 temperature,
             )
+            self.hooks.finished(vars(result), val_logits)
         ddp.barrier(env)
         return result
 
-    def _calibrate(self) -> tuple[float, float]:
-        """Fit temperature and threshold on validation with the best weights; store both in best/last.pt."""
+    def _calibrate(self) -> tuple[float, float, np.ndarray]:
+        """Fit temperature and threshold on validation with the best weights; store both in best/last.pt.
+
+        Returns them and the best weights' validation logits (in val row order, for the tracker's interval).
+        """
         best = load_checkpoint(self.out / "best.pt")
         self.model.load_state_dict(best["state_dict"])
         loader = (
@@ -435,4 +446,4 @@ class _Run:
             ckpt = load_checkpoint(self.out / name)
             ckpt.update(threshold=float(threshold), temperature=float(temperature))
             save_checkpoint(self.out / name, ckpt)
-        return threshold, temperature
+        return threshold, temperature, logits
