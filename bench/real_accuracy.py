@@ -518,4 +518,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from mammo.track import tracking
+
+    with tracking(os.environ.get("MAMMO_TRACK"), experiment="real-accuracy"):  # MAMMO_TRACK=mlflow logs every run
+        main()

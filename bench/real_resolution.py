@@ -665,4 +665,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from mammo.track import tracking
+
+    with tracking(os.environ.get("MAMMO_TRACK"), experiment="real-resolution"):  # MAMMO_TRACK=mlflow logs every run
+        main()

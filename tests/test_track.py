@@ -5,7 +5,9 @@ The server tests share one `mlflow server` on loopback (tests/mlflow_server.py),
 
 from __future__ import annotations
 
+import io
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -221,3 +223,83 @@ def test_a_backend_failing_mid_run_is_dropped_and_training_goes_on(tmp_path, tin
         "tracking: flaky failed (ConnectionError: server went away); the run goes on without it"
         in caplog.text
     )
+
+
+def test_cli_track_bogus_is_one_line_and_trains_nothing(tmp_path, capsys):
+    from mammo.cli.main import main
+
+    prep = make_prep(tmp_path / "prep", n_train=4, n_val=2, n_test=0)
+    code = main(["train", str(prep), "--out", str(tmp_path / "run"), "--track", "bogus"])
+    err = capsys.readouterr().err.strip()
+    assert code != 0 and err == (
+        "mammo train: error: --track bogus: unknown tracker; choose from mlflow, tensorboard (comma-separated)"
+    )
+    assert not (tmp_path / "run").exists()
+
+
+def test_cli_unreachable_server_is_one_line_and_trains_nothing(tmp_path, capsys, monkeypatch):
+    from mlflow_server import free_port
+
+    from mammo.cli.main import main
+
+    uri = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    prep = make_prep(tmp_path / "prep", n_train=4, n_val=2, n_test=0)
+    code = main(["cv", str(prep), "--out", str(tmp_path / "cv"), "--track", "mlflow"])
+    err = capsys.readouterr().err.strip()
+    assert code != 0 and len(err.splitlines()) == 1
+    assert err.startswith(f"mammo cv: error: MLFLOW_TRACKING_URI {uri}: no MLflow server answers")
+    assert not (tmp_path / "cv").exists()
+
+
+def _fake_run(
+    run: Path, prep: Path | None, model: str, val_aucs: list[float], evals: dict[str, dict]
+) -> None:
+    """A RUN folder as train and evaluate leave it, without training: config.yaml, metrics.csv, eval/*/metrics.json."""
+    run.mkdir(parents=True)
+    config = {"model": model, "size": 64, "width": None, "prep": str(prep) if prep else None}
+    (run / "config.yaml").write_text(
+        "\n".join(f"{k}: {'null' if v is None else v}" for k, v in config.items())
+    )
+    pd.DataFrame({"epoch": range(1, len(val_aucs) + 1), "val_auc": val_aucs}).to_csv(
+        run / "metrics.csv", index=False
+    )
+    for split, block in evals.items():
+        (run / "eval" / split).mkdir(parents=True)
+        (run / "eval" / split / "metrics.json").write_text(json.dumps(block))
+
+
+def test_runs_table_lists_sorts_and_reports_a_broken_run(tmp_path, caplog):
+    from mammo.track.runs import runs_table
+
+    prep = synthetic_prep(tmp_path / "prep", n_train=2, n_val=2, n_test=2)
+    runs = tmp_path / "runs"
+    age = {"age": {"auc": 0.61, "auc_ci_low": 0.5, "auc_ci_high": 0.7}}
+    _fake_run(
+        runs / "a",
+        prep,
+        "efficientnet-lite0",
+        [0.6, 0.7],
+        {
+            "val": {"auc": 0.71, "auc_ci_low": 0.6, "auc_ci_high": 0.8},
+            "test": {"auc": 0.65, "auc_ci_low": 0.55, "auc_ci_high": 0.75, "baselines": age},
+        },
+    )
+    _fake_run(runs / "cv" / "fold-0" / "run", None, "seed-basic", [0.8, 0.75], {})
+    (runs / "broken").mkdir()
+    (runs / "broken" / "config.yaml").write_text("model: [unclosed")
+    (runs / "broken" / "metrics.csv").write_text("epoch\n1\n")
+    table = runs_table(runs, sort="val_auc")
+    assert table.rows["run"].tolist() == [os.path.join("cv", "fold-0", "run"), "a"]
+    a = table.rows.set_index("run").loc["a"]
+    assert a["val_auc_ci_low"] == 0.6 and a["test_auc"] == 0.65 and a["baseline_age_auc"] == 0.61
+    assert a["data"] == "synthetic prep" and a["size"] == "64" and a["epochs"] == 2
+    text = table.summary()
+    assert "0.710 [0.600-0.800]" in text and "0.650 [0.550-0.750]" in text and "test: age 0.610" in text
+    assert "0.800" in text  # the fold run's best epoch, without an interval (never evaluated on val)
+    assert "broken: left out, its files cannot be read" in caplog.text
+    csv = pd.read_csv(io.StringIO(table.to_csv()))
+    assert list(csv["run"]) == list(table.rows["run"])
+    assert runs_table(runs, sort="test_auc").rows["run"].iloc[0] == "a"
+    with pytest.raises(UserError, match="no RUN folders"):
+        runs_table(tmp_path / "prep")

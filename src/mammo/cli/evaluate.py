@@ -1,4 +1,4 @@
-"""Commands that judge a trained model: evaluate, compare, report."""
+"""Commands that judge trained models: evaluate, compare, report, runs."""
 
 from __future__ import annotations
 
@@ -60,6 +60,29 @@ def _report(a: argparse.Namespace) -> int:
     return 0
 
 
+def _runs_options(s: argparse.ArgumentParser) -> None:
+    from mammo.track.spec import RUNS_SORT
+
+    s.add_argument(
+        "dir", type=Path, help="folder holding RUN folders (searched below it: cv folds and demos too)"
+    )
+    s.add_argument(
+        "--sort",
+        choices=RUNS_SORT,
+        default="date",
+        help="order of the rows; date and AUCs newest/highest first",
+    )
+    s.add_argument("--csv", action="store_true", help="print every column as CSV instead of the table")
+
+
+def _runs(a: argparse.Namespace) -> int:
+    from mammo.track.runs import runs_table
+
+    table = runs_table(a.dir, sort=a.sort)
+    print(table.to_csv() if a.csv else table.summary(), end="" if a.csv else "\n")
+    return 0
+
+
 COMMANDS = [
     Command(
         "compare",
@@ -89,6 +112,16 @@ mammo evaluate runs/lite0 --data prep/other       # writes runs/lite0/eval/other
         """
 mammo evaluate runs/lite0 --split test && mammo report runs/lite0           # writes runs/lite0/report.html
 mammo report runs/lite0 --out lite0.html --split val
+""",
+    ),
+    Command(
+        "runs",
+        "a table of the RUN folders under DIR: model, data, val and test AUC with CIs, shortcuts; no server",
+        _runs_options,
+        _runs,
+        """
+mammo runs runs/                       # newest first
+mammo runs runs/ --sort val_auc --csv > runs.csv
 """,
     ),
 ]

@@ -27,7 +27,7 @@ COMMANDS: dict[str, Command] = {
 # The order of `mammo --help`: the flow from a download to a result, then the tools around it.
 ORDER = (
     "synth", "ingest", "validate", "prepare", "eda", "models", "train", "cv", "compare", "evaluate",
-    "explain", "report", "predict", "export", "listen", "demo",
+    "explain", "report", "runs", "predict", "export", "listen", "demo",
 )  # fmt: skip
 
 

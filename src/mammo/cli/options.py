@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mammo.io.devices import DEVICE_HELP, DEVICES
+from mammo.track.spec import TRACK_HELP
 from mammo.train.config import FLAGS
 
 
@@ -79,6 +80,11 @@ def train_options(s: argparse.ArgumentParser) -> None:
             default=default,
             help=f"{meta['help']} (default: {shown})",
         )
+
+
+def track_option(s: argparse.ArgumentParser) -> None:
+    """--track for `train` and `cv`: which experiment trackers log the run (none by default)."""
+    s.add_argument("--track", default="none", metavar="TRACKERS", help=TRACK_HELP)
 
 
 def device_option(s: argparse.ArgumentParser) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mammo.cli.options import Command, train_options
+from mammo.cli.options import Command, track_option, train_options
 
 
 def _models_options(s: argparse.ArgumentParser) -> None:
@@ -24,6 +24,7 @@ def _train_options(s: argparse.ArgumentParser) -> None:
     s.add_argument("--out", type=Path, required=True, help="RUN folder for checkpoints, metrics and config")
     s.add_argument("--config", type=Path, help="YAML config (defaults < YAML < flags) (default: none)")
     s.add_argument("--resume", action="store_true", help="continue from RUN/last.pt")
+    track_option(s)
     train_options(s)
     s.add_argument(
         "--pooling",
@@ -45,17 +46,19 @@ def _train_options(s: argparse.ArgumentParser) -> None:
 
 
 def _train(a: argparse.Namespace) -> int:
+    from mammo.track.hooks import tracking
     from mammo.train.loop import train
 
     overrides = {k: getattr(a, k) for k in a.given}
     if a.pooling:
         overrides["model_args"] = {"pooling": a.pooling}
-    if a.trunk_cache is not None:
-        from mammo.train.cached import train_cached
+    with tracking(a.track):
+        if a.trunk_cache is not None:
+            from mammo.train.cached import train_cached
 
-        result = train_cached(a.prep, a.out, a.trunk_cache, config_file=a.config, overrides=overrides)
-    else:
-        result = train(a.prep, a.out, config_file=a.config, overrides=overrides, resume=a.resume)
+            result = train_cached(a.prep, a.out, a.trunk_cache, config_file=a.config, overrides=overrides)
+        else:
+            result = train(a.prep, a.out, config_file=a.config, overrides=overrides, resume=a.resume)
     if result is not None:
         print(result.summary())
     return 0
@@ -73,23 +76,26 @@ def _cv_options(s: argparse.ArgumentParser) -> None:
         help="share of each fold's training women kept for early stopping and calibration (default: 0.15)",
     )
     s.add_argument("--config", type=Path, help="YAML train config for every fold (default: none)")
+    track_option(s)
     train_options(s)
 
 
 def _cv(a: argparse.Namespace) -> int:
     from mammo.evaluate.cv import run_cv
+    from mammo.track.hooks import tracking
 
-    result = run_cv(
-        a.prep,
-        a.out,
-        folds=a.folds,
-        seed=a.seed,
-        overrides={k: getattr(a, k) for k in a.given - {"seed", "device"}},
-        config_file=a.config,
-        val_fraction=a.val_fraction,
-        fold_table=a.fold_table,
-        device=a.device,
-    )
+    with tracking(a.track):
+        result = run_cv(
+            a.prep,
+            a.out,
+            folds=a.folds,
+            seed=a.seed,
+            overrides={k: getattr(a, k) for k in a.given - {"seed", "device"}},
+            config_file=a.config,
+            val_fraction=a.val_fraction,
+            fold_table=a.fold_table,
+            device=a.device,
+        )
     print(result.summary())
     return 0
 
@@ -113,6 +119,7 @@ mammo models
 mammo train prep/whole512 --out runs/lite0 --model efficientnet-lite0 --epochs 20 --batch-size 32 --lr 3e-4 --size 512
 mammo train prep/whole512 --out runs/lite0 --resume                 # continue from runs/lite0/last.pt
 mammo train prep/whole512 --out runs/lite0 --config my.yaml         # defaults < model defaults < YAML < flags
+mammo train prep/whole512 --out runs/lite0 --track mlflow           # also log to MLflow (./mlruns or MLFLOW_TRACKING_URI)
 torchrun --nproc-per-node 4 -m mammo train prep/whole512 --out runs/ddp --device cuda   # DDP, any number of nodes
 """,
     ),
@@ -124,6 +131,7 @@ torchrun --nproc-per-node 4 -m mammo train prep/whole512 --out runs/ddp --device
         """
 mammo cv prep/rsna256 --out cv/rsna --folds 5 --size 256 --width 144 --epochs 6 --warmup-epochs 0.5
 mammo cv prep/mias-roi --out cv/mias --fold-table folds.csv     # folds given per woman (patient_id,fold)
+mammo cv prep/rsna256 --out cv/rsna --track mlflow,tensorboard   # one MLflow run, a nested run per fold
 """,
     ),
 ]

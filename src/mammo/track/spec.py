@@ -5,6 +5,7 @@ from __future__ import annotations
 from mammo.errors import UserError
 
 BACKENDS = ("mlflow", "tensorboard")
+RUNS_SORT = ("date", "val_auc", "test_auc", "model", "run")  # `mammo runs --sort`
 TRACK_HELP = (
     "log the run to experiment trackers: mlflow (MLFLOW_TRACKING_URI, else ./mlruns), tensorboard "
     "(RUN/tensorboard), both as mlflow,tensorboard; needs pip install 'mammo[track]'"
