@@ -667,5 +667,6 @@ def main() -> None:
 if __name__ == "__main__":
     from mammo.track import tracking
 
-    with tracking(os.environ.get("MAMMO_TRACK"), experiment="real-resolution"):  # MAMMO_TRACK=mlflow logs every run
+    # MAMMO_TRACK=mlflow (or mlflow,tensorboard) logs every training run and cv of the study
+    with tracking(os.environ.get("MAMMO_TRACK"), experiment="real-resolution"):
         main()
