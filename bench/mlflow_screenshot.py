@@ -2,7 +2,7 @@
 
     python bench/mlflow_screenshot.py [--work DIR] [--out docs/mlflow.png]
 Makes a small synthetic download (`mammo synth`), prepares it at 64 px, starts a throwaway `mlflow server` on
-loopback (tests/mlflow_server.py: SQLite store, artifacts under --work), trains three efficientnet-lite0 runs
+loopback (tests/mlflow_server.py: SQLite store, artifacts under --work), trains three small efficientnet-lite0 runs
 (three learning rates) and a 2-fold `mammo cv` with tracking on, then photographs the experiment's runs table.
 Needs the track extra and `chromium` (Debian: apt-get install chromium). Takes a few minutes on 2 CPU cores.
 """
@@ -24,11 +24,14 @@ from mlflow_server import mlflow_server  # noqa: E402
 
 EXPERIMENT = "mammo-demo"
 WINDOW = (1600, 900)
+# small on purpose (a picture of the tracker, not a result): 64 px, the first 5 feature layers kept pretrained
 RECIPE = {
     "model": "efficientnet-lite0",
     "size": 64,
-    "epochs": 4,
+    "epochs": 3,
+    "freeze": 5,
     "batch_size": 16,
+    "max_train_batches": 3,
     "workers": 0,
     "device": "cpu",
 }
@@ -44,7 +47,7 @@ def tracked_runs(work: Path) -> None:
     from mammo.track import tracking
     from mammo.train.loop import train
 
-    make_download(work / "download", women=60, layout="descriptive", size="small", seed=0)
+    make_download(work / "download", women=40, layout="descriptive", size="small", seed=0)
     ingest_cbis(work / "download", work / "data")
     prep = work / "prep"
     prepare(work / "data", prep, task="whole", size=64, workers=0)

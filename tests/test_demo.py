@@ -1,5 +1,6 @@
 """The one-command demo: its fast version runs every step and leaves each step's output."""
 
+import io
 import json
 import re
 from pathlib import Path
@@ -56,6 +57,25 @@ def test_fast_demo_runs_every_step(fast_demo: tuple[Path, demo.DemoResult]) -> N
     assert prep["task"] == "whole" and prep["provenance"]["synthetic"] is True
     metrics = json.loads((out / "run" / "eval" / "test" / "metrics.json").read_text())
     assert ("Read the shortcuts first" in html) == bool(shortcut_baselines(metrics))
+
+
+@pytest.mark.slow
+def test_runs_lists_the_demo_run(
+    fast_demo: tuple[Path, demo.DemoResult], capsys: pytest.CaptureFixture
+) -> None:
+    from mammo.cli.main import main
+
+    out, result = fast_demo
+    assert main(["runs", str(out), "--csv"]) == 0
+    table = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    assert table["run"].tolist() == ["run"]
+    row = table.iloc[0]
+    assert row["model"] == "efficientnet-lite0" and row["data"] == "synthetic prep"
+    val = json.loads((out / "run" / "eval" / "val" / "metrics.json").read_text())
+    assert row["val_auc_ci_low"] == pytest.approx(val["auc_ci_low"])
+    assert row["test_auc"] == pytest.approx(result.test_auc)
+    assert main(["runs", str(out)]) == 0
+    assert "synthetic prep" in capsys.readouterr().out
 
 
 @pytest.mark.slow

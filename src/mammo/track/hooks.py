@@ -207,7 +207,9 @@ def tracking(track: str | None, experiment: str | None = None) -> Iterator[Track
         >>> with tracking("mlflow"):
         ...     train("prep/whole512", "runs/lite0", overrides={"epochs": 20})
     """
-    tracker = Tracker(make_backends(parse_track(track), experiment))
+    names = parse_track(track)
+    # under torchrun only rank 0 logs (the loop tells its hooks the same), so only it opens a store
+    tracker = Tracker(make_backends(names, experiment) if os.environ.get("RANK", "0") == "0" else [])
     token = _CURRENT.set(tracker)
     try:
         yield tracker
