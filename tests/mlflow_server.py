@@ -64,8 +64,9 @@ def mlflow_server(root: Path, timeout: float = START_SECONDS) -> Iterator[str]:
         *("--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}"),
         *("--artifacts-destination", str(root / "artifacts")),
     ]
+    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}  # loopback only: nothing to send anywhere
     process = subprocess.Popen(
-        command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=root
+        command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=root, env=env
     )
     try:
         deadline = time.monotonic() + timeout
