@@ -518,6 +518,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    import os
+
     from mammo.track import tracking
 
     # MAMMO_TRACK=mlflow (or mlflow,tensorboard) logs every training run and cv of the study
