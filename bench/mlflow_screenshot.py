@@ -3,7 +3,7 @@
     python bench/mlflow_screenshot.py [--work DIR] [--out docs/mlflow.png]
 Makes a small synthetic download (`mammo synth`), prepares it at 64 px, starts a throwaway `mlflow server` on
 loopback (tests/mlflow_server.py: SQLite store, artifacts under --work), trains three small efficientnet-lite0 runs
-(three learning rates) and a 2-fold `mammo cv` with tracking on, then photographs the experiment's runs table.
+(three learning rates) and a 2-fold `mammo cv` with tracking on, then photographs the experiment's runs table and the best run's page (its tags, metrics).
 Needs the track extra and `chromium` (Debian: apt-get install chromium). Takes a few minutes on 2 CPU cores.
 """
 
@@ -23,7 +23,10 @@ sys.path.insert(0, str(ROOT / "tests"))
 from mlflow_server import mlflow_server  # noqa: E402
 
 EXPERIMENT = "mammo-demo"
-WINDOW = (1600, 900)
+WINDOW = (1600, 1000)
+ASSISTANT_PX = 410  # MLflow 3's assistant panel on the right of every page
+RUNS_TABLE_PX = 380  # the runs table's header and rows
+RUN_PAGE_PX = 1500  # the run's page down to its first metrics
 # small on purpose (a picture of the tracker, not a result): 64 px, the first 5 feature layers kept pretrained
 RECIPE = {
     "model": "efficientnet-lite0",
@@ -98,6 +101,35 @@ def shrink(png: Path, colours: int = 128) -> Path:
     return png
 
 
+def photograph(url: str, out: Path) -> Path:
+    """The experiment's runs (the cv's folds nested under it) above the best training run's page, one PNG.
+
+    The right ASSISTANT_PX of each page (MLflow's assistant panel, empty here) and the empty rows under the runs
+    table are cut off.
+    """
+    import mlflow
+    from PIL import Image
+
+    client = mlflow.MlflowClient(url)
+    experiment = client.get_experiment_by_name(EXPERIMENT).experiment_id
+    runs = [r for r in client.search_runs([experiment]) if r.data.tags.get("mammo.kind") == "train"]
+    best = max(runs, key=lambda r: r.data.metrics.get("best_val_auc", 0.0)).info.run_id
+    width = WINDOW[0] - ASSISTANT_PX
+    with tempfile.TemporaryDirectory(prefix="mammo-shots-") as tmp:
+        table = screenshot(f"{url}/#/experiments/{experiment}/runs", Path(tmp) / "runs.png")
+        page = screenshot(
+            f"{url}/#/experiments/{experiment}/runs/{best}", Path(tmp) / "run.png", (WINDOW[0], RUN_PAGE_PX)
+        )
+        with Image.open(table) as top, Image.open(page) as bottom:
+            top, bottom = top.crop((0, 0, width, RUNS_TABLE_PX)), bottom.crop((0, 0, width, RUN_PAGE_PX))
+            both = Image.new("RGB", (width, top.height + bottom.height), "white")
+            both.paste(top, (0, 0))
+            both.paste(bottom, (0, top.height))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        both.save(out)
+    return shrink(out)
+
+
 def main() -> None:
     """Track the runs into a fresh server, photograph its runs table, write --out."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -111,11 +143,8 @@ def main() -> None:
         with mlflow_server(work / "server") as url:
             os.environ["MLFLOW_TRACKING_URI"] = url
             tracked_runs(work)
-            import mlflow
-
-            experiment = mlflow.MlflowClient(url).get_experiment_by_name(EXPERIMENT)
-            shot = screenshot(f"{url}/#/experiments/{experiment.experiment_id}/runs", args.out)
-    print(f"wrote {shrink(shot)} ({shot.stat().st_size // 1024} KB)")
+            shot = photograph(url, args.out)
+    print(f"wrote {shot} ({shot.stat().st_size // 1024} KB)")
 
 
 if __name__ == "__main__":
