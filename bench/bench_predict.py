@@ -33,6 +33,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import torch
@@ -44,7 +45,7 @@ from mammo.models.checkpoint import make_checkpoint, save_checkpoint
 from mammo.models.registry import create_model
 from mammo.predict.backend import load_scorer
 from mammo.predict.files import CPU_BATCH_SIZE, predict
-from mammo.predict.onnx import OPSET, OnnxModel, export_run
+from mammo.predict.onnx import OPSET, OnnxModel, export_bytes, export_run
 from mammo.predict.run import Run
 
 MODEL, SIZE = "efficientnet-lite0", 512
@@ -80,12 +81,16 @@ def best_of(fn: Callable[[], object], repeat: int) -> float:
 
 def forward_engines(run: Path) -> dict[str, Callable[[np.ndarray], object]]:
     """name -> logits of a float32 (B, 1, SIZE, SIZE) batch: PyTorch eager in the default layout, PyTorch as the
-    torch backend runs it (Run: channels_last), ONNX Runtime."""
+    torch backend runs it (Run: channels_last), ONNX Runtime on the export before issue 26 (the traced padding
+    arithmetic kept, so every pad stands apart from its conv) and on today's export (`mammo export`)."""
     eager = Run.load(run, device="cpu")
     eager.model = eager.model.to(memory_format=torch.contiguous_format)
+    with mock.patch("mammo.models.efficientnet_lite.static_padding_copy", lambda model, shape: model):
+        dynamic = OnnxModel.from_bytes(export_bytes(Run.load(run, device="cpu")), "dynamic padding")
     return {
         "torch_eager": eager.logits,
         "torch_channels_last": Run.load(run, device="cpu").logits,
+        "onnx_dynamic_padding": dynamic.logits,
         "onnx": OnnxModel.load(run / "model.onnx").logits,
     }
 

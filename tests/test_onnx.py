@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import onnxruntime
 import pytest
 import torch
 from conftest import write_seed_run
@@ -18,10 +19,11 @@ from mammo.data.phantom import LesionSpec, render
 from mammo.errors import DataError, UserError
 from mammo.io.images import write_png16
 from mammo.models.checkpoint import load_checkpoint, make_checkpoint, save_checkpoint
+from mammo.models.efficientnet_lite import Conv2dDynamicSamePadding, static_padding_copy
 from mammo.models.registry import create_model
 from mammo.predict.backend import choose_backend, load_scorer
 from mammo.predict.files import STAGES, predict
-from mammo.predict.onnx import FORMAT, OPSET, OnnxModel, export_run
+from mammo.predict.onnx import FORMAT, OPSET, OnnxModel, export_run, session_options
 from mammo.predict.run import InputSpec, Run
 
 TOLERANCE = 1e-5
@@ -144,6 +146,24 @@ def test_efficientnet_lite0_exports_to_pytorch_probabilities(tmp_path, images, w
     assert model.spec.shape == (64, width or 64)
     got = predict(path, [images], workers=0, batch_size=3)
     np.testing.assert_allclose(probabilities(got), probabilities(want), atol=TOLERANCE)
+    # the padding is fixed for the run's input, so ONNX Runtime folds every pad into its convolution
+    options = session_options()
+    options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    optimized = {node.op_type for node in onnx.load(tmp_path / "optimized.onnx").graph.node}
+    assert "Conv" in optimized and not optimized & {"Pad", "Shape", "ReorderInput"}
+
+
+@pytest.mark.parametrize("shape", [(64, 64), (72, 40)])
+def test_static_padding_copy_gives_the_same_outputs_and_leaves_the_model(shape):
+    torch.manual_seed(0)
+    model = create_model("efficientnet-lite0", pretrained=False, input_size=64).eval()
+    fixed = static_padding_copy(model, shape)
+    x = torch.randn(3, 1, *shape)
+    with torch.no_grad():
+        assert torch.equal(fixed(x), model(x))
+    assert not any(isinstance(m, Conv2dDynamicSamePadding) for m in fixed.modules())
+    assert any(isinstance(m, Conv2dDynamicSamePadding) for m in model.modules())
 
 
 @pytest.mark.slow

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from importlib import import_module
 from typing import Any
 
 __version__ = "0.1.0"
+
+# OpenMP threads (torch's intra-op pool, MKL) sleep while they wait for work instead of spinning: on a machine
+# shared with other work, spinning threads burn the cores the others (and our own decoding workers) need, which
+# multiplied a training step's CPU time by 3-6 under load (bench/bench_threads.py). A default only: a value the
+# user set wins. It must be in the environment before torch is imported, so it is set here, on `import mammo`.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def lazy_exports(package: str, exports: dict[str, str]) -> Callable[[str], Any]:
