@@ -6,6 +6,9 @@ import os
 import subprocess
 import sys
 
+import pytest
+
+from mammo.io.cores import cgroup_cpus, usable_cores
 from mammo.predict.onnx import session_options
 
 
@@ -24,7 +27,27 @@ def test_import_mammo_makes_openmp_threads_sleep_unless_the_user_chose():
 
 def test_onnx_sessions_use_the_usable_cores_without_spinning():
     options = session_options()
-    assert options.intra_op_num_threads == len(os.sched_getaffinity(0))
+    assert options.intra_op_num_threads == usable_cores() <= len(os.sched_getaffinity(0))
     assert options.inter_op_num_threads == 1
     assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
     assert session_options(1).intra_op_num_threads == 1
+
+
+@pytest.mark.parametrize(
+    ("files", "cpus"),
+    [
+        ({"cpu.max": "150000 100000\n"}, 1.5),  # cgroup v2, --cpus 1.5
+        ({"cpu.max": "max 100000\n"}, None),
+        ({"cpu/cpu.cfs_quota_us": "100000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 1.0),  # v1
+        ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None),
+        ({"cpu.max": "garbage"}, None),
+        ({}, None),
+    ],
+)
+def test_a_container_cpu_quota_caps_the_cores(tmp_path, files, cpus):
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    assert cgroup_cpus(tmp_path) == cpus
+    affinity = len(os.sched_getaffinity(0))
+    assert usable_cores(tmp_path) == (min(affinity, -(-cpus // 1)) if cpus else affinity)

@@ -31,6 +31,7 @@ import numpy as np
 from mammo import __version__
 from mammo.errors import DataError, UserError
 from mammo.io.atomic import atomic_path, json_safe
+from mammo.io.cores import usable_cores
 from mammo.predict.infer import probabilities
 from mammo.predict.run import TASKS, InputSpec
 
@@ -165,12 +166,14 @@ def export_run(
 def session_options(threads: int | None = None) -> onnxruntime.SessionOptions:
     """CPU session options: `threads` intra-op threads (default: the cores this process may use), no spinning.
 
+    The cores it may use are its affinity mask capped by a container's CPU quota (`mammo.io.cores`).
+
     Spinning threads would burn the cores that the decoding workers need while they wait for the next batch.
     """
     import onnxruntime as ort
 
     options = ort.SessionOptions()
-    options.intra_op_num_threads = threads or len(os.sched_getaffinity(0))
+    options.intra_op_num_threads = threads or usable_cores()
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL

@@ -9,14 +9,14 @@ import torch
 from torch.utils.data import DataLoader
 
 from mammo.datasets import PrepDataset
+from mammo.io.cores import usable_cores
 from mammo.seeding import worker_init_fn
 from mammo.train.config import TrainConfig
 
 
 def cpu_count() -> int:
-    """CPU cores available to this process, shared among the local DDP processes."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, cores // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    """CPU cores available to this process (affinity and cgroup quota), shared among the local DDP processes."""
+    return max(1, usable_cores() // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
 
 
 def loader_workers(cfg: TrainConfig, device: torch.device) -> int:
