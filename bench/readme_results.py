@@ -700,11 +700,12 @@ def threads_section(d: dict) -> list[str]:
         "| unit | condition | before | after | CPU before / after |",
         "|---|---|---|---|---|",
     ]
+    conditions = {"as_found": "machine as found", "loaded": f"+ {d['competing_processes']} busy processes"}
     for unit in d["units"]:
         for condition, r in d["conditions"].items():
             b, a = r[unit]["before"], r[unit]["after"]
             lines.append(
-                f"| {names.get(unit, unit)} | {condition} | {b['cpu_s']:.3f} ({b['wall_s']:.3f}) | "
+                f"| {names.get(unit, unit)} | {conditions.get(condition, condition)} | {b['cpu_s']:.3f} ({b['wall_s']:.3f}) | "
                 f"{a['cpu_s']:.3f} ({a['wall_s']:.3f}) | **{r[unit]['cpu_before_over_after']:.2f}x** |"
             )
     return lines
