@@ -18,6 +18,7 @@ STEPS = {
     "ingest": ["bench_ingest.py"],
     "prepare": ["bench_prepare.py"],
     "predict": ["bench_predict.py"],
+    "cluster": ["bench_cluster.py"],
     "explain": ["bench_explain.py"],
     "dicom_node": ["bench_dicom_node.py"],
     "threads": ["bench_threads.py"],

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from mammo import __version__
 from mammo.errors import UserError
+from mammo.io.pool import ignore_sigint
 
 if TYPE_CHECKING:
     from distributed import Client, Future
@@ -85,17 +86,16 @@ def connect(spec: str) -> Iterator[Client]:
     distributed = _import_distributed()
     n = local_workers(spec)
     if n is not None:
-        with (
-            distributed.LocalCluster(
+        with ignore_sigint():  # the worker processes leave Ctrl-C to this one, which closes them
+            cluster = distributed.LocalCluster(
                 n_workers=n,
                 threads_per_worker=1,
                 processes=True,
                 host="127.0.0.1",
                 dashboard_address="127.0.0.1:0",
                 silence_logs=logging.ERROR,
-            ) as cluster,
-            distributed.Client(cluster) as client,
-        ):
+            )
+        with cluster, distributed.Client(cluster) as client:
             yield client
         return
     address = spec if "://" in spec else f"tcp://{spec}"

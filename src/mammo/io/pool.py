@@ -10,6 +10,8 @@ shared with prepare's pool (`mammo.prep.pool`).
 from __future__ import annotations
 
 import multiprocessing
+import signal
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -29,6 +31,23 @@ DIED = (
     "a worker process died (a decoder crash on some file, or, from a Python script, a call outside "
     "`if __name__ == '__main__':`); rerun with --workers 0 to see which file"
 )
+
+
+@contextmanager
+def ignore_sigint() -> Iterator[None]:
+    """Ignore Ctrl-C while children are started, so they inherit SIG_IGN from their first instruction on.
+
+    A spawned Python keeps an inherited SIG_IGN (it installs KeyboardInterrupt only over the default), so
+    the children leave Ctrl-C to this process, which stops them itself and reports one line.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 def single_thread_cv2() -> None:

@@ -28,7 +28,7 @@ from mammo.errors import UserError, without_path
 from mammo.io.cluster import cluster_map
 from mammo.io.dicom import read_raw_pixels
 from mammo.io.images import is_dicom_path, read_image, to_uint16, write_png16
-from mammo.io.pool import forkserver_context, process_pool, single_thread_cv2
+from mammo.io.pool import forkserver_context, ignore_sigint, process_pool, single_thread_cv2
 from mammo.prep.breast import locate_breast, prepare_whole
 from mammo.prep.plan import ImageTask, Item
 from mammo.prep.roi import mask_box, prepare_roi, table_box
@@ -167,26 +167,13 @@ def _init_worker(main_pid: int) -> None:
     single_thread_cv2()
 
 
-@contextmanager
-def _ignore_sigint() -> Iterator[None]:
-    """Ignore Ctrl-C while a child is started, so it inherits SIG_IGN from its first instruction on."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, before)
-
-
 def _start_forkserver() -> BaseContext:
     """The forkserver context, its server started with Ctrl-C ignored and told to die with this process."""
     from multiprocessing import forkserver
 
     # workers fork from a server that has imported this module once; the guard makes the server die with us
     context = forkserver_context(["mammo.prep.forkserver_guard", "mammo.prep.pool"])
-    with _ignore_sigint():
+    with ignore_sigint():
         forkserver.ensure_running()
     return context
 
