@@ -76,8 +76,15 @@ def tiny_registry(monkeypatch):
     def get_model_info(name):
         return TINY_INFO if name == "tiny" else real_info(name)
 
+    real_check = getattr(reg, "check_model_args", None)
+
+    def check_model_args(name, args, source="config 'model_args'"):
+        if name != "tiny":
+            real_check(name, args, source)
+
     monkeypatch.setattr(reg, "create_model", create_model, raising=False)
     monkeypatch.setattr(reg, "get_model_info", get_model_info, raising=False)
+    monkeypatch.setattr(reg, "check_model_args", check_model_args, raising=False)
     return calls
 
 

@@ -40,19 +40,55 @@ def corrupt_rle(source: Path, path: Path) -> Path:
 
 
 def sr_result(ds: pydicom.Dataset) -> tuple[float, float, str, str]:
-    """(probability of cancer, threshold, decision meaning, referenced source SOP Instance UID) of mammo's SR."""
+    """(probability of cancer, threshold, the model's estimate, referenced source SOP Instance UID) of mammo's SR."""
     import highdicom as hd
     from pydicom.sr.codedict import codes
+
+    from mammo.pacs.objects import MODEL_ESTIMATE, local_code
 
     sr = hd.sr.Comprehensive3DSR.from_dataset(ds)
     group = sr.content.get_image_measurement_groups()[0]
     prob = group.get_measurements(name=codes.DCM.ProbabilityOfCancer)[0].value
     threshold = group.get_measurements(name=codes.DCM.ThresholdValue)[0].value
-    decision = group.get_qualitative_evaluations(name=codes.DCM.Pathology)[0].value.meaning
+    estimate = group.get_qualitative_evaluations(name=local_code(*MODEL_ESTIMATE))[0].value.meaning
     ref = ds.CurrentRequestedProcedureEvidenceSequence[0].ReferencedSeriesSequence[0]
     return (
         float(prob),
         float(threshold),
-        str(decision),
+        str(estimate),
         str(ref.ReferencedSOPSequence[0].ReferencedSOPInstanceUID),
     )
+
+
+def sr_provenance(ds: pydicom.Dataset) -> dict[str, str]:
+    """What mammo's SR says of its maker (algorithm name, version, parameters, training data) and every concept."""
+    import highdicom as hd
+
+    from mammo.pacs.objects import TRAINING_DATA, local_code
+
+    sr = hd.sr.Comprehensive3DSR.from_dataset(ds)
+    group = sr.content.get_image_measurement_groups()[0]
+    training = group.get_qualitative_evaluations(name=local_code(*TRAINING_DATA))[0].value.meaning
+    texts: dict[str, list[str]] = {}
+    items = list(_items(ds))
+    for item in items:
+        if "ConceptNameCodeSequence" in item and "TextValue" in item:
+            name = str(item.ConceptNameCodeSequence[0].CodeMeaning)
+            texts.setdefault(name, []).append(str(item.TextValue))
+    return {
+        "name": texts["Algorithm Name"][0],
+        "version": texts["Algorithm Version"][0],
+        "parameters": "; ".join(texts.get("Algorithm Parameters", [])),
+        "training": str(training),
+        "codes": "; ".join(sorted({str(i.CodeMeaning) for i in items if "CodeMeaning" in i})),
+        "series": str(ds.SeriesDescription),
+    }
+
+
+def _items(ds: pydicom.Dataset):
+    """`ds` and every dataset nested in its sequences, depth first."""
+    yield ds
+    for element in ds:
+        if element.VR == "SQ":
+            for item in element.value:
+                yield from _items(item)

@@ -116,3 +116,31 @@ def _junk_checkpoint(tmp: Path) -> Path:
     (tmp / "junk").mkdir()
     (tmp / "junk" / "best.pt").write_bytes(b"\x00not a zip" * 10)
     return tmp / "junk"
+
+
+MODEL_ARGS = {
+    "pooling: bogus (YAML)": (
+        "model_args: {pooling: bogus}\n",
+        [],
+        "config 'model_args': pooling 'bogus' is not one of avg, max, topk, attention for efficientnet-lite0",
+    ),
+    "--pooling on resnet18": (
+        "",
+        ["--model", "resnet18", "--pooling", "topk"],
+        "resnet18 takes no argument 'pooling'",
+    ),
+    "unknown builder argument (YAML)": (
+        "model: seed-basic\nmodel_args: {depth: 3}\n",
+        [],
+        "seed-basic takes no argument 'depth' (its arguments: input_size",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(MODEL_ARGS))
+def test_model_args_refused_before_building(prep, tmp_path, capsys, case):
+    text, flags, needle = MODEL_ARGS[case]
+    (tmp_path / "c.yaml").write_text(text or "{}\n")
+    argv = ["train", prep, "--out", tmp_path / "run", "--config", tmp_path / "c.yaml", *flags]
+    assert_one_line_error(run(argv, capsys), 2, needle)
+    assert not (tmp_path / "run").exists()

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pydicom
 import pytest
-from dicom_results import corrupt_rle, mg_file, sr_result
+from dicom_results import corrupt_rle, mg_file, sr_provenance, sr_result
 from orthanc import free_port
 from pydicom.dataset import Dataset
 from pydicom.uid import RLELossless, generate_uid
@@ -57,16 +57,59 @@ def test_sr_carries_the_score_in_the_source_study_and_reads_back(scorer, source,
     paths = _objects(scorer, source, tmp_path / "out")
     src = pydicom.dcmread(source, stop_before_pixels=True)
     sr = pydicom.dcmread(paths["sr"])
-    prob, threshold, decision, ref = sr_result(sr)
+    prob, threshold, estimate, ref = sr_result(sr)
     expected = scorer.score([source])[0].score
     assert prob == pytest.approx(expected.probability, abs=1e-12) and threshold == pytest.approx(0.4)
-    assert decision == ("Malignant" if prob >= threshold else "Benign")
+    assert estimate == ("Suspicious" if prob >= threshold else "Not suspicious") + " for malignancy"
     assert ref == src.SOPInstanceUID
     assert sr.StudyInstanceUID == src.StudyInstanceUID and sr.SeriesInstanceUID != src.SeriesInstanceUID
     assert (sr.PatientID, str(sr.PatientName), sr.StudyDate) == ("P1", "Doe^Jane", "20260101")
     assert sr.SOPClassUID == "1.2.840.10008.5.1.4.1.1.88.34"  # Comprehensive 3D SR
     texts = {str(e.value) for e in sr.iterall() if e.keyword == "TextValue"}
     assert {"mammo seed-basic", __version__, f"run {scorer.identity.digest}"} <= texts
+
+
+@pytest.mark.parametrize(
+    ("provenance", "training", "mark"),
+    [
+        ({"synthetic": True, "source": "synthetic CBIS-DDSM download"}, "Synthetic images", True),
+        ({"synthetic": False, "source": "CBIS-DDSM download"}, "Images not marked synthetic", False),
+        (None, "Not recorded", False),
+    ],
+)
+def test_every_object_names_its_model_run_and_training_data(source, tmp_path, provenance, training, mark):
+    from conftest import write_seed_run
+
+    prepare = {"size": 64, **({"provenance": provenance} if provenance else {})}
+    write_seed_run(tmp_path / "run", None, 32, 0.3, 0.2, prepare=prepare, threshold=0.0, temperature=1.0)
+    scorer = Scorer.load(tmp_path / "run", device="cpu")
+    paths = _objects(scorer, source, tmp_path / "out")
+    digest = scorer.identity.digest
+    said = sr_provenance(pydicom.dcmread(paths["sr"]))
+    assert (said["name"], said["version"], said["training"]) == ("mammo seed-basic", __version__, training)
+    assert f"run {digest}" in said["parameters"] and "training data: " in said["parameters"]
+    # the finding is the model's estimate (threshold 0: always suspicious), never a pathology
+    assert "Model estimate" in said["codes"] and "Suspicious for malignancy" in said["codes"]
+    assert not {"Pathology", "Malignant", "Benign"} & set(said["codes"].split("; "))
+    for kind, path in paths.items():
+        header = pydicom.dcmread(path, stop_before_pixels=True)
+        description = str(header.SeriesDescription)
+        assert description.startswith("mammo ") and f"seed-basic run {digest[:8]}" in description, kind
+        assert description.endswith(" synthetic-trained") == mark and len(description) <= 64
+        assert __version__ in str(header.SoftwareVersions)
+    capture = pydicom.dcmread(paths["heatmap"], stop_before_pixels=True)
+    assert "not a diagnosis" in capture.DerivationDescription
+    assert f"training data: {scorer.identity.training}" in capture.DerivationDescription
+
+
+def test_a_long_model_name_is_shortened_before_the_mark():
+    identity = RunIdentity("m" * 80, "run", "0123456789abcdef", training="synthetic images (mammo synth)")
+    text = identity.description("evidence")
+    assert len(text) == 64 and text.endswith("m run 01234567 synthetic-trained")
+    for name in ("efficientnet-lite0", "densenet121"):  # the registry's names fit whole
+        assert f"{name} run" in RunIdentity(name, "run", "0" * 16, training=identity.training).description(
+            "evidence"
+        )
 
 
 def test_heatmap_capture_is_an_rgb_picture_on_the_source_grid(scorer, source, tmp_path):
@@ -425,7 +468,11 @@ def test_bad_setups_get_one_line_and_leave_nothing(run, pacs, tmp_path, capsys):
     assert main([*base, "--port", str(free_port()), "--dest", "localhost:ORTHANC"]) == 2
     assert "HOST:PORT:AET" in capsys.readouterr().err
     assert main([*base, "--port", str(pacs.port), "--dest", pacs.dest]) == 2
-    assert "in use" in capsys.readouterr().err
+    assert "in use" in capsys.readouterr().err and not spool.exists()
+    for host in ("192.0.2.1", "no-such-host.invalid"):  # TEST-NET-1: never this machine's
+        assert main([*base, "--port", str(free_port()), "--dest", pacs.dest, "--host", host]) == 2
+        assert f"--host {host}: not an address of this machine" in capsys.readouterr().err
+        assert not spool.exists()
     held = Spool(spool).open()
     try:
         assert main([*base, "--port", str(free_port()), "--dest", pacs.dest]) == 2

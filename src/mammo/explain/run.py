@@ -17,6 +17,7 @@ say so.
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 import time
@@ -46,6 +47,7 @@ from mammo.predict.files import (
 )
 from mammo.predict.run import Run
 
+log = logging.getLogger(__name__)
 SCALES = ("shared", "per-image")
 SOURCE_MAX_SIDE = (
     2048  # the source overlay is drawn at the source's resolution, at most this many pixels high/wide
@@ -249,6 +251,8 @@ def _maps_pass(
                 item = shown.loaded
                 rows[i] |= {"patient_id": item.patient_id, "side": item.side, "view": item.view}
                 rows[i]["error"] = item.error
+                if item.warning:
+                    log.warning("%s: %s", sources[i].path, item.warning)
             for k, (i, shown) in enumerate(ok):
                 heat, name = ev.maps[k], names[i]
                 p = float(probs[k])
@@ -256,7 +260,9 @@ def _maps_pass(
                     "probability": p,
                     "prediction": int(p >= run.threshold),
                     "map_max": float(heat.max()),
-                    "note": "" if heat.max() > 0 else ZERO_NOTE,
+                    "note": "; ".join(
+                        n for n in ("" if heat.max() > 0 else ZERO_NOTE, shown.loaded.warning) if n
+                    ),
                     "heatmap": str(out / f"{name}_heatmap.npy"),
                 }
                 _save_npy(heat, out / f"{name}_heatmap.npy")

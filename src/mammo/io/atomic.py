@@ -105,3 +105,21 @@ def check_output_dir(path: str | os.PathLike, flag: str = "--out") -> Path:
     if not os.access(probe, os.W_OK | os.X_OK):
         raise UserError(f"{path}: {probe} is not writable; choose another {flag} or fix its permissions")
     return path
+
+
+def check_output_file(path: str | os.PathLike, flag: str = "--out") -> Path:
+    """UserError unless `path` can be written as a file: not a folder, its folder creatable and writable.
+
+    Creates nothing; called before any heavy work, as `check_output_dir`.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{path} is a folder; give a file name for {flag}")
+    probe = path.parent
+    while not probe.exists() and probe.parent != probe:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise UserError(f"{path}: {probe} is a file, so the folder cannot be created; choose another {flag}")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise UserError(f"{path}: {probe} is not writable; choose another {flag} or fix its permissions")
+    return path

@@ -33,7 +33,6 @@ from __future__ import annotations
 import copy
 import importlib
 import math
-from typing import Any
 
 import torch
 from efficientnet_lite_pytorch import EfficientNet
@@ -44,7 +43,7 @@ from efficientnet_lite_pytorch.utils import (
 )
 from torch import nn
 
-from mammo.models.pooling import make_pool
+from mammo.models.pooling import POOLINGS, make_pool
 from mammo.models.registry import register_model
 
 LITE_MEAN = 127.0 / 255.0
@@ -177,10 +176,18 @@ def _register(variant: int) -> None:
             "scheduler": "cosine",
             "augment": "mammo",
         },
+        arg_choices={"pooling": POOLINGS},
     )
-    def builder(pretrained: bool = True, input_size: int | None = None, **kwargs: Any) -> EfficientNet:
+    def builder(
+        pretrained: bool = True,
+        input_size: int | None = None,
+        bn_momentum: float = 0.1,
+        dropout_rate: float | None = None,
+        drop_connect_rate: float = 0.2,
+        pooling: str = "avg",
+    ) -> EfficientNet:
         """EfficientNet-Lite with packaged ImageNet weights; fully convolutional, so input_size is unused."""
-        return build_lite(variant, pretrained, **kwargs)
+        return build_lite(variant, pretrained, bn_momentum, dropout_rate, drop_connect_rate, pooling)
 
 
 for _variant in (0, 1, 2):

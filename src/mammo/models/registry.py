@@ -15,6 +15,7 @@ import copy
 import dataclasses
 import difflib
 import importlib
+import inspect
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -46,6 +47,8 @@ class ModelInfo:
             ``augment`` ("mammo" = flips, small affine, intensity jitter | "seed" = the starting point's
             Keras augmentation: rotation 0.4 degrees, shifts 0.2, horizontal flip). Absent keys mean
             "use the trainer's default".
+        arg_choices: the allowed values of builder arguments that take one of a few names (e.g. ``pooling``),
+            checked with the builder's keywords by ``check_model_args`` before anything is built.
     """
 
     name: str
@@ -57,6 +60,7 @@ class ModelInfo:
     gradcam_layer: str
     feature_layers: tuple[str, ...]
     train_defaults: dict[str, Any] = dataclasses.field(default_factory=dict, hash=False)
+    arg_choices: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict, hash=False)
 
 
 Builder = Callable[..., "nn.Module"]
@@ -75,6 +79,7 @@ def register_model(
     gradcam_layer: str,
     feature_layers: tuple[str, ...],
     train_defaults: dict[str, Any] | None = None,
+    arg_choices: dict[str, tuple[str, ...]] | None = None,
 ) -> Callable[[Builder], Builder]:
     """Decorator adding `builder(pretrained: bool, **kwargs) -> nn.Module` to the registry under `name`."""
     info = ModelInfo(
@@ -87,6 +92,7 @@ def register_model(
         gradcam_layer,
         tuple(feature_layers),
         dict(train_defaults or {}),
+        dict(arg_choices or {}),
     )
 
     def decorate(builder: Builder) -> Builder:
@@ -127,6 +133,25 @@ def get_model_info(name: str) -> ModelInfo:
     """The ModelInfo of `name` (a copy: changing its train_defaults does not change the registry)."""
     info = _entry(name)[1]
     return dataclasses.replace(info, train_defaults=copy.deepcopy(info.train_defaults))
+
+
+def check_model_args(name: str, args: dict[str, Any], source: str = "config 'model_args'") -> None:
+    """UserError naming the value when `name`'s builder takes no such keyword or the value is not a known choice.
+
+    Called before a run folder or a model exists, so a typo in a YAML config or a flag that this model does not
+    have (`--pooling` on resnet18) is one line, not a TypeError or ValueError from inside the builder.
+    """
+    builder, info = _entry(name)
+    params = inspect.signature(builder).parameters
+    takes = [p for p in params if p != "pretrained" and params[p].kind is not inspect.Parameter.VAR_KEYWORD]
+    open_ended = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    for key, value in args.items():
+        if key == "pretrained" or (key not in takes and not open_ended):
+            known = ", ".join(takes) or "none"
+            raise UserError(f"{source}: {name} takes no argument {key!r} (its arguments: {known})")
+        allowed = info.arg_choices.get(key)
+        if allowed is not None and value not in allowed:
+            raise UserError(f"{source}: {key} {value!r} is not one of {', '.join(allowed)} for {name}")
 
 
 def create_model(

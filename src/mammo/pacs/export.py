@@ -18,7 +18,7 @@ from mammo.io.atomic import check_output_dir
 from mammo.io.images import is_dicom_path
 from mammo.pacs.objects import Score
 from mammo.pacs.score import Scorer, save_objects
-from mammo.predict.files import PredictResult, predict
+from mammo.predict.files import PredictResult, check_run_dir, predict
 
 
 @dataclass
@@ -64,6 +64,7 @@ def dicom_results(
     device: str = "auto",
 ) -> DicomResults:
     """Score each image with RUN and write its SR and heatmap objects (`mammo explain --dicom-out`)."""
+    check_run_dir(run_dir, needs="DICOM results (--dicom-out) with heatmaps")
     out = DicomResults(check_output_dir(dicom_out, "--dicom-out"))
     scorer = Scorer.load(run_dir, device=device)
     for path in images:
@@ -82,6 +83,7 @@ def predict_to_dicom(
     run_dir: str | os.PathLike, inputs: Sequence[str | os.PathLike], dicom_out: str | os.PathLike, **kwargs
 ) -> DicomExport:
     """`predict(run_dir, inputs, **kwargs)` with one loaded run, then DICOM results for every scored DICOM."""
+    check_run_dir(run_dir, needs="DICOM results (--dicom-out) with heatmaps")
     folder = check_output_dir(dicom_out, "--dicom-out")
     scorer = Scorer.load(run_dir, device=kwargs.pop("device", "auto"))
     result = predict(run_dir, inputs, run=scorer.run, **kwargs)

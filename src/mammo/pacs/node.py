@@ -11,10 +11,13 @@ spool's leftovers (acknowledged but not scored, scored but not sent) are taken u
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import queue
+import shutil
 import signal
+import socket
 import threading
 import time
 from collections.abc import Sequence
@@ -338,6 +341,8 @@ def listen(
     problem = echo(destination, ae_title)
     if problem:
         raise UserError(f"--dest {dest}: {problem}; start that node or fix --dest")
+    _check_port(host, port)  # before the spool exists, so a port in use leaves nothing behind
+    created = not Path(spool).exists()
     store = Spool(spool).open()
     try:
         stop = stop or threading.Event()
@@ -355,11 +360,11 @@ def listen(
                 block=False,
                 evt_handlers=[(evt.EVT_C_STORE, node.on_store), (evt.EVT_REJECTED, node.on_rejected)],
             )
-        except OSError as exc:
-            raise UserError(
-                f"--port {port}: cannot listen on {host}:{port} ({exc.strerror or exc}); "
-                "the port is in use or reserved: pick another"
-            ) from None
+        except OSError as exc:  # taken between the check and now: the spool this call made goes too
+            store.close()
+            if created:
+                shutil.rmtree(spool, ignore_errors=True)
+            raise _port_error(host, port, exc) from None
         restore = _on_signals(stop)
         worker = threading.Thread(target=node.work, name="mammo-score", daemon=True)
         try:
@@ -393,6 +398,32 @@ def listen(
         return ListenResult(node.counts, len(store.unsent()), node.fatal)
     finally:
         store.close()
+
+
+def _port_error(host: str, port: int, exc: OSError) -> UserError:
+    """The one line for a port the node cannot listen on (or a --host that is not this machine's)."""
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return UserError(f"--host {host}: not an address of this machine; give e.g. 127.0.0.1 or 0.0.0.0")
+    return UserError(
+        f"--port {port}: cannot listen on {host}:{port} ({exc.strerror or exc}); "
+        "the port is in use or reserved: pick another"
+    )
+
+
+def _check_port(host: str, port: int) -> None:
+    """UserError when nothing can listen on host:port now (bound as pynetdicom binds, with SO_REUSEADDR)."""
+    try:
+        family, kind, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except OSError:
+        raise UserError(
+            f"--host {host}: not an address of this machine; give e.g. 127.0.0.1 or 0.0.0.0"
+        ) from None
+    with socket.socket(family, kind) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise _port_error(host, port, exc) from None
 
 
 def _on_signals(stop: threading.Event):

@@ -1,14 +1,18 @@
 """The DICOM objects mammo writes for one scored mammogram, built with highdicom.
 
 - a Comprehensive 3D SR holding a TID 1500 Measurement Report: the calibrated probability of cancer
-  (DCM 111047), the decision threshold (DCM 122411) and the decision (Pathology, DCM 111042: SCT Malignant
-  or Benign, as in the mammography CAD SR), with the algorithm (model, mammo version, run identity) and a
-  reference to the source image;
+  (DCM 111047, derivation Estimated), the decision threshold (DCM 122411), the model's estimate ("Model
+  estimate: Suspicious / Not suspicious for malignancy", local codes: a model's output is not a pathology
+  finding), what the model was trained on (synthetic images or not, from the PREP's provenance), the algorithm
+  (model, mammo version, run digest) and a reference to the source image;
 - a Secondary Capture (RGB) of the heatmap blended over the source image, on the source's pixel grid;
 - the heatmap itself as a fractional Segmentation (probability type, 255 = the map's maximum) on the same grid,
   for viewers and tools that read standard quantitative objects.
 
-Both go into the source's Study (patient and study attributes copied from it), each kind in its own new Series.
+Each series description names the model and the run digest and, for a model trained on synthetic images, says
+so (mammo's version is in Software Versions): a PACS user sees only the DICOM, not the HTML report's banner.
+
+All go into the source's Study (patient and study attributes copied from it), each kind in its own new Series.
 Every UID is derived from (source SOP Instance UID or Study UID, run identity, kind), so scoring the same image
 with the same run again yields the same UIDs and a PACS replaces the objects instead of adding copies.
 """
@@ -42,31 +46,60 @@ COPIED_TYPE2 = (
 SR_SERIES_NUMBER = 9701
 SC_SERIES_NUMBER = 9702
 SEG_SERIES_NUMBER = 9703
+# Local codes (a "99" designator is private by the standard) for what no standard code says: a model's estimate
+LOCAL_SCHEME = "99MAMMO"
 
 
 @dataclass(frozen=True)
 class RunIdentity:
-    """What names a scoring run in the objects: model name, mammo version, run folder and checkpoint digest."""
+    """What names a scoring run in the objects: model, mammo version, run folder, checkpoint digest, training data.
+
+    `training` is `mammo.data.provenance.training_data` of the run's PREP: "synthetic images (mammo synth)",
+    "images not marked synthetic" or "not recorded".
+    """
 
     model: str
     run: str
     digest: str
     version: str = __version__
+    training: str = "not recorded"
 
     @classmethod
-    def of(cls, run_dir: str | os.PathLike, model: str, checkpoint: str = "best.pt") -> RunIdentity:
+    def of(
+        cls,
+        run_dir: str | os.PathLike,
+        model: str,
+        checkpoint: str = "best.pt",
+        training: str = "not recorded",
+    ) -> RunIdentity:
         """The identity of RUN: its checkpoint's SHA-256 (first 16 hex digits) names it, not its path."""
         path = Path(run_dir) / checkpoint
         sha = hashlib.sha256()
         with open(path, "rb") as fh:
             while chunk := fh.read(2**20):
                 sha.update(chunk)
-        return cls(model=model, run=str(Path(run_dir).resolve()), digest=sha.hexdigest()[:16])
+        digest = sha.hexdigest()[:16]
+        return cls(model=model, run=str(Path(run_dir).resolve()), digest=digest, training=training)
+
+    @property
+    def synthetic(self) -> bool:
+        """Whether the model was trained on synthetic images (its PREP's provenance says so)."""
+        return self.training.startswith("synthetic")
 
     @property
     def label(self) -> str:
         """'mammo 0.1.0 seed-basic run 1a2b...' (64 characters at most, for LO attributes)."""
         return f"mammo {self.version} {self.model} run {self.digest}"[:64]
+
+    def description(self, kind: str) -> str:
+        """A series description: 'mammo heatmap seed-basic run 1a2b3c4d synthetic-trained' (64 at most).
+
+        The model name is shortened when needed, never the digest or the synthetic-training mark; the version
+        is in each object's Software Versions.
+        """
+        head = f"mammo {kind} "
+        tail = f" run {self.digest[:8]}" + (" synthetic-trained" if self.synthetic else "")
+        return head + self.model[: max(0, 64 - len(head) - len(tail))] + tail
 
 
 @dataclass(frozen=True)
@@ -99,6 +132,37 @@ def derived_uid(*parts: str) -> str:
     return generate_uid(entropy_srcs=["mammo", *parts])
 
 
+def local_code(value: str, meaning: str):
+    """A code of mammo's private scheme (LOCAL_SCHEME), declared in each SR's Coding Scheme Identification."""
+    import highdicom as hd
+
+    return hd.sr.CodedConcept(value=value, scheme_designator=LOCAL_SCHEME, meaning=meaning)
+
+
+MODEL_ESTIMATE = ("ESTIMATE", "Model estimate")
+SUSPICIOUS = ("SUSPICIOUS", "Suspicious for malignancy")
+NOT_SUSPICIOUS = ("NOT-SUSPICIOUS", "Not suspicious for malignancy")
+TRAINING_DATA = ("TRAINING-DATA", "Model training data")
+
+
+def _training_value(identity: RunIdentity) -> tuple[str, str]:
+    """The local code of what the model was trained on."""
+    if identity.synthetic:
+        return "SYNTHETIC", "Synthetic images"
+    if identity.training == "not recorded":
+        return "NOT-RECORDED", "Not recorded"
+    return "NOT-MARKED-SYNTHETIC", "Images not marked synthetic"
+
+
+def _coding_scheme() -> Dataset:
+    """The Coding Scheme Identification item that declares LOCAL_SCHEME."""
+    item = Dataset()
+    item.CodingSchemeDesignator = LOCAL_SCHEME
+    item.CodingSchemeName = "mammo local codes for model estimates"
+    item.CodingSchemeResponsibleOrganization = "mammo"
+    return item
+
+
 def _observer_context(identity: RunIdentity):
     import highdicom as hd
     from pydicom.sr.codedict import codes
@@ -118,7 +182,8 @@ def _observer_context(identity: RunIdentity):
 
 
 def structured_report(source: Dataset, score: Score, identity: RunIdentity) -> Dataset:
-    """A TID 1500 Measurement Report SR on `source` (a header is enough): probability, threshold, decision."""
+    """A TID 1500 Measurement Report SR on `source` (a header is enough): probability, threshold, the model's
+    estimate and its training data."""
     import highdicom as hd
     from pydicom.sr.codedict import codes
 
@@ -127,7 +192,11 @@ def structured_report(source: Dataset, score: Score, identity: RunIdentity) -> D
     algorithm = hd.sr.AlgorithmIdentification(
         name=f"mammo {identity.model}"[:64],
         version=identity.version,
-        parameters=[f"run {identity.digest}", f"threshold {score.threshold:.6g}"],
+        parameters=[
+            f"run {identity.digest}",
+            f"threshold {score.threshold:.6g}",
+            f"training data: {identity.training}",
+        ],
     )
     group = hd.sr.MeasurementsAndQualitativeEvaluations(
         tracking_identifier=hd.sr.TrackingIdentifier(
@@ -141,6 +210,7 @@ def structured_report(source: Dataset, score: Score, identity: RunIdentity) -> D
                 name=codes.DCM.ProbabilityOfCancer,
                 value=float(score.probability),
                 unit=codes.UCUM.NoUnits,
+                derivation=codes.cid3627.Estimated,
                 algorithm_id=algorithm,
             ),
             hd.sr.Measurement(
@@ -152,8 +222,12 @@ def structured_report(source: Dataset, score: Score, identity: RunIdentity) -> D
         ],
         qualitative_evaluations=[
             hd.sr.QualitativeEvaluation(
-                name=codes.DCM.Pathology, value=codes.SCT.Malignant if score.malignant else codes.SCT.Benign
-            )
+                name=local_code(*MODEL_ESTIMATE),
+                value=local_code(*(SUSPICIOUS if score.malignant else NOT_SUSPICIOUS)),
+            ),
+            hd.sr.QualitativeEvaluation(
+                name=local_code(*TRAINING_DATA), value=local_code(*_training_value(identity))
+            ),
         ],
     )
     report = hd.sr.MeasurementReport(
@@ -162,7 +236,7 @@ def structured_report(source: Dataset, score: Score, identity: RunIdentity) -> D
         imaging_measurements=[group],
     )
     study = str(source.StudyInstanceUID)
-    return hd.sr.Comprehensive3DSR(
+    sr = hd.sr.Comprehensive3DSR(
         evidence=[source],
         content=report,
         series_instance_uid=derived_uid("sr-series", study, identity.digest),
@@ -170,12 +244,15 @@ def structured_report(source: Dataset, score: Score, identity: RunIdentity) -> D
         sop_instance_uid=derived_uid("sr", sop_uid, identity.digest),
         instance_number=int(source.get("InstanceNumber", 1) or 1),
         manufacturer=MANUFACTURER,
-        series_description=f"mammo malignancy {identity.model}"[:64],
+        series_description=identity.description("estimate"),
         institution_name=source.get("InstitutionName"),
         is_complete=True,
         is_final=False,
         is_verified=False,
     )
+    sr.CodingSchemeIdentificationSequence = [_coding_scheme()]
+    sr.SoftwareVersions = f"mammo {identity.version}"
+    return sr
 
 
 def heatmap_capture(source: Dataset, rgb: np.ndarray, score: Score, identity: RunIdentity) -> Dataset:
@@ -208,7 +285,7 @@ def heatmap_capture(source: Dataset, rgb: np.ndarray, score: Score, identity: Ru
         manufacturer=MANUFACTURER,
         patient_orientation=_orientation(source) or ("A", "R"),
         laterality=laterality if laterality in ("L", "R") else None,
-        series_description=f"mammo heatmap {identity.model}"[:64],
+        series_description=identity.description("heatmap"),
         transfer_syntax_uid=JPEGBaseline8Bit,
     )
     if "Laterality" not in sc:  # type 2C for a paired organ: empty when the source does not say
@@ -216,9 +293,11 @@ def heatmap_capture(source: Dataset, rgb: np.ndarray, score: Score, identity: Ru
     if _orientation(source) is None:  # not known from the source: left empty (type 2), never made up
         sc.PatientOrientation = ""
     sc.ImageType = ["DERIVED", "SECONDARY"]
+    sc.SoftwareVersions = f"mammo {identity.version}"
     sc.DerivationDescription = (
-        f"Grad-CAM evidence for malignancy over the source image; p(cancer) {score.probability:.4f}, "
-        f"threshold {score.threshold:.4f}, {identity.label}"
+        f"Grad-CAM evidence for the model's estimate of malignancy over the source image (a model estimate, "
+        f"not a diagnosis); estimated p(cancer) {score.probability:.4f}, threshold {score.threshold:.4f}, "
+        f"{identity.label}; training data: {identity.training}"
     )[:1024]
     sc.SourceImageSequence = [_image_reference(source)]
     return sc
@@ -244,7 +323,7 @@ def heatmap_segmentation(source: Dataset, heat: np.ndarray, identity: RunIdentit
             name=f"mammo {identity.model}"[:64],
             version=identity.version,
             family=codes.cid7162.ArtificialIntelligence,
-            parameters={"run": identity.digest},
+            parameters={"run": identity.digest, "training data": identity.training},
         ),
     )
     seg = hd.seg.Segmentation(
@@ -262,7 +341,7 @@ def heatmap_segmentation(source: Dataset, heat: np.ndarray, identity: RunIdentit
         device_serial_number=identity.digest,
         max_fractional_value=255,
         transfer_syntax_uid=RLELossless,
-        series_description=f"mammo evidence map {identity.model}"[:64],
+        series_description=identity.description("evidence"),
     )
     orientation = _orientation(source)
     seg.PatientOrientation = list(orientation) if orientation else ""  # type 2C here: empty when unknown

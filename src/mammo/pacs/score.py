@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from mammo.data.provenance import training_data
 from mammo.errors import DataError
 from mammo.io.atomic import atomic_path
 from mammo.pacs.objects import RunIdentity, Score, heatmap_capture, heatmap_segmentation, structured_report
@@ -97,7 +98,7 @@ class Scorer:
         from mammo.predict.run import Run
 
         run = Run.load(run_dir, device=device)
-        return cls(run, RunIdentity.of(run_dir, run.model_name))
+        return cls(run, RunIdentity.of(run_dir, run.model_name, training=training_data(run.spec.prepare)))
 
     def score(self, paths: Sequence[str | os.PathLike], heatmap: bool = True) -> list[Scored]:
         """Score DICOM files in one batch; a file that cannot be scored gets its reason and the rest go on."""

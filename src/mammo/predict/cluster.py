@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
+from dataclasses import replace
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
@@ -63,7 +64,8 @@ def score_source(job: tuple[Source, bool], key: str, data: bytes) -> Scored:
 
 
 def _without_pixels(loaded: Loaded) -> Loaded:
-    return Loaded(None, loaded.error, loaded.patient_id, loaded.side, loaded.view, loaded.seconds)
+    """The answer sent back: everything but the model input (its warning kept)."""
+    return replace(loaded, x=None)
 
 
 def _lost(job: tuple[Source, bool], reason: str) -> Scored:

@@ -28,13 +28,14 @@ from tqdm import tqdm
 from mammo.data.manifest import BOX_COLUMNS
 from mammo.data.table import SIDES, read_table
 from mammo.errors import DataError, UserError, without_path
-from mammo.io.atomic import write_csv, write_text
+from mammo.io.atomic import check_output_file, write_csv, write_text
 from mammo.io.cluster import check_cluster, connect
 from mammo.io.dicom import DICOM_SUFFIXES, read_header, read_pixels
 from mammo.io.images import IMAGE_SUFFIXES, is_dicom_path, open_header, read_image, to_uint16
 from mammo.io.pool import ordered_map
 from mammo.predict.backend import Scorer, load_scorer
 from mammo.predict.run import InputSpec, Run
+from mammo.prep.summary import MIN_SOURCE_SIDE
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -98,6 +99,7 @@ class Loaded:
     side: str
     view: str
     seconds: tuple[float, float, float] = (0.0, 0.0, 0.0)  # read, decode, preprocess
+    warning: str = ""  # scored, but worth a word to the user (a source smaller than any mammogram)
 
 
 @dataclass
@@ -184,17 +186,31 @@ def _is_image_file(path: Path) -> bool:
     return suffix in IMAGE_SUFFIXES or suffix in DICOM_SUFFIXES or is_dicom_path(path)
 
 
-def expand_inputs(inputs: Iterable[str | os.PathLike]) -> list[Source]:
-    """Files as given (even unreadable ones: they get an error row) and folders walked recursively, sorted."""
-    sources = []
+def expand_inputs(inputs: Iterable[str | os.PathLike]) -> tuple[list[Source], list[str]]:
+    """Files as given (even unreadable ones: they get an error row) and folders walked recursively, sorted;
+    and one note per folder naming the files in it that are not images (notes.txt, a CSV), which are skipped.
+
+    Hidden files are skipped silently; the notes exist so that "scored 2 of 2" never hides a file the user
+    expected to be scored.
+    """
+    sources, notes = [], []
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and _is_image_file(p))
-            sources += [Source(str(p)) for p in found]
+            files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+            image = {p: _is_image_file(p) for p in files}
+            skipped = [str(p.relative_to(path)) for p in files if not image[p]]
+            if skipped:
+                more = f" and {len(skipped) - 3} more" if len(skipped) > 3 else ""
+                many = len(skipped) > 1
+                notes.append(
+                    f"{path}: skipped {len(skipped)} file{'s' if many else ''} that {'are' if many else 'is'} "
+                    f"not an image ({', '.join(skipped[:3])}{more}); give image or DICOM files"
+                )
+            sources += [Source(str(p)) for p in files if image[p]]
         else:
             sources.append(Source(str(path)))
-    return sources
+    return sources, notes
 
 
 def table_sources(table: str | os.PathLike) -> list[Source]:
@@ -239,16 +255,24 @@ def gather_sources(
     inputs: Iterable[str | os.PathLike] = (), table: str | os.PathLike | None = None
 ) -> list[Source]:
     """The inputs (folders walked recursively) then the table's rows; UserError when there is nothing to score."""
-    sources = expand_inputs(inputs) + (table_sources(table) if table is not None else [])
+    sources, notes = expand_inputs(inputs)
+    sources += table_sources(table) if table is not None else []
+    if not sources and notes:
+        alike = f" (and {len(notes) - 1} more folders alike)" if len(notes) > 1 else ""
+        raise UserError(f"no input images: {notes[0]}{alike}")
     if not sources:
         raise UserError("no input images: give files or folders (searched recursively), or --table T.csv")
+    for note in notes:
+        log.warning(note)
     return sources
 
 
-def check_run_dir(run_dir: str | os.PathLike, onnx: bool = False) -> Path:
+def check_run_dir(run_dir: str | os.PathLike, onnx: bool = False, needs: str = "heatmaps") -> Path:
     """RUN/best.pt, checked without torch so that a mistyped RUN is refused at once, not after loading torch.
 
-    With `onnx` (predict) an exported .onnx file, or a RUN holding only model.onnx, passes too.
+    With `onnx` (predict) an exported .onnx file, or a RUN holding only model.onnx, passes too. Without it
+    (`needs` says what wants the checkpoint: explain's heatmaps, predict's --dicom-out) a file given as RUN is
+    named as a file and the user is told which folder to give instead.
     """
     run_dir = Path(run_dir)
     if onnx and run_dir.suffix.lower() == ".onnx":
@@ -259,10 +283,18 @@ def check_run_dir(run_dir: str | os.PathLike, onnx: bool = False) -> Path:
         return run_dir
     if onnx and (run_dir / "model.onnx").is_file() and not (run_dir / "best.pt").is_file():
         return run_dir / "model.onnx"
+    only_scores = "an exported .onnx only scores, with `mammo predict` without --dicom-out"
+    if run_dir.is_file():
+        raise UserError(
+            f"{run_dir} is a file, not a RUN folder: {needs} need the checkpoint (best.pt) of the folder written "
+            f"by `mammo train`" + (f"; {only_scores}" if run_dir.suffix.lower() == ".onnx" else "")
+        )
     if not run_dir.is_dir():
         raise UserError(f"{run_dir}: no such RUN folder; give the folder written by `mammo train`")
     best = run_dir / "best.pt"
     if not best.is_file():
+        if (run_dir / "model.onnx").is_file():
+            raise UserError(f"{best}: checkpoint not found, and {needs} need it; {only_scores}")
         raise UserError(f"{best}: checkpoint not found; train first with `mammo train PREP --out RUN`")
     return best
 
@@ -369,23 +401,38 @@ def _reason(exc: Exception, path: str) -> str:
     return text if isinstance(exc, (UserError, ValueError)) else f"{type(exc).__name__}: {text}"
 
 
+def small_image_warning(image: np.ndarray) -> str:
+    """Why a decoded source smaller than MIN_SOURCE_SIDE on a side deserves a warning ('' for any other)."""
+    rows, cols = image.shape[:2]
+    if min(rows, cols) >= MIN_SOURCE_SIDE:
+        return ""
+    return (
+        f"{rows}x{cols} pixels, smaller than {MIN_SOURCE_SIDE} on a side: no mammogram is, so its "
+        "probability means nothing; give the full-size image"
+    )
+
+
 def load_source(source: Source, spec: InputSpec) -> tuple[Loaded, np.ndarray | None, np.ndarray | None]:
     """Read, decode and preprocess one source, timing each stage: (its Loaded, the decoded uint16 image, the
     prepared PREP square); the two images are None when it failed."""
-    known, image, prepared, x, error = source, None, None, None, ""
+    known, image, prepared, x, error, warning = source, None, None, None, "", ""
     marks = [time.perf_counter()]
     try:
         known = read_ids(source)
         marks.append(time.perf_counter())
         image = decode_pixels(source.path)
         marks.append(time.perf_counter())
+        warning = small_image_warning(image)
         prepared = spec.prepare_source(image, source.box)
         x = spec.from_prepared(prepared)
     except Exception as exc:  # a bad file gets its row and the rest goes on
         image, prepared, error = None, None, _reason(exc, source.path)
     marks += [time.perf_counter()] * (4 - len(marks))
     seconds = (marks[1] - marks[0], marks[2] - marks[1], marks[3] - marks[2])
-    return Loaded(x, error, known.patient_id, known.side, known.view, seconds), image, prepared
+    loaded = Loaded(
+        x, error, known.patient_id, known.side, known.view, seconds, warning if x is not None else ""
+    )
+    return loaded, image, prepared
 
 
 def load_input(job: tuple[Source, InputSpec]) -> Loaded:
@@ -466,6 +513,8 @@ def check_args(
     """The options of `predict`, checked before anything loads: the output suffix, the level, the counts."""
     if out is not None and Path(out).suffix.lower() not in (".csv", ".json"):
         raise UserError(f"--out {out}: give a .csv or .json file name")
+    if out is not None:
+        check_output_file(out)
     if aggregate is not None and aggregate not in AGGREGATES:
         raise UserError(f"--aggregate {aggregate!r}: the only level is breast")
     if batch_size is not None and batch_size < 1:
@@ -587,6 +636,8 @@ def predict(
                     **common,
                     "error": item.error,
                 }
+                if item.warning:
+                    log.warning("%s: %s", sources[len(records)].path, item.warning)
                 if logit is not None:
                     p = float(pred.probabilities(np.array([logit]))[0])
                     row |= {

@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 
 import mammo
 from mammo.errors import DataError
-from mammo.io.atomic import write_text
+from mammo.io.atomic import check_output_file, write_text
 from mammo.report import collect
 from mammo.report.collect import fmt
 from mammo.report.render import Section, esc, figures, img_tag, page, paragraph, table
@@ -254,10 +254,18 @@ def build_report(
         >>> from mammo.report import build_report
         >>> print(build_report("runs/lite0", split="test").summary())
     """
+    from mammo.predict.files import check_run_dir
     from mammo.predict.run import Run
     from mammo.prep.dataset import read_dataset_csv, read_prepare_json
 
     run_dir = Path(run_dir)
+    check_run_dir(run_dir, needs="the report's heatmaps")
+    if out is not None:
+        check_output_file(out)
+    if outside is not None:  # paths first: a typo is one line at once, not after the model has loaded
+        from mammo.report.outside import check_outside
+
+        check_outside(Path(outside))
     metrics = collect.read_metrics(run_dir, split)
     if metrics is None:
         raise DataError(

@@ -21,10 +21,17 @@ def _name(path: str) -> str:
     return f"{p.parent.name}/{p.name}" if p.parent.name else p.name
 
 
-def outside_section(folder: Path, synthetic: bool) -> tuple[str, int]:
-    """HTML for an explain folder (explain.csv + overlays) and the number of images it inlines."""
+def check_outside(folder: Path) -> None:
+    """UserError unless `folder` holds an explain.csv: checked before the run's model loads."""
+    if not folder.exists():
+        raise UserError(f"--outside {folder}: no such folder; give the --out folder of `mammo explain`")
     if not (folder / "explain.csv").is_file():
         raise UserError(f"{folder}: no explain.csv; run `mammo explain RUN IMAGE... --out {folder}` first")
+
+
+def outside_section(folder: Path, synthetic: bool) -> tuple[str, int]:
+    """HTML for an explain folder (explain.csv + overlays) and the number of images it inlines."""
+    check_outside(folder)
     rows = pd.read_csv(folder / "explain.csv", dtype=str, keep_default_na=False)
     trained_on = "synthetic images only" if synthetic else "its own data only"
     parts = [

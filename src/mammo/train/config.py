@@ -212,7 +212,7 @@ def resolve_config(
     model = TrainConfig.model
     for layer in [*layers, flags]:
         model = layer.get("model", model)
-    from mammo.models.registry import get_model_info
+    from mammo.models.registry import check_model_args, get_model_info
 
     model_defaults = {
         k: v for k, v in dict(get_model_info(model).train_defaults or {}).items() if k in FIELDS
@@ -220,7 +220,9 @@ def resolve_config(
     merged: dict[str, Any] = {}
     for layer in [model_defaults, *layers, flags]:
         merged.update(layer)
-    return _coerce(TrainConfig(**merged))
+    cfg = _coerce(TrainConfig(**merged))
+    check_model_args(cfg.model, cfg.model_args)
+    return cfg
 
 
 def save_config(cfg: TrainConfig, path: str | os.PathLike) -> None:
