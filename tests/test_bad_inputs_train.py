@@ -129,6 +129,11 @@ MODEL_ARGS = {
         ["--model", "resnet18", "--pooling", "topk"],
         "resnet18 takes no argument 'pooling'",
     ),
+    "--pooling bogus": (
+        "",
+        ["--pooling", "bogus"],
+        "pooling 'bogus' is not one of avg, max, topk, attention",
+    ),
     "unknown builder argument (YAML)": (
         "model: seed-basic\nmodel_args: {depth: 3}\n",
         [],

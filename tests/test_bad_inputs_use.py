@@ -72,6 +72,22 @@ REFUSED = {
         lambda t, s: ["predict", t / "run", _file(t / "docs" / "notes.txt").parent],
         "no input images: ",
     ),
+    "predict an empty folder": (
+        lambda t, s: ["predict", t / "run", _folder(t / "none")],
+        "no input images: ",
+    ),
+    "explain an empty folder": (
+        lambda t, s: ["explain", t / "run", _folder(t / "none"), "--out", t / "x"],
+        "none: an empty folder; give a folder of image or DICOM files",
+    ),
+    "predict a table without rows": (
+        lambda t, s: ["predict", t / "run", "--table", _file(t / "t.csv", "image,patient_id\n")],
+        "t.csv: no rows; list one image per row under the header",
+    ),
+    "explain --out is a file": (
+        lambda t, s: ["explain", t / "run", s, "--out", _file(t / "x.txt")],
+        "x.txt is a file, not a folder; give a folder for --out",
+    ),
     "predict --out is a folder": (
         lambda t, s: ["predict", t / "run", s, "--out", _folder(t / "o.csv")],
         "o.csv is a folder; give a file name for --out",

@@ -128,3 +128,28 @@ def test_pretrained_head_norm_trains_the_classifier_on_pooled_vectors(tmp_path):
         rtol=FP16,
         atol=FP16,
     )
+
+
+def test_mammo_cv_with_a_trunk_cache_shares_it_between_folds(tmp_path, capsys):
+    from mammo.cli import main
+
+    prep = make_prep(tmp_path / "prep", n_train=16, n_val=8, n_test=0, size=64)
+    flags = ["--freeze", "9", "--size", "64", "--epochs", "1", "--pooling", "topk", "--device", "cpu"]
+    argv = [
+        "cv",
+        str(prep),
+        "--out",
+        str(tmp_path / "cv"),
+        "--folds",
+        "2",
+        "--val-fraction",
+        "0.5",
+        "--trunk-cache",
+        str(tmp_path / "c"),
+    ]
+    assert main([*argv, *flags]) == 0, capsys.readouterr().err
+    for k in (0, 1):
+        _, ckpt = load_run(tmp_path / "cv" / f"fold-{k}" / "run")
+        assert ckpt["model"]["args"]["pooling"] == "topk" and ckpt["config"]["freeze"] == 9
+    cached = [p for p in (tmp_path / "c").rglob("*.npy") if not p.name.startswith(".")]
+    assert len(cached) == 24  # every image once, not once per fold: the folds share the cache

@@ -265,3 +265,35 @@ def test_cli_main_is_not_the_longest_module() -> None:
     longest = max(lines, key=lines.__getitem__)
     assert all(lines[p] < 300 for p in (src / "cli").glob("*.py")), "a CLI module grew past 300 lines"
     assert longest.parent.name != "cli"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["predict", "RUN", "x.dcm"],
+        ["train", "PREP", "--out", "o"],
+        ["cv", "PREP", "--out", "o"],
+        ["report", "RUN"],
+    ],
+)
+def test_a_wrong_flag_shows_the_commands_own_usage(capsys, argv) -> None:
+    command = argv[0]
+    with pytest.raises(SystemExit) as exc:
+        main([*argv, "--no-such-flag"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and err.startswith(f"usage: mammo {command} ")
+    assert err.strip().endswith(f"mammo {command}: error: unrecognized arguments: --no-such-flag")
+    with pytest.raises(SystemExit):
+        main(["--no-such-flag", "models"])  # before the command: mammo's own usage
+    assert "mammo: error: unrecognized arguments: --no-such-flag" in capsys.readouterr().err
+
+
+def test_cv_takes_every_option_of_train_but_resume(capsys) -> None:
+    def options(command: str) -> set[str]:
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        return set(re.findall(r"(?m)^\s+(--[a-z][a-z-]*)", capsys.readouterr().out))
+
+    train, cv = options("train"), options("cv")
+    assert {"--pooling", "--trunk-cache", "--freeze", "--width"} <= cv
+    assert train - cv == {"--resume"}

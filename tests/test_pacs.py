@@ -23,6 +23,7 @@ from test_predict import make_run, mammogram
 
 from mammo import __version__
 from mammo.cli import main
+from mammo.data.provenance import TRAINED_SYNTHETIC
 from mammo.errors import DataError, UserError
 from mammo.io.dicom import mg_dataset
 from mammo.pacs.node import Destination, Node, listen, send
@@ -103,7 +104,7 @@ def test_every_object_names_its_model_run_and_training_data(source, tmp_path, pr
 
 
 def test_a_long_model_name_is_shortened_before_the_mark():
-    identity = RunIdentity("m" * 80, "run", "0123456789abcdef", training="synthetic images (mammo synth)")
+    identity = RunIdentity("m" * 80, "run", "0123456789abcdef", training=TRAINED_SYNTHETIC)
     text = identity.description("evidence")
     assert len(text) == 64 and text.endswith("m run 01234567 synthetic-trained")
     for name in ("efficientnet-lite0", "densenet121"):  # the registry's names fit whole

@@ -25,6 +25,7 @@ from mammo.report.collect import (
     baselines_table,
     check_verdicts,
     data_summary,
+    effective_config,
     shortcut_baselines,
     subgroups,
 )
@@ -305,3 +306,15 @@ def test_report_renders_in_headless_chromium(run, tmp_path):
     assert shot.is_file(), done.stderr[-2000:]
     pixels = cv2.imread(str(shot), cv2.IMREAD_GRAYSCALE)
     assert pixels.shape == (3000, 1200) and pixels.std() > 20  # text, tables and plots, not a blank page
+
+
+def test_config_table_shows_what_the_run_really_used():
+    config = {"device": "auto", "amp": True, "epochs": 3}
+    shown = effective_config(config, {"device": "cpu", "amp": False})
+    assert shown == {
+        "device": "cpu (asked: auto)",
+        "amp": "False (asked: True; bf16 autocast is CUDA-only)",
+        "epochs": 3,
+    }
+    assert effective_config(config, None) == config  # a run trained before the record: as asked
+    assert effective_config({"device": "cuda", "amp": True}, {"device": "cuda", "amp": True})["amp"] is True

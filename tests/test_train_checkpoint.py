@@ -60,6 +60,7 @@ def test_checkpoint_contract_and_weights_only(trained_run):
         "prepare": {"task": "roi", "size": 32, "seed": 0},
     }
     assert raw["config"]["model"] == "tiny" and raw["config"]["epochs"] == 2
+    assert raw["trained_on"] == {"device": "cpu", "amp": False}  # what the report shows beside config's amp
     assert "optimizer" not in raw and "optimizer" in torch.load(run / "last.pt", weights_only=True)
 
 

@@ -55,8 +55,24 @@ def build_parser() -> argparse.ArgumentParser:
             formatter_class=HelpFormatter,
         )
         command.options(sp)
-        sp.set_defaults(func=command.run)
+        sp.set_defaults(func=command.run, command_parser=sp)
     return p
+
+
+def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The parsed command line; an option the command does not know is reported with that command's usage.
+
+    argparse hands a subcommand's unknown options up to the top-level parser, whose error shows `mammo`'s usage,
+    which does not list the command's options; the command's own parser says it instead.
+    """
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        given = list(sys.argv[1:] if argv is None else argv)
+        before = given[: given.index(args.command)] if args.command in given else []
+        owner = parser if any(u in before for u in unknown) else args.command_parser
+        owner.error(f"unrecognized arguments: {' '.join(unknown)}")
+    return args
 
 
 class _StderrHandler(logging.StreamHandler):
@@ -86,7 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: run one subcommand; UserError -> one line on stderr and its exit code."""
     from tqdm.contrib.logging import logging_redirect_tqdm
 
-    args = build_parser().parse_args(argv)
+    args = parse(argv)
     configure_logging(args.quiet, args.verbose)
     try:
         with logging_redirect_tqdm(loggers=[logging.getLogger("mammo")]):

@@ -6,6 +6,7 @@ import argparse
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from mammo.io.devices import DEVICE_HELP, DEVICES
 from mammo.track.spec import TRACK_HELP
@@ -85,6 +86,27 @@ def train_options(s: argparse.ArgumentParser) -> None:
 def track_option(s: argparse.ArgumentParser) -> None:
     """--track for `train` and `cv`: which experiment trackers log the run (none by default)."""
     s.add_argument("--track", default="none", metavar="TRACKERS", help=TRACK_HELP)
+
+
+def recipe_options(s: argparse.ArgumentParser) -> None:
+    """--pooling and --trunk-cache, which `train` and `cv` share (the model argument and the cached recipe)."""
+    s.add_argument(  # checked by the model's registry entry (mammo.models.pooling.POOLINGS): no torch here
+        "--pooling", help="efficientnet-lite pooling: avg, max, topk, tiles or attention (default: avg)"
+    )
+    s.add_argument(
+        "--trunk-cache",
+        type=Path,
+        help="train only the layers after --freeze on trunk outputs cached once per image in this folder "
+        "(shared by runs and folds); fixed epochs, no early stopping (default: train the whole network)",
+    )
+
+
+def train_overrides(a: argparse.Namespace, leave: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """The given training flags (minus `leave`) as TrainConfig overrides; --pooling becomes model_args."""
+    overrides: dict[str, Any] = {k: getattr(a, k) for k in a.given - leave}
+    if a.pooling:
+        overrides["model_args"] = {"pooling": a.pooling}
+    return overrides
 
 
 def device_option(s: argparse.ArgumentParser) -> None:

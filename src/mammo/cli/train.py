@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mammo.cli.options import Command, track_option, train_options
+from mammo.cli.options import Command, recipe_options, track_option, train_options, train_overrides
 
 
 def _models_options(s: argparse.ArgumentParser) -> None:
@@ -26,32 +26,14 @@ def _train_options(s: argparse.ArgumentParser) -> None:
     s.add_argument("--resume", action="store_true", help="continue from RUN/last.pt")
     track_option(s)
     train_options(s)
-    s.add_argument(
-        "--pooling",
-        choices=(
-            "avg",
-            "max",
-            "topk",
-            "tiles",
-            "attention",
-        ),  # mammo.models.pooling.POOLINGS (no torch import here)
-        help="efficientnet-lite pooling (default: avg)",
-    )
-    s.add_argument(
-        "--trunk-cache",
-        type=Path,
-        help="train only the layers after --freeze on trunk outputs cached once per image in this folder; "
-        "fixed epochs, no early stopping (default: train the whole network on the images)",
-    )
+    recipe_options(s)
 
 
 def _train(a: argparse.Namespace) -> int:
     from mammo.track.hooks import tracking
     from mammo.train.loop import train
 
-    overrides = {k: getattr(a, k) for k in a.given}
-    if a.pooling:
-        overrides["model_args"] = {"pooling": a.pooling}
+    overrides = train_overrides(a)
     with tracking(a.track):
         if a.trunk_cache is not None:
             from mammo.train.cached import train_cached
@@ -78,6 +60,7 @@ def _cv_options(s: argparse.ArgumentParser) -> None:
     s.add_argument("--config", type=Path, help="YAML train config for every fold (default: none)")
     track_option(s)
     train_options(s)
+    recipe_options(s)
 
 
 def _cv(a: argparse.Namespace) -> int:
@@ -90,11 +73,12 @@ def _cv(a: argparse.Namespace) -> int:
             a.out,
             folds=a.folds,
             seed=a.seed,
-            overrides={k: getattr(a, k) for k in a.given - {"seed", "device"}},
+            overrides=train_overrides(a, leave=frozenset({"seed", "device"})),
             config_file=a.config,
             val_fraction=a.val_fraction,
             fold_table=a.fold_table,
             device=a.device,
+            trunk_cache=a.trunk_cache,
         )
     print(result.summary())
     return 0

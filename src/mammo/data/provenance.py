@@ -16,6 +16,10 @@ from mammo.io.atomic import write_json
 
 SYNTH_MARKER = "mammo-synth.json"
 PROVENANCE = "provenance.json"
+# What a model trained on a PREP was trained on, as result objects say it (`training_data`)
+TRAINED_SYNTHETIC = "synthetic images (mammo synth)"
+TRAINED_NOT_MARKED = "images not marked synthetic"
+TRAINED_NOT_RECORDED = "not recorded"
 
 
 def synth_marker(seed: int, women: int, layout: str, size: str) -> dict[str, Any]:
@@ -64,10 +68,10 @@ def is_synthetic(prepare_info: dict[str, Any] | None) -> bool:
 def training_data(prepare_info: dict[str, Any] | None) -> str:
     """What a model trained on this PREP was trained on, in words a result object can carry.
 
-    "synthetic images (mammo synth)" when prepare.json says so, "images not marked synthetic" when it records a
-    provenance without the claim, "not recorded" for a PREP made before provenance was recorded.
+    TRAINED_SYNTHETIC when prepare.json says so, TRAINED_NOT_MARKED when it records a provenance without the
+    claim, TRAINED_NOT_RECORDED for a PREP made before provenance was recorded.
     """
     provenance = (prepare_info or {}).get("provenance")
     if not provenance:
-        return "not recorded"
-    return "synthetic images (mammo synth)" if provenance.get("synthetic") else "images not marked synthetic"
+        return TRAINED_NOT_RECORDED
+    return TRAINED_SYNTHETIC if provenance.get("synthetic") else TRAINED_NOT_MARKED

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -146,6 +147,7 @@ def run_cv(
     fold_table: str | os.PathLike | None = None,
     device: str = "auto",
     log: Callable[[str], None] = print,
+    trunk_cache: str | os.PathLike | None = None,
 ) -> CVResult:
     """Train one run per fold over PREP's train+val (grouped by woman), score each held-out fold, pool, report.
 
@@ -160,6 +162,8 @@ def run_cv(
         fold_table: CSV patient_id,fold giving the folds; None draws them.
         device: "auto" (CUDA when present), "cpu" or "cuda".
         log: where progress lines go.
+        trunk_cache: train each fold with the cached-trunk recipe (`mammo train --trunk-cache`) on trunk outputs
+            kept in this folder, computed once per image and shared by every fold; None trains whole networks.
 
     Example:
         >>> from mammo.evaluate import run_cv
@@ -182,7 +186,7 @@ def run_cv(
     params = {**flags, "folds": folds, "val_fraction": val_fraction, "config_file": config_file}
     with current().cv(out, params, prep) as hooks:
         trained = _train_folds(
-            prep, out, rows, fold, flags, config_file, val_fraction, seed, device, log, hooks
+            prep, out, rows, fold, flags, config_file, val_fraction, seed, device, log, hooks, trunk_cache
         )
         oof = pool_predictions(out, rows, fold)
         metrics = json_safe(oof_metrics(oof, folds))
@@ -207,9 +211,11 @@ def _train_folds(
     device: str,
     log: Callable[[str], None],
     hooks: CvHooks,
+    trunk_cache: str | os.PathLike | None = None,
 ) -> list[int]:
     """Train and score every fold not done earlier (OUT/fold-k/run); the folds trained now."""
     from mammo.evaluate.run import evaluate
+    from mammo.train.cached import train_cached
     from mammo.train.loop import train
 
     folds = int(fold.max()) + 1
@@ -229,13 +235,18 @@ def _train_folds(
             f"held out {n.get('test', 0)} samples"
         )
         run = fold_dir / "run"
-        train(
-            fold_dir / "prep",
-            run,
-            config_file=config_file,
-            overrides=flags,
-            resume=(run / "last.pt").is_file(),
-        )
+        if trunk_cache is not None:
+            if run.exists():  # a cached fold cut off mid-way: retrained from its cache, which is kept
+                shutil.rmtree(run)
+            train_cached(fold_dir / "prep", run, trunk_cache, overrides=flags, config_file=config_file)
+        else:
+            train(
+                fold_dir / "prep",
+                run,
+                config_file=config_file,
+                overrides=flags,
+                resume=(run / "last.pt").is_file(),
+            )
         res = evaluate(run, data=fold_dir / "prep", split="test", device=device)
         hooks.evaluated(run, res.metrics)
         trained.append(k)

@@ -35,7 +35,7 @@ from mammo.explain.figures import ZERO_NOTE, blend_bgr, feature_mosaic, overlay_
 from mammo.explain.geometry import heatmap_to_source, rect_heatmap_to_square
 from mammo.explain.maps import METHODS, explain_batch, normalise
 from mammo.explain.sources import load_shown
-from mammo.io.atomic import atomic_path, write_csv
+from mammo.io.atomic import atomic_path, check_output_dir, write_csv
 from mammo.io.images import write_png
 from mammo.io.pool import ordered_map
 from mammo.predict.files import (
@@ -190,6 +190,7 @@ def explain(
         >>> print(explain("runs/lite0", ["scans/P_00001_LEFT_CC.dcm"], "explain-out").summary())
     """
     _check(method, scale, batch_size, workers)
+    check_output_dir(out)  # an --out that is a file is one line now, not an OSError after the model ran
     if run is None:
         check_run_dir(run_dir)
     sources = gather_sources(inputs, table)

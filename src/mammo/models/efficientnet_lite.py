@@ -33,6 +33,7 @@ from __future__ import annotations
 import copy
 import importlib
 import math
+from typing import Any
 
 import torch
 from efficientnet_lite_pytorch import EfficientNet

@@ -29,6 +29,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import JPEGBaseline8Bit, generate_uid
 
 from mammo import __version__
+from mammo.data.provenance import TRAINED_NOT_RECORDED, TRAINED_SYNTHETIC
 
 MANUFACTURER = "mammo"
 # Patient and study attributes the result objects copy: type 2, so present (maybe empty) in every output
@@ -54,15 +55,15 @@ LOCAL_SCHEME = "99MAMMO"
 class RunIdentity:
     """What names a scoring run in the objects: model, mammo version, run folder, checkpoint digest, training data.
 
-    `training` is `mammo.data.provenance.training_data` of the run's PREP: "synthetic images (mammo synth)",
-    "images not marked synthetic" or "not recorded".
+    `training` is `mammo.data.provenance.training_data` of the run's PREP (TRAINED_SYNTHETIC, TRAINED_NOT_MARKED
+    or TRAINED_NOT_RECORDED).
     """
 
     model: str
     run: str
     digest: str
     version: str = __version__
-    training: str = "not recorded"
+    training: str = TRAINED_NOT_RECORDED
 
     @classmethod
     def of(
@@ -70,7 +71,7 @@ class RunIdentity:
         run_dir: str | os.PathLike,
         model: str,
         checkpoint: str = "best.pt",
-        training: str = "not recorded",
+        training: str = TRAINED_NOT_RECORDED,
     ) -> RunIdentity:
         """The identity of RUN: its checkpoint's SHA-256 (first 16 hex digits) names it, not its path."""
         path = Path(run_dir) / checkpoint
@@ -84,7 +85,7 @@ class RunIdentity:
     @property
     def synthetic(self) -> bool:
         """Whether the model was trained on synthetic images (its PREP's provenance says so)."""
-        return self.training.startswith("synthetic")
+        return self.training == TRAINED_SYNTHETIC
 
     @property
     def label(self) -> str:
@@ -149,7 +150,7 @@ def _training_value(identity: RunIdentity) -> tuple[str, str]:
     """The local code of what the model was trained on."""
     if identity.synthetic:
         return "SYNTHETIC", "Synthetic images"
-    if identity.training == "not recorded":
+    if identity.training == TRAINED_NOT_RECORDED:
         return "NOT-RECORDED", "Not recorded"
     return "NOT-MARKED-SYNTHETIC", "Images not marked synthetic"
 

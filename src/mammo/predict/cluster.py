@@ -11,8 +11,8 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from dataclasses import replace
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from mammo.errors import UserError

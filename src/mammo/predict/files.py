@@ -188,7 +188,7 @@ def _is_image_file(path: Path) -> bool:
 
 def expand_inputs(inputs: Iterable[str | os.PathLike]) -> tuple[list[Source], list[str]]:
     """Files as given (even unreadable ones: they get an error row) and folders walked recursively, sorted;
-    and one note per folder naming the files in it that are not images (notes.txt, a CSV), which are skipped.
+    and one note per folder that is empty or holds files that are not images (notes.txt, a CSV: skipped).
 
     Hidden files are skipped silently; the notes exist so that "scored 2 of 2" never hides a file the user
     expected to be scored.
@@ -198,6 +198,8 @@ def expand_inputs(inputs: Iterable[str | os.PathLike]) -> tuple[list[Source], li
         path = Path(item)
         if path.is_dir():
             files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+            if not files:
+                notes.append(f"{path}: an empty folder; give a folder of image or DICOM files")
             image = {p: _is_image_file(p) for p in files}
             skipped = [str(p.relative_to(path)) for p in files if not image[p]]
             if skipped:
@@ -227,6 +229,8 @@ def table_sources(table: str | os.PathLike) -> list[Source]:
             f"{table}: no column image; a table needs image (optional: patient_id, side, view, "
             "x_min, y_min, x_max, y_max)"
         )
+    if df.empty:
+        raise UserError(f"{table}: no rows; list one image per row under the header")
     base = table.resolve().parent
     sources = []
     for i, row in df.iterrows():

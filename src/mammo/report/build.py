@@ -130,6 +130,7 @@ def _config_section(run: Run) -> str:
         "temperature (fitted on validation)": fmt(run.temperature),
         "best epoch": run.ckpt.get("epoch"),
     }
+    config = collect.effective_config(config, run.ckpt.get("trained_on"))
     items = [*fixed.items(), *((k, v) for k, v in config.items())]
     return table(pd.DataFrame([{"setting": k, "value": "" if v is None else v} for k, v in items]))
 

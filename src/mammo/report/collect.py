@@ -125,6 +125,20 @@ def data_summary(dataset: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def effective_config(config: dict[str, Any], trained_on: dict[str, Any] | None) -> dict[str, Any]:
+    """The config as the run really trained: a setting that became something else shows both (the report's table).
+
+    `trained_on` is the checkpoint's record (device, amp); `amp: true` on a CPU run reads
+    "False (asked: True; bf16 autocast is CUDA-only)", `device: auto` reads "cpu (asked: auto)".
+    """
+    shown = dict(config)
+    why = {"amp": "; bf16 autocast is CUDA-only"}
+    for key, value in (trained_on or {}).items():
+        if key in shown and shown[key] != value:
+            shown[key] = f"{value} (asked: {shown[key]}{why.get(key, '')})"
+    return shown
+
+
 def read_metrics(run_dir: Path, split: str) -> dict[str, Any] | None:
     """RUN/eval/<split>/metrics.json, or None when that split was not evaluated."""
     path = run_dir / "eval" / split / "metrics.json"

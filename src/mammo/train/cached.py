@@ -176,6 +176,7 @@ class _CachedRun:
             best_val_auc=val_auc,
             config=self.cfg.to_dict(),
             recipe=dict(self.recipe, cache=str(self.cache.dir)),
+            trained_on={"device": "cpu", "amp": False},  # the cached recipe trains on the CPU in float32
             **extra,
         )
 

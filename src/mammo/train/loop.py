@@ -284,6 +284,7 @@ class _Run:
             epoch=state.epoch,
             best_val_auc=state.best_val_auc,
             config=self.cfg.to_dict(),
+            trained_on={"device": self.device.type, "amp": self.amp},  # what config's auto/amp became
             **extra,
         )
 
