@@ -88,6 +88,14 @@ REFUSED = {
         lambda t, s: ["explain", t / "run", s, "--out", _file(t / "x.txt")],
         "x.txt is a file, not a folder; give a folder for --out",
     ),
+    "export --out under a file": (
+        lambda t, s: ["export", t / "run", "--out", _file(t / "f") / "m.onnx"],
+        "f is a file, so the folder cannot be created; choose another --out",
+    ),
+    "export --out is a folder": (
+        lambda t, s: ["export", t / "run", "--out", _folder(t / "m.onnx")],
+        "m.onnx is a folder; give a file name for --out",
+    ),
     "predict --out is a folder": (
         lambda t, s: ["predict", t / "run", s, "--out", _folder(t / "o.csv")],
         "o.csv is a folder; give a file name for --out",

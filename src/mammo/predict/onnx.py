@@ -30,7 +30,7 @@ import numpy as np
 
 from mammo import __version__
 from mammo.errors import DataError, UserError
-from mammo.io.atomic import atomic_path, json_safe
+from mammo.io.atomic import atomic_path, check_output_file, json_safe
 from mammo.io.cores import usable_cores
 from mammo.predict.infer import probabilities
 from mammo.predict.run import TASKS, InputSpec
@@ -154,6 +154,7 @@ def export_run(
     path = Path(out) if out is not None else Path(run_dir) / "model.onnx"
     if path.suffix.lower() != ".onnx":
         raise UserError(f"--out {path}: give a file name ending in .onnx")
+    check_output_file(path)
     pred = Run.load(run_dir, device="cpu")
     data = export_bytes(pred, opset)
     diff = check_export(pred, data)
