@@ -8,6 +8,8 @@ import pytest
 import torch
 from catalogue import assert_one_line_error, files, run
 
+from mammo.models.pooling import POOLINGS
+
 PREP_ROWS = "sample_id,image,label,patient_id,split\n" + "".join(
     f"s{i},images/s{i}.png,{i % 2},W{i},{'train' if i < 4 else 'val'}\n" for i in range(6)
 )
@@ -122,7 +124,7 @@ MODEL_ARGS = {
     "pooling: bogus (YAML)": (
         "model_args: {pooling: bogus}\n",
         [],
-        "config 'model_args': pooling 'bogus' is not one of avg, max, topk, attention for efficientnet-lite0",
+        f"config 'model_args': pooling 'bogus' is not one of {', '.join(POOLINGS)} for efficientnet-lite0",
     ),
     "--pooling on resnet18": (
         "",
@@ -132,7 +134,7 @@ MODEL_ARGS = {
     "--pooling bogus": (
         "",
         ["--pooling", "bogus"],
-        "pooling 'bogus' is not one of avg, max, topk, attention",
+        f"pooling 'bogus' is not one of {', '.join(POOLINGS)}",
     ),
     "unknown builder argument (YAML)": (
         "model: seed-basic\nmodel_args: {depth: 3}\n",
