@@ -104,6 +104,11 @@ def test_demo_refuses_a_non_empty_folder(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="not empty"):
         run_demo(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt"]
+    with pytest.raises(UserError, match=r"keep\.txt is a file, not a folder; give a folder for --out"):
+        run_demo(tmp_path / "keep.txt")
+    with pytest.raises(UserError, match=r"keep\.txt is a file, so the folder cannot be created"):
+        run_demo(tmp_path / "keep.txt" / "demo")
+    assert (tmp_path / "keep.txt").read_text() == "mine"
 
 
 def test_each_step_logs_one_line(monkeypatch: pytest.MonkeyPatch) -> None:

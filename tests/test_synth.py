@@ -304,6 +304,8 @@ def test_bad_input(tmp_path, monkeypatch):
     (tmp_path / "full" / "x").write_text("x")
     with pytest.raises(UserError, match="exists and is not empty; choose another folder or delete it"):
         synth.make_download(tmp_path / "full", women=4)
+    with pytest.raises(UserError, match="x is a file, not a folder; give a folder for OUT"):
+        synth.make_download(tmp_path / "full" / "x", women=4)
     with pytest.raises(UserError, match="at least 2"):
         synth.make_download(tmp_path / "one", women=1)
     with pytest.raises(UserError, match="layout"):

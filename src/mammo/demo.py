@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mammo.errors import UserError
+from mammo.io.atomic import check_output_dir
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +108,7 @@ def run_demo(out: str | os.PathLike = "demo-out", fast: bool = False, seed: int 
     from mammo.data.validate import validate
     from mammo.prep.run import prepare
 
-    out = Path(out)
+    out = check_output_dir(out)  # a file given as --out: one line, not an OSError from the first step
     if out.exists() and any(out.iterdir()):
         raise UserError(f"{out} exists and is not empty; delete it or pass --out to another folder")
     b = _BUDGETS[fast]

@@ -58,7 +58,7 @@ from mammo.data.cohort import SIZES, PlannedImage, plan_cohort
 from mammo.data.phantom import LesionSpec, render
 from mammo.data.provenance import SYNTH_MARKER, synth_marker
 from mammo.errors import UserError
-from mammo.io.atomic import write_json
+from mammo.io.atomic import check_output_dir, write_json
 
 LAYOUTS = ("descriptive", "classic")
 CSV_NAMES = {
@@ -296,7 +296,8 @@ def _check_args(out: Path, women: int, layout: str, size: str) -> None:
         raise UserError(f"size {size!r} is not one of {', '.join(SIZES)}")
     if int(women) < 2:
         raise UserError(f"--women {women}: need at least 2 women (one train, one test)")
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+    check_output_dir(out, "OUT")  # a file, or a folder under a file: named as such
+    if out.exists() and any(out.iterdir()):
         raise UserError(f"{out} exists and is not empty; choose another folder or delete it")
 
 
