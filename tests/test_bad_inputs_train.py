@@ -151,3 +151,26 @@ def test_model_args_refused_before_building(prep, tmp_path, capsys, case):
     argv = ["train", prep, "--out", tmp_path / "run", "--config", tmp_path / "c.yaml", *flags]
     assert_one_line_error(run(argv, capsys), 2, needle)
     assert not (tmp_path / "run").exists()
+
+
+CV = {
+    "--pooling bogus": (["--pooling", "bogus"], "pooling 'bogus' is not one of"),
+    "--pooling on resnet18": (
+        ["--model", "resnet18", "--pooling", "topk"],
+        "resnet18 takes no argument 'pooling'",
+    ),
+    "--lr inf": (["--lr", "inf"], "config 'lr': inf is not a finite number"),
+    "--trunk-cache on cuda": (
+        ["--trunk-cache", "{tmp}/c", "--device", "cuda"],
+        "a cached-trunk run trains on the CPU",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(CV))
+def test_cv_config_refused_before_out_is_made(prep, tmp_path, capsys, case):
+    flags, needle = CV[case]
+    flags = [f.format(tmp=tmp_path) for f in flags]
+    result = run(["cv", prep, "--out", tmp_path / "cv", "--folds", "2", *flags], capsys)
+    assert_one_line_error(result, 2, needle)
+    assert not (tmp_path / "cv").exists() and not (tmp_path / "c").exists()

@@ -180,9 +180,10 @@ def run_cv(
     fold_of = read_fold_table(fold_table) if fold_table is not None else None
     fold = assign_folds(rows, folds, seed, fold_of)
     folds = int(fold.max()) + 1
+    flags = {**(overrides or {}), "device": device, "seed": seed}
+    _check_config(flags, config_file, trunk_cache)
     out.mkdir(parents=True, exist_ok=True)
     _check_folds(out, rows.assign(fold=fold)[FOLD_COLUMNS])
-    flags = {**(overrides or {}), "device": device, "seed": seed}
     params = {**flags, "folds": folds, "val_fraction": val_fraction, "config_file": config_file}
     with current().cv(out, params, prep) as hooks:
         trained = _train_folds(
@@ -197,6 +198,17 @@ def run_cv(
         write_json(metrics, out / "metrics.json")
         hooks.finished(metrics)
     return CVResult(out, metrics, trained)
+
+
+def _check_config(
+    flags: dict[str, Any], config_file: str | os.PathLike | None, trunk_cache: str | os.PathLike | None
+) -> None:
+    """Every fold's train config resolved once before OUT is made: a bad value is one line and leaves nothing."""
+    from mammo.train.config import read_yaml, resolve_config
+
+    cfg = resolve_config([read_yaml(config_file)] if config_file is not None else [], flags)
+    if trunk_cache is not None and cfg.device == "cuda":
+        raise UserError("--trunk-cache: a cached-trunk run trains on the CPU; use --device cpu or auto")
 
 
 def _train_folds(
