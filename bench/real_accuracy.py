@@ -20,6 +20,10 @@ chosen by the resolution study (`bench/real_resolution.py`), an inner val carved
 RUN is an ordinary run: `mammo predict RUN images...` scores new images. Intermediate folders go to --work
 (default RUN-work) and are reused when the command is run again.
 Usage: python bench/real_accuracy.py final --table TABLE --out RUN [--work DIR] [--size N] [--pooling P]
+
+`gpu` is the GPU recipe (bench/real_gpu.py): full fine-tuning at 512 and 640 px with the data set in memory, 5-fold
+CV by woman with the baselines, test once, the final RUN. Runs on the CPU too (--device cpu), slowly.
+Usage: python bench/real_accuracy.py gpu --table TABLE --out RUN --device cuda [--sizes 512 640] [--views ...]
 """
 
 from __future__ import annotations
@@ -495,6 +499,11 @@ def main() -> None:
     """Run the chosen phases in order, saving the JSON after each."""
     if sys.argv[1:2] == ["final"]:
         final(sys.argv[2:])
+        return
+    if sys.argv[1:2] == ["gpu"]:
+        from real_gpu import gpu
+
+        gpu(sys.argv[2:])
         return
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--work", type=Path, default=HERE / "out" / "accuracy")

@@ -485,3 +485,51 @@ def test_bad_setups_get_one_line_and_leave_nothing(run, pacs, tmp_path, capsys):
         listen(roi, free_port(), spool, pacs.dest, device="cpu")
     with pytest.raises(UserError, match="AE title"):
         listen(run, 1, spool, pacs.dest, ae_title="A" * 17)
+
+
+def _breast_probabilities(ds: pydicom.Dataset) -> list[float]:
+    """The probabilities of the SR's breast group (mammo breast malignancy), empty when it has none."""
+    import highdicom as hd
+    from pydicom.sr.codedict import codes
+
+    sr = hd.sr.Comprehensive3DSR.from_dataset(ds)
+    groups = sr.content.get_image_measurement_groups()
+    return [
+        float(g.get_measurements(name=codes.DCM.ProbabilityOfCancer)[0].value)
+        for g in groups
+        if "breast" in str(g.tracking_identifier)
+    ]
+
+
+def test_sr_carries_the_breast_score_when_both_views_are_scored_together(scorer, tmp_path):
+    """CC + MLO of one breast in one call: each SR adds the breast's probability (mean of the two logits); the
+    other breast, scored in the same call, changes nothing, and a view alone gets no breast group."""
+    study = generate_uid()
+    cc = mg_file(tmp_path / "cc.dcm", mammogram("LEFT", 1), study=study, ViewPosition="CC")
+    mlo = mg_file(tmp_path / "mlo.dcm", mammogram("LEFT", 2), study=study, ViewPosition="MLO")
+    right = mg_file(
+        tmp_path / "r.dcm", mammogram("RIGHT", 3), study=study, ImageLaterality="R", ViewPosition="CC"
+    )
+    items = scorer.score([cc, mlo, right], heatmap=False)
+    logit = (items[0].logit + items[1].logit) / 2
+    want = float(scorer.run.probabilities(np.array([logit]))[0])
+    assert items[0].breast is items[1].breast and items[2].breast is None
+    assert items[0].breast.probability == pytest.approx(want) and items[0].breast.views == "CC+MLO"
+    alone = scorer.score([cc, right], heatmap=False)
+    assert alone[0].breast is None
+    with_other = scorer.score([cc, mlo], heatmap=False)
+    assert with_other[0].breast.probability == pytest.approx(want)
+    out = tmp_path / "out"
+    written = save_objects(scorer.objects(items[0]), out, items[0].sop_uid)
+    sr = pydicom.dcmread(next(p for p in written if p.name.endswith(".sr.dcm")))
+    assert _breast_probabilities(sr) == [pytest.approx(want)]
+    assert sr_result(sr)[0] == pytest.approx(items[0].score.probability)  # the image's own group first
+    refs = {
+        str(s.ReferencedSOPInstanceUID)
+        for e in sr.CurrentRequestedProcedureEvidenceSequence
+        for series in e.ReferencedSeriesSequence
+        for s in series.ReferencedSOPSequence
+    }
+    assert refs == {items[0].sop_uid, items[1].sop_uid}
+    single = save_objects(scorer.objects(alone[0]), tmp_path / "single", alone[0].sop_uid)
+    assert _breast_probabilities(pydicom.dcmread(next(p for p in single if p.name.endswith(".sr.dcm")))) == []

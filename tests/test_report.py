@@ -59,6 +59,7 @@ def make_run(tmp_path, n_women: int = 24):
                     "patient_id": f"P{w}",
                     "split": split,
                     "view": "CC" if k else "MLO",
+                    "side": "LEFT" if k else "RIGHT",
                     "site_id": f"s{w % 2}",
                     "age": 45 + w,
                 }
@@ -119,6 +120,9 @@ def test_report_is_one_self_contained_page(run, tmp_path):
     assert "true positives" in text and "false negatives" in text
     metrics = json.loads((run / "eval" / "test" / "metrics.json").read_text())
     assert f"{metrics['auc']:.3f}" in text
+    breast = metrics["breast_level"]  # a line per breast beside the split's: the mean of its views' logits
+    assert "test, per breast" in text
+    assert f"{breast['auc']:.3f} ({breast['auc_ci_low']:.3f}-{breast['auc_ci_high']:.3f})" in text
 
 
 def test_report_cli_and_missing_evaluation(run, tmp_path, capsys):

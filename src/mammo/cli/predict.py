@@ -104,8 +104,8 @@ def _predict_options(s: argparse.ArgumentParser) -> None:
     s.add_argument(
         "--aggregate",
         choices=["breast"],
-        help="add one row per breast (patient + side from DICOM header or table) with the mean over its views "
-        "(default: image rows only)",
+        help="add one row per breast (woman + side from the DICOM header, the table, or a CBIS-DDSM PatientID) "
+        "with the mean of its views' logits, calibrated (default: image rows only)",
     )
     s.add_argument("--tta", action="store_true", help="average the logits of each image and its mirror image")
     s.add_argument(

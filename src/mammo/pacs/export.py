@@ -1,8 +1,9 @@
 """`--dicom-out DIR` of `mammo predict` and `mammo explain`: an SR and the heatmap (Secondary Capture + Segmentation) per DICOM input.
 
 With predict the SR carries the probability of the prediction row itself (so the CSV and the SR agree exactly);
-the heatmap is the run's Grad-CAM on the source image. Inputs that are not DICOM mammograms get a note and no
-objects.
+the heatmap is the run's Grad-CAM on the source image. When two or more views of one breast are among the
+inputs, each of their SRs also carries the breast's probability (the mean of its views' logits). Inputs that are
+not DICOM mammograms get a note and no objects.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from mammo.errors import DataError
 from mammo.io.atomic import check_output_dir
 from mammo.io.images import is_dicom_path
-from mammo.pacs.objects import Score
-from mammo.pacs.score import Scorer, save_objects
+from mammo.pacs.objects import BreastScore, Score
+from mammo.pacs.score import Scored, Scorer, add_breast_scores, read_mammogram_header, save_objects
 from mammo.predict.files import PredictResult, check_run_dir, predict
 
 
@@ -79,6 +81,22 @@ def dicom_results(
     return out
 
 
+def breasts_of(rows: pd.DataFrame, scorer: Scorer) -> dict[str, BreastScore]:
+    """Per scored DICOM path, its breast's score when two or more of its views are among the rows."""
+    items = []
+    for row in rows.itertuples():
+        if pd.isna(row.logit) or not is_dicom_path(Path(row.path)):
+            continue
+        try:
+            items.append(
+                Scored(Path(row.path), header=read_mammogram_header(row.path), logit=float(row.logit))
+            )
+        except DataError:
+            continue
+    add_breast_scores(items, scorer.run.probabilities, scorer.run.threshold)
+    return {str(it.path): it.breast for it in items if it.breast is not None}
+
+
 def predict_to_dicom(
     run_dir: str | os.PathLike, inputs: Sequence[str | os.PathLike], dicom_out: str | os.PathLike, **kwargs
 ) -> DicomExport:
@@ -89,6 +107,7 @@ def predict_to_dicom(
     result = predict(run_dir, inputs, run=scorer.run, **kwargs)
     export = DicomExport(result, folder)
     images = result.rows[result.rows["level"] == "image"]
+    breasts = breasts_of(images, scorer)
     for row in images.itertuples():
         if pd.isna(row.probability_malignant):
             continue
@@ -100,6 +119,7 @@ def predict_to_dicom(
             export.notes.append(f"{row.path}: {item.error}")
             continue
         item.score = Score(float(row.probability_malignant), float(row.threshold))
+        item.breast = breasts.get(str(row.path))
         if item.error:
             export.notes.append(f"{row.path}: {item.error}")
         export.written += save_objects(scorer.objects(item), folder, item.sop_uid)

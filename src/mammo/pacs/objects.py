@@ -116,6 +116,16 @@ class Score:
         return self.probability >= self.threshold
 
 
+@dataclass(frozen=True)
+class BreastScore:
+    """A breast's result from its views scored together: the mean of their logits, calibrated, and its sources."""
+
+    probability: float
+    threshold: float
+    views: str  # 'CC+MLO'
+    sources: tuple[Dataset, ...]  # the headers of the breast's scored images
+
+
 def with_type2(source: Dataset) -> Dataset:
     """A copy of the source header with every copied type-2 patient/study attribute present (empty if absent)."""
     from pydicom.datadict import dictionary_VR
@@ -182,9 +192,15 @@ def _observer_context(identity: RunIdentity):
     )
 
 
-def structured_report(source: Dataset, score: Score, identity: RunIdentity) -> Dataset:
+def structured_report(
+    source: Dataset, score: Score, identity: RunIdentity, breast: BreastScore | None = None
+) -> Dataset:
     """A TID 1500 Measurement Report SR on `source` (a header is enough): probability, threshold, the model's
-    estimate and its training data."""
+    estimate and its training data.
+
+    With `breast` (its views scored in one call), a second measurement group holds the breast's probability,
+    referencing every view it was computed from.
+    """
     import highdicom as hd
     from pydicom.sr.codedict import codes
 
@@ -231,14 +247,39 @@ def structured_report(source: Dataset, score: Score, identity: RunIdentity) -> D
             ),
         ],
     )
+    groups = [group]
+    evidence = [source]
+    if breast is not None:
+        evidence += [with_type2(s) for s in breast.sources if str(s.SOPInstanceUID) != sop_uid]
+        uids = sorted(str(s.SOPInstanceUID) for s in evidence)
+        groups.append(
+            hd.sr.MeasurementsAndQualitativeEvaluations(
+                tracking_identifier=hd.sr.TrackingIdentifier(
+                    uid=derived_uid("tracking-breast", *uids, identity.digest),
+                    identifier=f"mammo breast malignancy, mean of {breast.views} logits"[:64],
+                ),
+                finding_type=codes.SCT.Breast,
+                algorithm_id=algorithm,
+                source_images=[hd.sr.SourceImageForMeasurementGroup.from_source_image(s) for s in evidence],
+                measurements=[
+                    hd.sr.Measurement(
+                        name=codes.DCM.ProbabilityOfCancer,
+                        value=float(breast.probability),
+                        unit=codes.UCUM.NoUnits,
+                        derivation=codes.cid3627.Estimated,
+                        algorithm_id=algorithm,
+                    )
+                ],
+            )
+        )
     report = hd.sr.MeasurementReport(
         observation_context=_observer_context(identity),
         procedure_reported=codes.SCT.Mammography,
-        imaging_measurements=[group],
+        imaging_measurements=groups,
     )
     study = str(source.StudyInstanceUID)
     sr = hd.sr.Comprehensive3DSR(
-        evidence=[source],
+        evidence=evidence,
         content=report,
         series_instance_uid=derived_uid("sr-series", study, identity.digest),
         series_number=SR_SERIES_NUMBER,

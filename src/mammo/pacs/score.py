@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,7 +19,14 @@ import numpy as np
 from mammo.data.provenance import training_data
 from mammo.errors import DataError
 from mammo.io.atomic import atomic_path
-from mammo.pacs.objects import RunIdentity, Score, heatmap_capture, heatmap_segmentation, structured_report
+from mammo.pacs.objects import (
+    BreastScore,
+    RunIdentity,
+    Score,
+    heatmap_capture,
+    heatmap_segmentation,
+    structured_report,
+)
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
@@ -37,6 +44,8 @@ class Scored:
     heat: np.ndarray | None = None
     overlay: np.ndarray | None = None
     error: str = ""
+    logit: float | None = None
+    breast: BreastScore | None = None  # when another view of the same breast was scored in the same call
 
     @property
     def sop_uid(self) -> str:
@@ -123,8 +132,9 @@ class Scorer:
         if ready:
             logits = self.run.logits(np.stack([inputs[i] for i in ready]))
             probs = self.run.probabilities(logits)
-            for i, p in zip(ready, probs, strict=True):
+            for i, p, logit in zip(ready, probs, logits, strict=True):
                 out[i].score = Score(float(p), self.run.threshold)
+                out[i].logit = float(logit)
                 if heatmap:
                     try:
                         out[i].heat = self.heatmap(images[i], prepared[i], inputs[i])
@@ -132,6 +142,7 @@ class Scorer:
                             out[i].overlay = overlay_rgb(images[i], out[i].heat)
                     except ValueError as exc:  # no breast found for the map: the SR still goes out
                         out[i].error = f"no heatmap: {exc}"
+        add_breast_scores(out, self.run.probabilities, self.run.threshold)
         return out
 
     def heatmap(self, image: np.ndarray, prepared: np.ndarray, x: np.ndarray) -> np.ndarray | None:
@@ -164,12 +175,59 @@ class Scorer:
             return []
         with warnings.catch_warnings():  # copied patient names such as 'P_00001' are not in PN form
             warnings.filterwarnings("ignore", message=".*person name.*", category=UserWarning)
-            found = [structured_report(item.header, item.score, self.identity)]
+            found = [structured_report(item.header, item.score, self.identity, item.breast)]
             if item.overlay is not None:
                 found.append(heatmap_capture(item.header, item.overlay, item.score, self.identity))
             if item.heat is not None:
                 found.append(heatmap_segmentation(item.header, item.heat, self.identity))
         return found
+
+
+def breast_of(header: Dataset) -> tuple[str, str, str]:
+    """(woman, side, view) of a DICOM header (`mammo.stats.breasts.breast_key`: CBIS-DDSM PatientIDs parsed)."""
+    from mammo.stats.breasts import breast_key
+
+    side = str(header.get("ImageLaterality", "") or header.get("Laterality", "") or "")
+    return breast_key(str(header.get("PatientID", "")), side, str(header.get("ViewPosition", "") or ""))
+
+
+def add_breast_scores(
+    items: Sequence[Scored], calibrate: Callable[[np.ndarray], np.ndarray], threshold: float
+) -> None:
+    """Give every scored item whose breast has two or more views among `items` that breast's score.
+
+    The breast's logit is `mammo.stats.breasts.breast_scores` over the items' logits (the mean over views of
+    each view's mean: never the other breast, never a count), calibrated by `calibrate` as an image's logit.
+    """
+    import pandas as pd
+
+    from mammo.stats.breasts import breast_scores
+
+    scored = [it for it in items if it.header is not None and it.logit is not None]
+    keys = [breast_of(it.header) for it in scored]
+    frame = pd.DataFrame(
+        {
+            "patient_id": [k[0] for k in keys],
+            "side": [k[1] for k in keys],
+            "view": [k[2] for k in keys],
+            "logit": [it.logit for it in scored],
+        }
+    )
+    breasts = breast_scores(frame, ["logit"], label=None) if len(frame) else None
+    if breasts is None:
+        return
+    for b in breasts.itertuples(index=False):
+        if "+" not in b.views:  # one view only: its own SR already says it
+            continue
+        members = [it for it, k in zip(scored, keys, strict=True) if (k[0], k[1]) == (b.patient_id, b.side)]
+        result = BreastScore(
+            float(calibrate(np.array([b.logit]))[0]),
+            threshold,
+            b.views,
+            tuple(it.header for it in members),
+        )
+        for it in members:
+            it.breast = result
 
 
 def overlay_rgb(image: np.ndarray, heat: np.ndarray, alpha: float = 0.45) -> np.ndarray:

@@ -90,27 +90,33 @@ def training_curves(history: pd.DataFrame, kept: int | None = None) -> bytes:
     return png_bytes(fig)
 
 
+def _metrics_row(label: str, m: dict[str, Any]) -> dict[str, Any]:
+    """One line of the metrics table from a metrics.json block (the split's, or its breast level)."""
+    return {
+        "split": label,
+        "AUC (95% CI by woman)": f"{fmt(m.get('auc'))} ({fmt(m.get('auc_ci_low'))}-{fmt(m.get('auc_ci_high'))})",
+        "accuracy": fmt(m.get("accuracy")),
+        "sensitivity": fmt(m.get("sensitivity")),
+        "specificity": fmt(m.get("specificity")),
+        "threshold": fmt(m.get("threshold")),
+        "ECE (uncalibrated)": f"{fmt(m.get('ece'))} ({fmt(m.get('ece_uncalibrated'))})",
+        "Brier": fmt(m.get("brier")),
+        "samples": m.get("n"),
+        "malignant": m.get("n_pos"),
+        "women": m.get("n_women"),
+    }
+
+
 def _metrics_rows(run_dir: Path) -> pd.DataFrame:
+    """Per evaluated split, its line, then its breast-level line (each breast the mean of its views' logits)."""
     rows = []
     for split in ("val", "test"):
         m = collect.read_metrics(run_dir, split)
         if m is None:
             continue
-        rows.append(
-            {
-                "split": split,
-                "AUC (95% CI by woman)": f"{fmt(m.get('auc'))} ({fmt(m.get('auc_ci_low'))}-{fmt(m.get('auc_ci_high'))})",
-                "accuracy": fmt(m.get("accuracy")),
-                "sensitivity": fmt(m.get("sensitivity")),
-                "specificity": fmt(m.get("specificity")),
-                "threshold": fmt(m.get("threshold")),
-                "ECE (uncalibrated)": f"{fmt(m.get('ece'))} ({fmt(m.get('ece_uncalibrated'))})",
-                "Brier": fmt(m.get("brier")),
-                "samples": m.get("n"),
-                "malignant": m.get("n_pos"),
-                "women": m.get("n_women"),
-            }
-        )
+        rows.append(_metrics_row(split, m))
+        if m.get("breast_level"):
+            rows.append(_metrics_row(f"{split}, per breast (mean of its views' logits)", m["breast_level"]))
     return pd.DataFrame(rows)
 
 

@@ -35,7 +35,6 @@ from mammo.errors import UserError
 from mammo.io.atomic import check_output_dir, write_csv
 from mammo.models.checkpoint import load_checkpoint, make_checkpoint, save_checkpoint
 from mammo.predict.infer import forward_logits, logits_from_loader
-from mammo.predict.onnx import export_run
 from mammo.prep.dataset import read_dataset_csv, read_prepare_json, split_rows
 from mammo.seeding import reseed_generator, seed_everything
 from mammo.stats.calibration import apply_temperature, fit_temperature
@@ -48,50 +47,10 @@ from mammo.train.config import TrainConfig, read_yaml, resolve_config, save_conf
 from mammo.train.curves import write_curves
 from mammo.train.loaders import cpu_count, loader_workers, make_loader
 from mammo.train.optim import make_optimizer, make_scheduler
+from mammo.train.record import METRIC_COLUMNS, TrainResult, preprocessing_record, write_model_onnx
 from mammo.train.sampling import EpochTagged, class_weights
 
 log = logging.getLogger(__name__)
-METRIC_COLUMNS = ["epoch", "train_loss", "val_loss", "val_auc", "lr", "seconds"]
-
-
-@dataclass
-class TrainResult:
-    """What a training run produced, with a one-paragraph summary for the CLI."""
-
-    run_dir: Path
-    model: str
-    epochs_run: int
-    best_epoch: int
-    best_val_auc: float
-    seconds: float
-    stopped_early: bool
-    threshold: float
-    temperature: float
-
-    def summary(self) -> str:
-        """Human-readable result: best validation AUC, epochs, time, where the run is."""
-        stop = " (early stop)" if self.stopped_early else ""
-        return (
-            f"trained {self.model}: {self.epochs_run} epochs{stop} in {self.seconds:.0f} s; "
-            f"best val AUC {self.best_val_auc:.3f} at epoch {self.best_epoch}; "
-            f"threshold {self.threshold:.3f}, temperature {self.temperature:.2f}\n"
-            f"run: {self.run_dir} (best.pt, last.pt, model.onnx, metrics.csv, curves.png, config.yaml)"
-        )
-
-
-def write_model_onnx(run_dir: Path) -> None:
-    """Export the calibrated RUN/best.pt to RUN/model.onnx, which predict uses while its sha256 matches best.pt.
-
-    A model the exporter cannot take still leaves a usable RUN (predict then exports in memory or runs PyTorch),
-    so a failed export is a warning, not a failed training run.
-    """
-    started = time.perf_counter()
-    try:
-        export_run(run_dir)
-    except Exception as exc:  # torch.onnx, onnx.checker and onnxruntime each raise their own types
-        log.warning("%s/model.onnx not written (%s); predict will export best.pt in memory", run_dir, exc)
-        return
-    log.info("exported %s/model.onnx in %.1f s", run_dir, time.perf_counter() - started)
 
 
 @dataclass
@@ -102,23 +61,6 @@ class _State:
     best_val_auc: float = -math.inf
     best_epoch: int = 0
     bad_epochs: int = 0
-
-
-def preprocessing_record(
-    prepare: dict[str, Any], size: int, mean: float, std: float, width: int | None
-) -> dict[str, Any]:
-    """The checkpoint's preprocessing: PREP's prepare.json and the input side, scale and normalisation."""
-    record = {
-        "task": prepare.get("task", ""),
-        "size": size,
-        "mean": mean,
-        "std": std,
-        "input_scale": 65535,
-        "prepare": prepare,
-    }
-    if width is not None:  # a size x width rectangle (rows x cols) instead of a square
-        record["width"] = width
-    return record
 
 
 def freeze_prefix(model: nn.Module, layers: tuple[str, ...], count: int) -> int:
