@@ -365,8 +365,8 @@ def choose(work: Path, settings: dict[str, Any]) -> str:
 def stage7_phase(prep: Path, work: Path, results: dict[str, Any], train: bool = True) -> None:
     """The stage-7 lever: its stage-6 cache at 384 px, then its folds (those not done yet when `train`)."""
     size, pooling = STAGE7["size"], STAGE7["pooling"]
-    if train:
-        build_cache(prep, pool_rows(prep), size, work / "cache", results, STAGE7["freeze"])
+    if train or (work / f"cv-{setting_name(size, pooling, True, STAGE7['freeze'])}").is_dir():
+        build_cache(prep, pool_rows(prep), size, work / "cache", results, STAGE7["freeze"])  # or its pace
         save(results)
     run_setting(
         prep,
