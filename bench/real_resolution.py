@@ -340,7 +340,8 @@ def run_setting(
         f"fused {m['baselines'].get('fused', {}).get('auc', float('nan')):.3f}"
     )
     results["paired_settings"] = settings_pairs(work, settings, results.get("paired_settings"))
-    results["chosen"] = choose(work, settings)
+    if singles(work, settings):  # a job running only the stage-7 lever has nothing to choose from
+        results["chosen"] = choose(work, settings)
     results["targets"] = targets(results)
     save(results)
 
