@@ -365,8 +365,11 @@ def choose(work: Path, settings: dict[str, Any]) -> str:
     return max(singles(work, settings), key=lambda n: settings[n]["auc"])
 
 
-def stage7_phase(prep: Path, work: Path, results: dict[str, Any], train: bool = True) -> None:
-    """The stage-7 lever: its stage-6 cache at 384 px, then its folds (those not done yet when `train`)."""
+def stage7_phase(
+    prep: Path, work: Path, results: dict[str, Any], train: bool = True, folds: int = STAGE7["folds"]
+) -> None:
+    """The stage-7 lever: its stage-6 cache at 384 px, then its first `folds` folds (those not done yet when
+    `train`)."""
     size, pooling = STAGE7["size"], STAGE7["pooling"]
     if train or (work / f"cv-{setting_name(size, pooling, True, STAGE7['freeze'])}").is_dir():
         build_cache(prep, pool_rows(prep), size, work / "cache", results, STAGE7["freeze"])  # or its pace
@@ -379,7 +382,7 @@ def stage7_phase(prep: Path, work: Path, results: dict[str, Any], train: bool = 
         True,
         results,
         overrides=stage7_overrides(),
-        folds=STAGE7["folds"],
+        folds=folds,
         train=train,
     )
 
@@ -613,6 +616,9 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("/work/data/resolution"))
     ap.add_argument("--dataset", default=DATASET, help="the name the JSON and README give the prepared set")
     ap.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
+    ap.add_argument(
+        "--stage7-folds", type=int, default=STAGE7["folds"], help="folds of the stage-7 lever (at most 5)"
+    )
     ap.add_argument("--poolings", nargs="+", default=list(POOLINGS))
     ap.add_argument(
         "--extras", nargs="+", help="run only these extras (e.g. 384-avg-bn; default: all of EXTRAS)"
@@ -655,9 +661,9 @@ def main() -> None:
         elif phase == "extras":
             extras_phase(a.prep, a.work, results, a.extras)
         elif phase == "stage7":
-            stage7_phase(a.prep, a.work, results)
+            stage7_phase(a.prep, a.work, results, folds=a.stage7_folds)
         elif phase == "levers":  # collects the stage-7 folds finished so far (another process may train them)
-            stage7_phase(a.prep, a.work, results, train=False)
+            stage7_phase(a.prep, a.work, results, train=False, folds=a.stage7_folds)
             ensemble_phase(a.work, results)
         else:
             test_phase(a.prep, a.work, results)
