@@ -503,7 +503,12 @@ def main() -> None:
     if sys.argv[1:2] == ["gpu"]:
         from real_gpu import gpu
 
-        gpu(sys.argv[2:])
+        from mammo.errors import UserError
+
+        try:
+            gpu(sys.argv[2:])
+        except UserError as exc:  # a bad device, table or option: one line, no traceback
+            sys.exit(f"real_accuracy.py gpu: {exc}")
         return
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--work", type=Path, default=HERE / "out" / "accuracy")

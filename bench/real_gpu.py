@@ -275,6 +275,7 @@ def gpu(argv: list[str]) -> None:
     from machine import Machine
     from real_resolution import FOLDS, SEED, paired
 
+    from mammo.errors import UserError
     from mammo.evaluate.cv import POOL_SPLITS, assign_folds, oof_metrics
     from mammo.prep.dataset import read_dataset_csv
     from mammo.train.memory import Bank, device_for
@@ -301,6 +302,8 @@ def gpu(argv: list[str]) -> None:
     )
     ap.add_argument("--json", type=Path, help="results (default: bench/results/gpu_accuracy.json on CUDA)")
     a = ap.parse_args(argv)
+    if not a.table.is_file():
+        raise UserError(f"--table {a.table}: not found; pass a labels.csv in the format of {DATASET}")
     started, block = time.time(), Machine.start()
     device = device_for(a.device)
     a.device = str(device)

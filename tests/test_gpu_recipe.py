@@ -155,3 +155,27 @@ def test_fit_writes_an_ordinary_run_with_the_same_logits(bank, tmp_path):
     theirs = loaded.score_rows(b.rows.iloc[test].reset_index(drop=True), prep, 8)
     np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-5)
     assert loaded.temperature == pytest.approx(fitted.temperature)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is here: --device cuda is valid")
+def test_gpu_command_without_cuda_says_so_in_one_line(tmp_path):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
+    (tmp_path / "t.csv").write_text("image,label,patient_id,split\n")
+    cmd = [
+        sys.executable,
+        str(ROOT / "bench" / "real_accuracy.py"),
+        "gpu",
+        "--table",
+        str(tmp_path / "t.csv"),
+    ]
+    done = subprocess.run(
+        [*cmd, "--out", str(tmp_path / "run"), "--device", "cuda"], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "real_accuracy.py gpu: --device cuda: no CUDA device is available here; use --device cpu or auto"
+    ]
+    assert not (tmp_path / "run").exists() and not (tmp_path / "run-work").exists()
+    missing = [*cmd[:-1], str(tmp_path / "none.csv"), "--out", str(tmp_path / "run"), "--device", "cpu"]
+    done = subprocess.run(missing, env=env, capture_output=True, text=True)
+    assert done.returncode == 1 and "none.csv: not found" in done.stderr and "Traceback" not in done.stderr
