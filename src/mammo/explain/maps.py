@@ -36,12 +36,31 @@ def _identity(x: torch.Tensor) -> torch.Tensor:
 
 @cache
 def _per_image_score() -> type:
-    """MONAI's ModelWithHooks with the class score kept as (B, 1, 1, 1), so Grad-CAM++'s exp(score) weighs each
-    image's gradients by its own score (MONAI's (B,) score would broadcast along the map's columns for B > 1).
-    Built on first use: importing MONAI takes seconds."""
+    """MONAI's ModelWithHooks with the class score kept as (B, 1, 1, 1) and the gradient read by a tensor hook.
+
+    The score's shape: Grad-CAM++'s exp(score) then weighs each image's gradients by its own score (MONAI's (B,)
+    score would broadcast along the map's columns for B > 1). The tensor hook: MONAI reads the gradient through a
+    module full backward hook, and in torch 2.13 on CPU that hook hands a wrong gradient when an eval-mode
+    BatchNorm follows the layer, the input is channels_last (as `Run.load` puts it) and the batch holds one image
+    (tests/test_invariance.py), so a film explained alone got another map than in a batch. A hook on the
+    layer's output tensor gets the gradient autograd computes, whatever the batch. Built on first use: importing
+    MONAI takes seconds.
+    """
     from monai.visualize import ModelWithHooks
 
     class PerImageScore(ModelWithHooks):
+        def __init__(self, model: nn.Module, layer: str) -> None:
+            super().__init__(model, layer, register_forward=True, register_backward=False)
+            self.register_backward = True  # MONAI's __call__ then runs the backward; forward_hook reads it
+
+        def forward_hook(self, name: str) -> Any:
+            def _hook(_module: nn.Module, _input: Any, output: torch.Tensor) -> None:
+                self.activations[name] = output
+                if output.requires_grad:
+                    output.register_hook(lambda grad: self.gradients.__setitem__(name, grad))
+
+            return _hook
+
         def class_score(self, logits: torch.Tensor, class_idx: int) -> torch.Tensor:
             return logits[:, class_idx].reshape(-1, 1, 1, 1)
 
@@ -54,7 +73,7 @@ def _hooks(model: nn.Module, layer: str) -> Any:
     if layer not in per_layer:
         if layer not in dict(model.named_modules()):
             raise ValueError(f"model has no layer {layer!r} for Grad-CAM")
-        per_layer[layer] = _per_image_score()(model, layer, register_forward=True, register_backward=True)
+        per_layer[layer] = _per_image_score()(model, layer)
     return per_layer[layer]
 
 
@@ -112,11 +131,10 @@ def _gradients_from(model: nn.Module, layer: str) -> Iterator[None]:
     for p in frozen:
         p.requires_grad_(False)
     module = dict(model.named_modules())[layer]
-    handle = module.register_forward_hook(lambda _m, _i, out: out.detach().requires_grad_(True))
+    # prepended, so MONAI's hook (registered before) sees and hooks the leaf, the tensor the gradient reaches
+    handle = module.register_forward_hook(lambda _m, _i, out: out.detach().requires_grad_(True), prepend=True)
     try:
-        with torch.enable_grad(), warnings.catch_warnings():
-            # MONAI's hook then sees the gradient of the layer's output, which is all Grad-CAM reads
-            warnings.filterwarnings("ignore", "Full backward hook is firing when gradients are computed")
+        with torch.enable_grad():
             yield
     finally:
         handle.remove()
@@ -124,11 +142,38 @@ def _gradients_from(model: nn.Module, layer: str) -> Iterator[None]:
             p.requires_grad_(True)
 
 
+@cache
+def _gradcam_pp() -> type:
+    """MONAI's GradCAMpp with the weights of the paper's equation 19 (Chattopadhay et al. 2018).
+
+    alpha = g^2 / (2 g^2 + g^3 sum(A)) at each position, the activations A summed over positions. MONAI sums
+    A * g^3 instead and adds 1e-7 to the denominator, which can then cancel at a position with a positive
+    gradient: a map that moved by 4% of its maximum when a batch mate changed the gradients' rounding (1e-9).
+    With the paper's sum, a layer of non-negative activations has alpha = 1 / (2 + g sum(A)) in (0, 1/2] where
+    the gradient is positive, the only positions that count; MONAI has no option for it, hence this override.
+    """
+    from monai.visualize import GradCAMpp
+
+    class PaperGradCAMpp(GradCAMpp):
+        def compute_map(
+            self, x: torch.Tensor, class_idx: int | None = None, retain_graph: bool = False, layer_idx: int = -1
+        ) -> torch.Tensor:
+            _, acti, grad = self.nn_module(x, class_idx=class_idx, retain_graph=retain_graph)
+            acti, grad = acti[layer_idx], grad[layer_idx]
+            total = acti.sum(dim=(2, 3), keepdim=True)
+            denominator = 2 * grad.pow(2) + grad.pow(3) * total
+            alpha = grad.pow(2) / torch.where(denominator != 0, denominator, torch.ones_like(denominator))
+            weights = (alpha * torch.relu(self.nn_module.score.exp() * grad)).sum(dim=(2, 3), keepdim=True)
+            return torch.relu((weights * acti).sum(1, keepdim=True))
+
+    return PaperGradCAMpp
+
+
 def _gradcam(model: nn.Module, x: torch.Tensor, layer: str, method: str) -> torch.Tensor:
     """(B, H, W) Grad-CAM or Grad-CAM++ maps of the malignant logit: one forward, one backward for the batch."""
-    from monai.visualize import GradCAM, GradCAMpp
+    from monai.visualize import GradCAM
 
-    cls = GradCAM if method == "gradcam" else GradCAMpp
+    cls = GradCAM if method == "gradcam" else _gradcam_pp()
     cam = cls(nn_module=_hooks(model, layer), target_layers=layer, postprocessing=_identity)
     with _gradients_from(model, layer):
         return cam(x=x.detach(), class_idx=0)[:, 0]
