@@ -4,9 +4,11 @@
    node, whose results go to Orthanc. Recorded: each image scored exactly once (node log and done-markers), one SR
    per image in Orthanc, images per second (first send to last result in Orthanc), the node's peak memory
    (VmHWM), and the corrupt instance's status (the others go on).
-2. Kill: 2 associations send 100 more; the node is SIGKILLed mid-batch and restarted on the same spool. Recorded:
-   how many were acknowledged before the kill, and that every acknowledged image ends with exactly one SR in
-   Orthanc (none lost, none duplicated), plus how many were scored again after the restart.
+2. Kill: 2 associations send 100 more; the node is SIGKILLed mid-receive (30 acknowledged, both associations
+   still sending) and restarted on the same spool. Recorded: how many were acknowledged before the kill and how
+   many were still unanswered, that every acknowledged image ends with exactly one SR in Orthanc (none lost,
+   none duplicated), half-written instances at the kill and after the restart (none: the restart clears them),
+   unacknowledged images that were spooled whole (scored once, harmless), and how many were scored again.
 
 Needs Orthanc (apt-get install orthanc). The model is a tiny seed-basic run (32 px, random weights): this
 measures the node, not the network.
@@ -196,16 +198,18 @@ def kill_phase(run: Path, work: Path, pacs, node_port: int, before: int) -> dict
     for t in threads:
         t.start()
     deadline = time.monotonic() + 300
-    while len(scored_lines(log)) < 24 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    while sum(s == 0 for s in statuses.values()) < 30 and time.monotonic() < deadline:
+        time.sleep(0.01)  # killed mid-receive: both associations are still sending
     scored_before_kill = len(scored_lines(log))
     node.send_signal(signal.SIGKILL)
     node.wait()
+    answered_at_kill = len(statuses)
     for t in threads:
         t.join()
     uids = {sop_uid(p) for p in images}
     acked = {u for u in uids if statuses.get(u) == 0}
     in_spool = len(list((spool / "instances").glob("*.dcm")))
+    half_written = len(list((spool / "instances").glob(".*")))
     node = start_node(run, node_port, spool, pacs.dest, log)
     wait_for_sr_count(pacs, before + len(acked), 600)
     time.sleep(2)
@@ -213,10 +217,15 @@ def kill_phase(run: Path, work: Path, pacs, node_port: int, before: int) -> dict
     code = node.wait(120)
     per_source = sr_sources(pacs, acked, 60)
     lines = scored_lines(log)
+    scored_uids = {p.stem for p in (spool / "done").glob("*.json")}
     return {
         "images_sent": len(images),
         "associations": 2,
+        "killed_mid_receive (images not yet answered when killed)": len(images) - answered_at_kill,
         "acknowledged_before_kill": len(acked),
+        "half_written_instances_at_kill": half_written,
+        "half_written_instances_after_restart": len(list((spool / "instances").glob(".*"))),
+        "unacknowledged_but_spooled_whole_and_scored": len(scored_uids - acked),
         "not_acknowledged (sender saw the node die)": len(uids - acked),
         "scored_before_kill": scored_before_kill,
         "instances_left_in_spool_at_kill": in_spool,

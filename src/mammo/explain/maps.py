@@ -156,7 +156,11 @@ def _gradcam_pp() -> type:
 
     class PaperGradCAMpp(GradCAMpp):
         def compute_map(
-            self, x: torch.Tensor, class_idx: int | None = None, retain_graph: bool = False, layer_idx: int = -1
+            self,
+            x: torch.Tensor,
+            class_idx: int | None = None,
+            retain_graph: bool = False,
+            layer_idx: int = -1,
         ) -> torch.Tensor:
             _, acti, grad = self.nn_module(x, class_idx=class_idx, retain_graph=retain_graph)
             acti, grad = acti[layer_idx], grad[layer_idx]
