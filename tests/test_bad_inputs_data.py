@@ -126,6 +126,11 @@ INGEST_ERRORS: dict[str, tuple[Callable[[Path], list], int, tuple[str, ...]]] = 
         ("already exists with other rows", "--overwrite"),
     ),
     "folders missing": (_ingest("--folders", lambda t: t / "nodir"), 2, ("nodir: folder not found",)),
+    "folders is a file": (
+        _ingest("--folders", lambda t: t / "good.csv"),
+        2,
+        ("good.csv: a file, not a folder",),
+    ),
     "folders without class folders": (
         _ingest("--folders", lambda t: t / "imgs"),
         2,

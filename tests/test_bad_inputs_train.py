@@ -174,3 +174,17 @@ def test_cv_config_refused_before_out_is_made(prep, tmp_path, capsys, case):
     result = run(["cv", prep, "--out", tmp_path / "cv", "--folds", "2", *flags], capsys)
     assert_one_line_error(result, 2, needle)
     assert not (tmp_path / "cv").exists() and not (tmp_path / "c").exists()
+
+
+@pytest.mark.parametrize(
+    ("make", "needle"),
+    [
+        (lambda t: t / "none.yaml", "none.yaml: config file not found; give a YAML file of config keys"),
+        (lambda t: (t / "cfg").mkdir() or t / "cfg", "cfg: a folder, not a config file; give a YAML file"),
+    ],
+    ids=["missing", "a folder"],
+)
+def test_train_config_path_refused(prep, tmp_path, capsys, make, needle):
+    result = run(["train", prep, "--out", tmp_path / "run", "--config", make(tmp_path)], capsys)
+    assert_one_line_error(result, 2, needle)
+    assert not (tmp_path / "run").exists()

@@ -181,7 +181,8 @@ def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
     """A YAML config file as a dict; UserError when missing, unparsable or not a mapping."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"{path}: config file not found")
+        what = "a folder, not a config file" if path.is_dir() else "config file not found"
+        raise UserError(f"{path}: {what}; give a YAML file of config keys")
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
