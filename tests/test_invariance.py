@@ -20,6 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pydicom
 import pytest
 import torch
@@ -206,3 +207,18 @@ def test_the_reports_outside_section_shows_what_one_film_alone_gets(default_run,
         p = float(alone["probability_malignant"].iloc[0])
         assert p == pytest.approx(reference[path.name][0], abs=PROB_TOL)
         assert f"{path.parent.name}/{path.name}: malignant probability {fmt(p)}" in html
+
+
+def test_the_reports_gallery_maps_are_each_images_map_alone(default_run, tmp_path):
+    """The gallery draws its picks' maps in one batch; each is the map of that image explained alone."""
+    from conftest import make_prep
+
+    from mammo.report.build import gallery_maps
+
+    prep = make_prep(tmp_path / "prep", n_train=0, n_val=0, n_test=4, size=SIZE)
+    run = Run.load(default_run, device="cpu")
+    x, maps = gallery_maps(run, prep, pd.read_csv(prep / "dataset.csv"))
+    assert maps.shape == (4, SIZE, SIZE) and maps.max() > 0
+    for i in range(4):
+        alone = explain_batch(run.model, torch.from_numpy(x[i : i + 1, None]), run.info.gradcam_layer)
+        assert_maps_close(alone.maps[0], maps[i], f"gallery image {i}")

@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 import yaml
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -192,15 +193,22 @@ def _checks_section(checks: dict[str, Any] | None) -> str:
     )
 
 
-def _gallery_section(run: Run, prep: Path, pred: pd.DataFrame, k: int) -> tuple[str, int]:
-    """The most confident hits and misses of evaluate's predictions, with heatmaps on the run's own inputs."""
+def gallery_maps(run: Run, prep: Path, rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(model inputs (B, H, W), Grad-CAM maps (B, H, W)) of PREP rows, read as training reads them, in one batch."""
     import torch
 
-    from mammo.explain.figures import overlay_figure
     from mammo.explain.maps import heatmaps
 
+    ds = run.dataset(rows.reset_index(drop=True), prep)
+    x = torch.stack([ds[i][0] for i in range(len(ds))]).to(run.device)
+    return x[:, 0].cpu().numpy(), heatmaps(run.model, x, run.info.gradcam_layer, "gradcam")
+
+
+def _gallery_section(run: Run, prep: Path, pred: pd.DataFrame, k: int) -> tuple[str, int]:
+    """The most confident hits and misses of evaluate's predictions, with heatmaps on the run's own inputs."""
+    from mammo.explain.figures import overlay_figure
+
     picks = collect.gallery_picks(pred, run.threshold, k)
-    layer = run.info.gradcam_layer
     parts, n = (
         [
             paragraph(
@@ -216,16 +224,14 @@ def _gallery_section(run: Run, prep: Path, pred: pd.DataFrame, k: int) -> tuple[
         if rows.empty:
             parts.append(paragraph(f"none on this split at threshold {fmt(run.threshold)}"))
             continue
-        ds = run.dataset(rows.reset_index(drop=True), prep)
-        x = torch.stack([ds[i][0] for i in range(len(ds))]).to(run.device)
-        maps = heatmaps(run.model, x, layer, "gradcam")
+        x, maps = gallery_maps(run, prep, rows)
         tags = []
         for i, (_, r) in enumerate(rows.iterrows()):
             truth = "malignant" if r["label"] else "benign"
             title = f"p={r['probability']:.2f}, {truth}"
             tags.append(
                 img_tag(
-                    png_bytes(overlay_figure(x[i, 0].cpu().numpy(), maps[i], title)),
+                    png_bytes(overlay_figure(x[i], maps[i], title)),
                     f"{kind}: {r['sample_id']}",
                     f"{r['sample_id']}: malignant probability {r['probability']:.2f}, truly {truth} "
                     f"(woman {r['patient_id']})",
