@@ -201,9 +201,9 @@ def kill_phase(run: Path, work: Path, pacs, node_port: int, before: int) -> dict
     while sum(s == 0 for s in statuses.values()) < 30 and time.monotonic() < deadline:
         time.sleep(0.01)  # killed mid-receive: both associations are still sending
     scored_before_kill = len(scored_lines(log))
+    answered_at_kill = len(statuses)
     node.send_signal(signal.SIGKILL)
     node.wait()
-    answered_at_kill = len(statuses)
     for t in threads:
         t.join()
     uids = {sop_uid(p) for p in images}

@@ -708,10 +708,13 @@ def node_section(d: dict) -> list[str]:
     ]
     if kill:
         lines.append(
-            f"Killed with {kill.get('instances_left_in_spool_at_kill')} of {kill.get('images_sent')} images "
-            f"still in its spool and restarted: {kill.get('acknowledged_with_exactly_one_sr_in_orthanc')} of "
+            f"Killed (SIGKILL) mid-receive, "
+            f"{kill.get('killed_mid_receive (images not yet answered when killed)', 'n/a')} images still unanswered "
+            f"on its two associations and {kill.get('instances_left_in_spool_at_kill')} of {kill.get('images_sent')} "
+            f"in its spool, and restarted: {kill.get('acknowledged_with_exactly_one_sr_in_orthanc')} of "
             f"{kill.get('acknowledged_before_kill')} acknowledged images have exactly one SR in Orthanc, "
-            f"{kill.get('sr_duplicates')} duplicates."
+            f"{kill.get('sr_duplicates')} duplicates, "
+            f"{kill.get('half_written_instances_after_restart', 'n/a')} half-written files left."
         )
     return lines
 
