@@ -205,9 +205,15 @@ def main(argv: list[str] | None = None) -> dict:
                 "fixed_s": short - n * marginal,
                 "wall_s": {str(n): short, str(2 * n): long},
             }
-        base = results[stage]["local"]["s_per_image"]
+        base, base_wall = (
+            results[stage]["local"]["s_per_image"],
+            results[stage]["local"]["wall_s"][str(2 * n)],
+        )
         for r in results[stage].values():
             r["overhead"] = r["s_per_image"] / base - 1
+            r["overhead_whole_run"] = (
+                r["wall_s"][str(2 * n)] / base_wall - 1
+            )  # start-up included; robust to noise
     report = {
         "benchmark": "prepare and predict: local process pool vs Dask LocalCluster vs dask scheduler + workers",
         "command": "bench_cluster.py " + " ".join(argv if argv is not None else sys.argv[1:]),
