@@ -340,9 +340,7 @@ def ingest_folders(root: str | os.PathLike, out: str | os.PathLike, overwrite: b
     root = Path(root)
     if not root.is_dir():
         what = "a file, not a folder" if root.exists() else "folder not found"
-        raise UserError(
-            f"{root}: {what}; pass a folder with Benign/ and Malignant/ (or 0/ and 1/) inside"
-        )
+        raise UserError(f"{root}: {what}; pass a folder with Benign/ and Malignant/ (or 0/ and 1/) inside")
     check_output_dir(out)
     root = root.resolve()
     records, problems, not_splits = [], [], set()
