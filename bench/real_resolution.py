@@ -331,7 +331,7 @@ def run_setting(
     }
     if partial:  # it trains the folds that have no pred.csv yet
         settings[name]["resume"] = (
-            "python bench/real_resolution.py --prep PREP --work WORK --phases stage7 levers test"
+            f"python bench/real_resolution.py --prep PREP --work WORK --phases stage7 levers test --stage7-folds {FOLDS}"
         )
     m = settings[name]
     log(
@@ -484,7 +484,7 @@ def settings_pairs(
             p = paired(oofs, BASE_SETTING, name)
             if p:
                 out[f"{name} - {BASE_SETTING}"] = p
-        if s.get("kind") == "ensemble":
+        if s.get("kind") == "ensemble" and s["members"][0] != BASE_SETTING:
             p = paired(oofs, s["members"][0], name)
             if p:
                 out[f"{name} - {s['members'][0]} (its best member)"] = p
