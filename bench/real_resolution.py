@@ -67,6 +67,7 @@ BASE_SETTING = "384-avg"  # the chosen setting before issue 28's levers: every l
 # folds. Fixed before any result: the model's fine-tuning rate (3e-4; these are pretrained weights adapted, not
 # a fresh classifier), the head norm trained with the head conv; 3 epochs because that is what fitted the time
 # left (measured 5.0 images/s for forward + backward + AdamW, batch 32, at load 11: ~6 min per fold-epoch).
+# Issue 28's session ran it on all 5 folds (--stage7-folds 5) when the load fell.
 STAGE7: dict[str, Any] = {"size": 384, "pooling": "avg", "freeze": 7, "epochs": 3, "lr": 3e-4, "folds": 3}
 ENSEMBLE_SIZE = 3  # the ensemble row: mean calibrated logit of the best this many full-CV single settings
 # Extras (size, pooling, head norm trained), run after the test phase when time is left; never chosen. The last
@@ -92,15 +93,13 @@ CUT_MEASUREMENTS = {
     "train head batch norm + pooling + classifier on the head-conv cache (chosen)": "minutes per 5-fold CV",
 }
 NOT_MEASURED = [
-    "tiles at 640 px: the 640 px trunk cache of 2,478 images (0.77 s/image in the earlier run at load ~10, about "
-    "twice that at the load ~22 of issue 28's session, 2 cores shared by 7 sessions) did not fit before its "
-    "deadline; tiles ran at 384 px (3 x 3 windows of 6 x 6 cells: 192 px tiles overlapping by 96 px) and on "
-    "rsna-screening-dev at 256 px. To run them: python bench/real_resolution.py --prep PREP --work WORK "
-    "--sizes 640 --poolings avg tiles --phases cv levers test",
     "real tiles (the trunk re-run on crops): a crop of the 640 px PREP has no more pixels per lesion than the "
-    "whole image, so they would differ from pooled regions only in context and padding, at 9x the trunk's cost",
-    "stage 7 + head conv trained at 640 px, or on all 5 folds at 384 px: 3 of 5 folds at 384 px, 3 epochs, fitted "
-    "the time (about 20 minutes per fold at load ~22)",
+    "whole image, so they would differ from pooled regions (`tiles`) only in context and padding, at 9x the "
+    "trunk's cost",
+    "stage 7 + head conv trained at 640 px: run at 384 px only (3 epochs, 5 folds with --stage7-folds 5; 2 to 11 "
+    "images/s here depending on the load of the 7 sessions sharing 2 cores)",
+    "the extras (attention pooling, the head's batch norm trained) were not repeated in issue 28's session: "
+    "their rows are the earlier run's",
     "512 px: 384 px was run instead, as it costs 36% of the 640 px cache instead of 64%",
     "the left-right mirror as augmentation (`train_cached(mirror=True)`): it doubles the trunk cache",
     "an epoch count chosen on data: 12 (3 for stage 7) was fixed beforehand; the inner-validation AUC per epoch is "
