@@ -211,7 +211,7 @@ def _to_display_uint16(arr: np.ndarray, bits_stored: int, photometric: str) -> n
     if np.issubdtype(arr.dtype, np.integer) and arr.min() >= 0 and arr.max() < 2**bits_stored <= 65536:
         top = 2**bits_stored - 1
         out = arr.astype(np.float64) * (65535.0 / top) if top != 65535 else arr
-        out = np.rint(out).astype(np.uint16) if out is not arr else arr.astype(np.uint16)
+        out = np.rint(out).astype(np.uint16) if out is not arr else arr.astype(np.uint16, copy=False)
     else:
         lo, hi = float(arr.min()), float(arr.max())
         scale = 65535.0 / (hi - lo) if hi > lo else 0.0

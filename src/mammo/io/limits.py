@@ -16,6 +16,9 @@ from mammo.errors import DataError, UserError
 # 50 million leaves room above all of them while keeping one decoded image (uint16 plus the float64 LUT pass)
 # under about 0.5 GB per worker.
 MAX_PIXELS = 50_000_000
+# The smallest source worth scoring without a warning: no mammogram is under 64 pixels on a side (a 1x1 PNG or a
+# thumbnail is a mistake); prepare and predict both warn below it.
+MIN_SOURCE_SIDE = 64
 MAX_PIXELS_ENV = (
     "MAMMO_MAX_PIXELS"  # raise (or lower) the limit for one run: MAMMO_MAX_PIXELS=80000000 mammo ...
 )

@@ -32,10 +32,10 @@ from mammo.io.atomic import check_output_file, write_csv, write_text
 from mammo.io.cluster import check_cluster, connect
 from mammo.io.dicom import DICOM_SUFFIXES, read_header, read_pixels
 from mammo.io.images import IMAGE_SUFFIXES, is_dicom_path, open_header, read_image, to_uint16
+from mammo.io.limits import MIN_SOURCE_SIDE
 from mammo.io.pool import ordered_map
 from mammo.predict.backend import Scorer, load_scorer
 from mammo.predict.run import InputSpec, Run
-from mammo.prep.summary import MIN_SOURCE_SIDE
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

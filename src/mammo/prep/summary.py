@@ -7,10 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from mammo.io.limits import MIN_SOURCE_SIDE
 from mammo.prep.splits import SplitPlan
-
-# Sources smaller than this on a side are prepared, with a warning: no mammogram is (thumbnails, icons, masks).
-MIN_SOURCE_SIDE = 64
 
 
 @dataclass
