@@ -134,7 +134,8 @@ def accuracy_section(d: dict) -> list[str]:
             )
         else:
             verdict = (
-                f"No, not yet. Out of fold on rsna-screening-dev the image model reaches {cv['auc']:.3f}, no better "
+                f"No, not yet. Out of fold on rsna-screening-dev (fine-tuned at 256x144, on the earlier breast crop: "
+                f"rerun on the current crop below) the image model reaches {cv['auc']:.3f}, no better "
                 f"than a model that never sees the pixels (metadata only, {auc['metadata']:.3f}; image - metadata "
                 f"{_delta(paired.get('image - metadata'))}) nor the woman's age alone ({auc['age']:.3f}; "
                 f"{_delta(paired.get('image - age'))}). Adding the image score to age and density (fused, "
