@@ -227,7 +227,7 @@ def rsna_test(work: Path, results: dict[str, Any]) -> None:
     fold-model ensemble beside it as a paired delta."""
     from mammo.evaluate.cv import fold_scores, run_scores
     from mammo.prep.dataset import read_dataset_csv
-    from mammo.stats.baselines import breast_level, score_block, split_baselines
+    from mammo.stats.baselines import breast_block, score_block, split_baselines
     from mammo.stats.paired import paired_delta_auc
 
     prep, cv = work / "rsna-prep256", _final(work, results)
@@ -263,7 +263,6 @@ def rsna_test(work: Path, results: dict[str, Any]) -> None:
             paired[f"{b} - {a}"] = paired_delta_auc(
                 labels, np.asarray(sa, float), np.asarray(sb, float), groups
             )
-    breasts = breast_level(test.assign(**scores), ["score", *scores])
     results["rsna_test"] = {
         "recipe": results["rsna_cv"]["final"],
         "model": "the recipe trained once on train+val" + (" with flip TTA" if use_tta else ""),
@@ -278,19 +277,7 @@ def rsna_test(work: Path, results: dict[str, Any]) -> None:
         },
         "baselines": blocks,
         "paired": paired,
-        "breast_level": None
-        if breasts is None
-        else {
-            **score_block(
-                breasts["label"].to_numpy(int), breasts["score"].to_numpy(float), breasts["patient_id"]
-            ),
-            "baselines": {
-                n: score_block(
-                    breasts["label"].to_numpy(int), breasts[n].to_numpy(float), breasts["patient_id"]
-                )
-                for n in scores
-            },
-        },
+        "breast_level": breast_block(test.assign(**scores), scores),
     }
     log(f"test: final model AUC {image['auc']:.3f} ({image['auc_ci_low']:.3f}-{image['auc_ci_high']:.3f})")
 

@@ -205,7 +205,7 @@ def test_phase(
 
     from mammo.evaluate.cv import fold_dataset
     from mammo.models.registry import get_model_info
-    from mammo.stats.baselines import breast_level, score_block, split_baselines
+    from mammo.stats.baselines import breast_block, score_block, split_baselines
     from mammo.stats.paired import paired_delta_auc
     from mammo.train.memory import bank_logits, fit, write_run
 
@@ -241,7 +241,6 @@ def test_phase(
             pairs[f"image - {a}"] = paired_delta_auc(
                 labels, np.asarray(scores[a], float), trows["score"].to_numpy(float), groups
             )
-    breasts = breast_level(trows.assign(**scores), ["score", *scores])
     results["test"] = {
         "setting": name,
         "model": f"the {name} setting trained once on train+val (inner val carved by woman for calibration)",
@@ -249,19 +248,7 @@ def test_phase(
         "n_women": int(trows["patient_id"].nunique()),
         "baselines": blocks,
         "paired": pairs,
-        "breast_level": None
-        if breasts is None
-        else {
-            **score_block(
-                breasts["label"].to_numpy(int), breasts["score"].to_numpy(float), breasts["patient_id"]
-            ),
-            "baselines": {
-                n: score_block(
-                    breasts["label"].to_numpy(int), breasts[n].to_numpy(float), breasts["patient_id"]
-                )
-                for n in scores
-            },
-        },
+        "breast_level": breast_block(trows.assign(**scores), scores),
         "timings": fitted.timer.summary(),
         "seconds": round(time.time() - t0, 1),
         "run": str(args.out),

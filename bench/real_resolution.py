@@ -494,7 +494,7 @@ def test_phase(prep: Path, work: Path, results: dict[str, Any]) -> None:
     """The chosen setting trained once on train+val, scored once on test, beside the baselines on the same rows."""
     from mammo.evaluate.cv import POOL_SPLITS, fold_dataset, write_fold_prep
     from mammo.prep.dataset import read_dataset_csv
-    from mammo.stats.baselines import breast_level, score_block, split_baselines
+    from mammo.stats.baselines import breast_block, score_block, split_baselines
     from mammo.stats.paired import paired_delta_auc
     from mammo.train.cached import score_cached, train_cached
 
@@ -552,14 +552,7 @@ def test_phase(prep: Path, work: Path, results: dict[str, Any]) -> None:
             pairs[f"{b} - {a}"] = paired_delta_auc(
                 labels, np.asarray(sa, float), np.asarray(sb, float), groups
             )
-    breasts = breast_level(test.assign(**scores), ["score", *scores])
-    bl = None
-    if breasts is not None:
-        bl_labels, bl_groups = breasts["label"].to_numpy(int), breasts["patient_id"]
-        bl = {
-            **score_block(bl_labels, breasts["score"].to_numpy(float), bl_groups),
-            "baselines": {n: score_block(bl_labels, breasts[n].to_numpy(float), bl_groups) for n in scores},
-        }
+    bl = breast_block(test.assign(**scores), scores)
     results["test"] = {
         "setting": name,
         "model": f"the {name} setting trained once on train+val (inner val carved by woman for calibration)",

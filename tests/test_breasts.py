@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mammo.stats.baselines import breast_level
+from mammo.stats.baselines import breast_block, breast_level, score_block
 from mammo.stats.breasts import breast_key, breast_scores, image_breast_scores
 
 
@@ -107,3 +107,13 @@ def test_rows_without_a_side_have_no_breast():
     rows = _rows().assign(side="")
     assert breast_scores(rows, ["score"]) is None
     assert np.isnan(image_breast_scores(rows, "score")).all()
+
+
+def test_breast_block_scores_the_model_and_each_baseline_per_breast():
+    rows = _rows().assign(age=lambda r: r["score"] * -1.0)
+    block = breast_block(rows, ["age"])
+    breasts = breast_level(rows, ["score", "age"])
+    labels, groups = breasts["label"].to_numpy(int), breasts["patient_id"]
+    assert block["auc"] == score_block(labels, breasts["score"].to_numpy(float), groups)["auc"]
+    assert block["baselines"]["age"]["auc"] == pytest.approx(1 - block["auc"])
+    assert breast_block(rows.drop(columns="side"), ["age"]) is None

@@ -10,7 +10,7 @@ scikit-learn, no torch.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import numpy as np
@@ -290,3 +290,15 @@ def breast_level(rows: pd.DataFrame, score_columns: Sequence[str]) -> pd.DataFra
     from mammo.stats.breasts import breast_scores
 
     return breast_scores(rows, score_columns)
+
+
+def breast_block(rows: pd.DataFrame, baselines: Collection[str]) -> dict | None:
+    """AUC with CI by woman at breast level of `rows`' "score" and of each baseline column; None without sides."""
+    breasts = breast_level(rows, ["score", *baselines])
+    if breasts is None:
+        return None
+    labels, groups = breasts["label"].to_numpy(int), breasts["patient_id"]
+    return {
+        **score_block(labels, breasts["score"].to_numpy(float), groups),
+        "baselines": {n: score_block(labels, breasts[n].to_numpy(float), groups) for n in baselines},
+    }
